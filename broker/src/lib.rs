@@ -1,0 +1,8 @@
+//! The ringmq broker library: the shard runtime, the per-shard store, and (later) the
+//! request handlers. The `ringmq-broker` binary is a thin layer over it.
+//!
+//! See `ARCHITECTURE.md` §3, §4 and §8 for the design: one shard per core, each a complete
+//! RocketMQ broker with its own io_uring ring and its own store.
+
+pub mod runtime;
+pub mod store;

@@ -1,0 +1,1 @@
+//! The per-shard storage engine: CommitLog, ConsumeQueues, IndexFile, checkpoint, recovery.

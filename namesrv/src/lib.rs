@@ -1,0 +1,2 @@
+//! The ringmq NameServer: a RocketMQ-compatible route registry, as a library (embedded by
+//! `ringmq-broker standalone`) with a thin binary.

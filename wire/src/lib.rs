@@ -1,0 +1,1 @@
+//! RocketMQ's remoting protocol, byte for byte, with no I/O.
