@@ -6,7 +6,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ringmq-broker", version, about = "ringmq: a RocketMQ-compatible broker on io_uring")]
+#[command(
+    name = "ringmq-broker",
+    version,
+    about = "ringmq: a RocketMQ-compatible broker on io_uring"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

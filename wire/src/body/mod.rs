@@ -1,0 +1,1 @@
+//! JSON bodies as RocketMQ's fastjson produces and accepts them.

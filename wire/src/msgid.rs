@@ -1,0 +1,1 @@
+//! Message ids: the broker's offset msgId and the client's unique key.
