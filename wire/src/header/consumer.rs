@@ -1,0 +1,1 @@
+//! Headers of the `consumer` command family.

@@ -1,0 +1,1 @@
+//! Headers of the `offset` command family.

@@ -1,0 +1,1 @@
+//! Headers of the `transaction` command family.
