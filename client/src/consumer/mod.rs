@@ -1,0 +1,5 @@
+//! Consumers: queue allocation ([`rebalance`]).
+
+pub mod rebalance;
+
+pub use rebalance::AllocateStrategy;
