@@ -158,7 +158,7 @@ mod tests {
     fn pick_goes_round_robin_over_available_brokers() {
         let queues = route();
         let picked: Vec<_> = (0..6)
-            .map(|i| pick_queue(&queues, i, None, |_| true).map(|q| q.clone()))
+            .map(|i| pick_queue(&queues, i, None, |_| true).cloned())
             .collect();
         assert_eq!(picked, queues.iter().cloned().map(Some).collect::<Vec<_>>());
         for start in 0..12 {
