@@ -11,3 +11,11 @@ pub mod remoting;
 pub use error::{ClientError, Result};
 pub use queue::MessageQueue;
 pub use remoting::{RemotingClient, RemotingConfig, RequestHandler};
+pub mod instance;
+pub mod message;
+pub mod namesrv;
+pub mod route;
+pub mod uniq_id;
+
+#[cfg(test)]
+mod testutil;
