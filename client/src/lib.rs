@@ -1,6 +1,7 @@
 //! The ringmq Rust client: producers, consumers and admin over RocketMQ's remoting protocol,
 //! for ringmq and Apache RocketMQ alike.
 
+pub mod admin;
 pub mod consumer;
 pub mod error;
 pub mod limits;
