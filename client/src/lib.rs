@@ -16,7 +16,6 @@ pub mod instance;
 pub mod message;
 pub mod namesrv;
 pub mod route;
-pub mod uniq_id;
 
 #[cfg(test)]
 mod testutil;

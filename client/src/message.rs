@@ -11,66 +11,33 @@ use bytes::Bytes;
 
 use crate::error::{ClientError, Result};
 
-/// Names of the system properties (RocketMQ's `MessageConst`).
-pub mod property {
-    /// Tags (one tag, or several separated by `||` for multi-tag topics).
-    pub const TAGS: &str = "TAGS";
-    /// Keys, separated by spaces; indexed by the broker for `queryMsgByKey`.
-    pub const KEYS: &str = "KEYS";
-    /// Whether the producer waits for the store to be flushed (`"true"`/`"false"`).
-    pub const WAIT_STORE_MSG_OK: &str = "WAIT";
-    /// Delay level (1..=18).
-    pub const DELAY_TIME_LEVEL: &str = "DELAY";
-    /// The client-generated unique message id.
-    pub const UNIQ_CLIENT_MESSAGE_ID_KEYIDX: &str = "UNIQ_KEY";
-    /// Original topic of a retried message.
-    pub const RETRY_TOPIC: &str = "RETRY_TOPIC";
-    /// Real topic of a delayed or half message.
-    pub const REAL_TOPIC: &str = "REAL_TOPIC";
-    /// Real queue id of a delayed or half message.
-    pub const REAL_QUEUE_ID: &str = "REAL_QID";
-    /// Marks a transactional (prepared) message.
-    pub const TRANSACTION_PREPARED: &str = "TRAN_MSG";
-    /// Producer group of a transactional message.
-    pub const PRODUCER_GROUP: &str = "PGROUP";
-    /// Minimum queue offset, set on pulled messages.
-    pub const MIN_OFFSET: &str = "MIN_OFFSET";
-    /// Maximum queue offset, set on pulled messages.
-    pub const MAX_OFFSET: &str = "MAX_OFFSET";
-    /// Original message id of a message sent back for retry.
-    pub const ORIGIN_MESSAGE_ID: &str = "ORIGIN_MESSAGE_ID";
-    /// Times a message was re-delivered (set on retry topics).
-    pub const RECONSUME_TIME: &str = "RECONSUME_TIME";
-    /// Max re-deliveries of a message (retry topics).
-    pub const MAX_RECONSUME_TIMES: &str = "MAX_RECONSUME_TIMES";
-    /// When the consumer started consuming a message (ms, set client-side).
-    pub const CONSUME_START_TIME: &str = "CONSUME_START_TIME";
-    /// Whether the message is part of an inner batch.
-    pub const INNER_BATCH: &str = "INNER_BATCH";
-}
+use ringmq_wire::record::Properties;
+/// Names of the system properties (RocketMQ's `MessageConst`), from the wire crate.
+pub use ringmq_wire::record::property;
 
-/// Separates a property name from its value.
-pub const NAME_VALUE_SEPARATOR: char = '\u{1}';
-/// Ends each property.
-pub const PROPERTY_SEPARATOR: char = '\u{2}';
-
-/// Encodes properties as `name\x01value\x02…`.
-pub fn encode_properties<'a>(properties: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::new();
+/// Encodes properties as `name\x01value\x02…` (the wire crate's codec); names or values
+/// containing a separator byte are rejected.
+pub fn encode_properties<'a>(
+    properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<String> {
+    let mut encoded = Properties::new();
     for (name, value) in properties {
-        out.push_str(name);
-        out.push(NAME_VALUE_SEPARATOR);
-        out.push_str(value);
-        out.push(PROPERTY_SEPARATOR);
+        encoded.insert(name, value);
     }
-    out
+    encoded
+        .encode()
+        .map_err(|e| ClientError::InvalidArgument(format!("message properties: {e}")))
 }
 
 /// Decodes `name\x01value\x02…`; entries without a separator are skipped, as RocketMQ does.
 pub fn decode_properties(text: &str) -> BTreeMap<String, String> {
-    text.split(PROPERTY_SEPARATOR)
-        .filter_map(|entry| entry.split_once(NAME_VALUE_SEPARATOR))
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+    ringmq_wire::record::properties_iter(text.as_bytes())
+        .filter_map(|(name, value)| {
+            Some((
+                std::str::from_utf8(name).ok()?.to_owned(),
+                std::str::from_utf8(value).ok()?.to_owned(),
+            ))
+        })
         .collect()
 }
 
@@ -128,7 +95,7 @@ impl Message {
     /// Sets the delay level, 1 (1 s) to 18 (2 h) (builder style).
     pub fn with_delay_level(mut self, level: u32) -> Self {
         self.properties
-            .insert(property::DELAY_TIME_LEVEL.into(), level.to_string());
+            .insert(property::DELAY.into(), level.to_string());
         self
     }
 
@@ -152,12 +119,12 @@ impl Message {
 
     /// The delay level, if set and numeric.
     pub fn delay_level(&self) -> Option<u32> {
-        self.property(property::DELAY_TIME_LEVEL)?.parse().ok()
+        self.property(property::DELAY)?.parse().ok()
     }
 
     /// The client-generated unique id (`UNIQ_KEY`), set by the producer at send time.
     pub fn unique_id(&self) -> Option<&str> {
-        self.property(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
+        self.property(property::UNIQ_KEY)
     }
 
     /// A property.
@@ -165,8 +132,8 @@ impl Message {
         self.properties.get(name).map(String::as_str)
     }
 
-    /// The encoded properties string.
-    pub fn encoded_properties(&self) -> String {
+    /// The encoded properties string; fails if a name or value holds a separator byte.
+    pub fn encoded_properties(&self) -> Result<String> {
         encode_properties(
             self.properties
                 .iter()
@@ -192,14 +159,14 @@ impl Message {
             });
         }
         for (name, value) in &self.properties {
-            let bad = |s: &str| s.contains([NAME_VALUE_SEPARATOR, PROPERTY_SEPARATOR]);
+            let bad = |s: &str| s.contains(['\u{1}', '\u{2}']);
             if name.is_empty() || bad(name) || bad(value) {
                 return Err(ClientError::InvalidArgument(format!(
                     "property {name:?} has an empty name or contains a separator (\\x01 or \\x02)"
                 )));
             }
         }
-        if let Some(raw) = self.property(property::DELAY_TIME_LEVEL) {
+        if let Some(raw) = self.property(property::DELAY) {
             match raw.parse::<u32>() {
                 Ok(level) if level <= crate::limits::DELAY_LEVEL_MAX => {}
                 _ => {
@@ -244,7 +211,7 @@ mod tests {
             .with_tags("TagA")
             .with_keys(["k1", "k2"])
             .with_property("color", "red");
-        let encoded = message.encoded_properties();
+        let encoded = message.encoded_properties().expect("encodes");
         assert_eq!(
             encoded,
             "KEYS\u{1}k1 k2\u{2}TAGS\u{1}TagA\u{2}color\u{1}red\u{2}"

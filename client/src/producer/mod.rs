@@ -33,6 +33,7 @@ use ringmq_wire::header::send::{
     RpcFields, SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
     sys_flag,
 };
+use ringmq_wire::msgid::UniqKeyGenerator;
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -132,6 +133,7 @@ struct Inner {
     config: ProducerConfig,
     faults: FaultAvoidance,
     next_queue: AtomicUsize,
+    uniq_keys: std::sync::Mutex<UniqKeyGenerator>,
     in_flight: Arc<Semaphore>,
     shut_down: AtomicBool,
 }
@@ -187,11 +189,12 @@ impl Producer {
         Ok(Producer {
             inner: Arc::new(Inner {
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-                instance,
                 config,
                 faults: FaultAvoidance::default(),
                 next_queue: AtomicUsize::new(0),
+                uniq_keys: std::sync::Mutex::new(uniq_key_generator(instance.client_ip())),
                 shut_down: AtomicBool::new(false),
+                instance,
             }),
         })
     }
@@ -282,17 +285,23 @@ impl Producer {
         let unique_id = match message.unique_id() {
             Some(id) => id.to_owned(),
             None => {
-                let id = crate::uniq_id::new_unique_id(self.inner.instance.client_ip());
+                let id = self
+                    .inner
+                    .uniq_keys
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .next_key();
                 message
                     .properties
-                    .insert(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX.into(), id.clone());
+                    .insert(property::UNIQ_KEY.into(), id.clone());
                 id
             }
         };
         message
             .properties
-            .entry(property::WAIT_STORE_MSG_OK.into())
+            .entry(property::WAIT.into())
             .or_insert_with(|| "true".into());
+        let properties = message.encoded_properties()?;
         let mut sys_flag = 0;
         let mut body = message.body;
         if body.len() > config.compress_over_bytes {
@@ -308,12 +317,7 @@ impl Producer {
                 max: config.max_body_bytes,
             });
         }
-        let properties = crate::message::encode_properties(
-            message
-                .properties
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
+
         Ok(Prepared {
             topic: message.topic,
             body,
@@ -489,7 +493,7 @@ impl Producer {
             default_topic_queue_nums: config.default_topic_queue_nums,
             queue_id: queue.queue_id,
             sys_flag: prepared.sys_flag,
-            born_timestamp: crate::uniq_id::now_ms(),
+            born_timestamp: now_ms(),
             flag: prepared.flag,
             properties: Some(prepared.properties.clone()),
             reconsume_times: Some(0),
@@ -551,6 +555,25 @@ impl Producer {
             transaction_id: header.transaction_id,
         })
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A `UNIQ_KEY` generator for this process: the per-process random part mixes the start
+/// time with an address, as Java mixes in a class loader's identity hash.
+fn uniq_key_generator(ip: std::net::Ipv4Addr) -> UniqKeyGenerator {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let marker = 0u8;
+    let address = std::ptr::addr_of!(marker) as usize as u32;
+    let instance_hash = (nanos ^ address.rotate_left(16)) as i32;
+    UniqKeyGenerator::new(std::net::IpAddr::V4(ip), std::process::id(), instance_hash)
 }
 
 fn no_writable_queue(topic: &str) -> ClientError {
