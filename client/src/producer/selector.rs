@@ -9,13 +9,7 @@ use crate::queue::MessageQueue;
 /// then queue id): returns an index into `queues`, or `None` to refuse the send.
 pub type QueueSelector = Arc<dyn Fn(&[MessageQueue]) -> Option<usize> + Send + Sync>;
 
-/// Java's `String.hashCode()` (over UTF-16 code units), so that a key maps to the same queue
-/// index as RocketMQ's `SelectMessageQueueByHash` with a `String` argument.
-pub fn java_string_hash(key: &str) -> i32 {
-    key.encode_utf16().fold(0i32, |hash, unit| {
-        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
+pub use ringmq_wire::record::java_string_hash;
 
 /// RocketMQ's `SelectMessageQueueByHash`: `abs(hashCode(key)) % queues`. `None` if there are
 /// no queues.

@@ -3,68 +3,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringmq_wire::{FrameDecoder, RemotingCommand, RequestCode, ResponseCode, SerializeType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode, SerializeType};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::*;
+use crate::testutil::start_server;
 
 /// Generous: the test machine is a shared, oversubscribed box.
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A peer connection on the server side.
-pub(crate) struct Peer {
-    stream: TcpStream,
-    decoder: FrameDecoder,
-}
-
-impl Peer {
-    pub(crate) async fn read(&mut self) -> Option<RemotingCommand> {
-        loop {
-            match self.decoder.next_command() {
-                Ok(Some(command)) => return Some(command),
-                Ok(None) => {}
-                Err(error) => panic!("test server cannot decode: {error}"),
-            }
-            let buffer = self.decoder.buffer_mut();
-            buffer.reserve(4096);
-            match self.stream.read_buf(buffer).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
-
-    pub(crate) async fn write(&mut self, command: &RemotingCommand) {
-        let frame = command.encode_frame().expect("encode");
-        self.stream.write_all(&frame).await.expect("write");
-    }
-}
-
-/// Starts a server on an OS-assigned port; each accepted connection is handed to `serve`.
-pub(crate) async fn start_server<F, Fut>(serve: F) -> String
-where
-    F: Fn(Peer) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    let serve = Arc::new(serve);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let serve = serve.clone();
-            tokio::spawn(async move {
-                serve(Peer {
-                    stream,
-                    decoder: FrameDecoder::default(),
-                })
-                .await
-            });
-        }
-    });
-    addr
-}
 
 fn request(id: &str) -> RemotingCommand {
     let mut request = RemotingCommand::request(RequestCode::GetRouteinfoByTopic);
