@@ -5,11 +5,17 @@
 //! It must be created inside a tokio runtime (it starts the route refresher task) and is cheap
 //! to clone. The refresher stops when the last clone is dropped or on [`ClientInstance::shutdown`].
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ringmq_wire::header::CommandHeader;
+use ringmq_wire::header::consumer::NotifyConsumerIdsChangedRequestHeader;
+use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tracing::debug;
 
 use crate::error::Result;
 use crate::limits::{API_TIMEOUT, ROUTE_REFRESH_INTERVAL};
@@ -51,8 +57,12 @@ impl ClientConfig {
     }
 }
 
+/// Consumer groups of this instance → their "rebalance now" signal.
+type Notifiers = Arc<Mutex<HashMap<String, Arc<Notify>>>>;
+
 struct Inner {
     config: ClientConfig,
+    consumers: Notifiers,
     remoting: RemotingClient,
     routes: RouteCache,
     client_id: String,
@@ -97,6 +107,37 @@ fn detect_local_ip(addr: &str) -> Ipv4Addr {
     }
 }
 
+/// Routes `NOTIFY_CONSUMER_IDS_CHANGED` to the consumer of the named group.
+fn register_notify_handler(remoting: &RemotingClient, consumers: Notifiers) {
+    remoting.register_handler(
+        RequestCode::NotifyConsumerIdsChanged,
+        Arc::new(move |addr, request: RemotingCommand| {
+            let consumers = consumers.clone();
+            Box::pin(async move {
+                match NotifyConsumerIdsChangedRequestHeader::decode(&request) {
+                    Ok(header) => {
+                        let notify = consumers
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .get(&header.consumer_group)
+                            .cloned();
+                        debug!(%addr, group = %header.consumer_group, known = notify.is_some(), "consumer ids changed");
+                        if let Some(notify) = notify {
+                            notify.notify_one();
+                        }
+                        Some(RemotingCommand::response_to(&request, ResponseCode::Success))
+                    }
+                    Err(error) => Some(RemotingCommand::error_response(
+                        &request,
+                        ResponseCode::SystemError,
+                        error.to_string(),
+                    )),
+                }
+            })
+        }),
+    );
+}
+
 impl ClientInstance {
     /// Builds the instance and starts its route refresher. Must run inside a tokio runtime.
     pub fn new(config: ClientConfig) -> Result<Self> {
@@ -116,9 +157,12 @@ impl ClientInstance {
         });
         let client_id = format!("{client_ip}@{instance_name}");
         let refresher = routes.spawn_refresher();
+        let consumers = Notifiers::default();
+        register_notify_handler(&remoting, consumers.clone());
         Ok(ClientInstance {
             inner: Arc::new(Inner {
                 config,
+                consumers,
                 remoting,
                 routes,
                 client_id,
@@ -161,6 +205,33 @@ impl ClientInstance {
     /// The timeout of NameServer and admin requests.
     pub fn api_timeout(&self) -> Duration {
         self.inner.config.api_timeout
+    }
+
+    /// Registers a consumer group of this instance; the returned signal fires when a broker
+    /// sends `NOTIFY_CONSUMER_IDS_CHANGED` for the group.
+    pub(crate) fn register_consumer(&self, group: &str) -> Result<Arc<Notify>> {
+        let mut consumers = self
+            .inner
+            .consumers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if consumers.contains_key(group) {
+            return Err(crate::error::ClientError::InvalidArgument(format!(
+                "consumer group {group:?} is already running on this client instance"
+            )));
+        }
+        let notify = Arc::new(Notify::new());
+        consumers.insert(group.to_owned(), notify.clone());
+        Ok(notify)
+    }
+
+    /// Unregisters a consumer group.
+    pub(crate) fn unregister_consumer(&self, group: &str) {
+        self.inner
+            .consumers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(group);
     }
 
     /// Stops the route refresher and closes every connection; pending requests fail.

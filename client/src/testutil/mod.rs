@@ -166,3 +166,4 @@ where
     .await;
     (addr, seen_rx)
 }
+pub(crate) mod mini_broker;
