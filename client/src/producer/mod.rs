@@ -34,6 +34,7 @@ use ringmq_wire::header::send::{
     sys_flag,
 };
 use ringmq_wire::msgid::UniqKeyGenerator;
+use ringmq_wire::record::{BatchMessage, encode_batch};
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -42,8 +43,8 @@ use tracing::{debug, instrument, warn};
 use crate::error::{ClientError, Result};
 use crate::instance::ClientInstance;
 use crate::limits::{
-    COMPRESS_BODY_OVER_BYTES, MESSAGE_BODY_BYTES_MAX, PRODUCER_IN_FLIGHT_MAX, SEND_RETRIES,
-    SEND_TIMEOUT,
+    BATCH_MESSAGES_MAX, COMPRESS_BODY_OVER_BYTES, MESSAGE_BODY_BYTES_MAX, PRODUCER_IN_FLIGHT_MAX,
+    SEND_RETRIES, SEND_TIMEOUT,
 };
 use crate::message::{Message, property};
 use crate::queue::MessageQueue;
@@ -250,6 +251,98 @@ impl Producer {
             .await
     }
 
+    /// Sends messages of one topic as one `SEND_BATCH_MESSAGE` request: they are stored
+    /// together in one queue, in order. Batches take no delay level and are not compressed;
+    /// the encoded batch must fit `max_body_bytes`. The result's `msg_id` holds the
+    /// messages' unique ids joined by commas (as RocketMQ's does), `queue_offset` the first
+    /// message's offset.
+    pub async fn send_batch(&self, messages: Vec<Message>) -> Result<SendResult> {
+        let prepared = self.prepare_batch(messages)?;
+        self.send_prepared(prepared, Target::Any).await
+    }
+
+    fn prepare_batch(&self, messages: Vec<Message>) -> Result<Prepared> {
+        if self.inner.shut_down.load(Ordering::Relaxed) {
+            return Err(ClientError::Shutdown);
+        }
+        let Some(first) = messages.first() else {
+            return Err(ClientError::InvalidArgument(
+                "a batch needs at least one message".into(),
+            ));
+        };
+        if messages.len() > BATCH_MESSAGES_MAX {
+            return Err(ClientError::InvalidArgument(format!(
+                "a batch holds at most {BATCH_MESSAGES_MAX} messages, not {}",
+                messages.len()
+            )));
+        }
+        let topic = first.topic.clone();
+        let config = &self.inner.config;
+        let mut entries = Vec::with_capacity(messages.len());
+        let mut ids = Vec::with_capacity(messages.len());
+        for mut message in messages {
+            if message.topic != topic {
+                return Err(ClientError::InvalidArgument(format!(
+                    "a batch goes to one topic: {} and {topic} mixed",
+                    message.topic
+                )));
+            }
+            if message.delay_level().is_some_and(|level| level > 0) {
+                return Err(ClientError::InvalidArgument(
+                    "batched messages cannot be delayed".into(),
+                ));
+            }
+            if topic.starts_with(crate::admin::RETRY_GROUP_TOPIC_PREFIX) {
+                return Err(ClientError::InvalidArgument(
+                    "batches cannot be sent to a retry topic".into(),
+                ));
+            }
+            message.validate(config.max_body_bytes)?;
+            let id = match message.unique_id() {
+                Some(id) => id.to_owned(),
+                None => {
+                    let id = self.next_unique_id();
+                    message
+                        .properties
+                        .insert(property::UNIQ_KEY.into(), id.clone());
+                    id
+                }
+            };
+            ids.push(id);
+            entries.push(BatchMessage {
+                flag: message.flag,
+                properties: Bytes::from(message.encoded_properties()?),
+                body: message.body,
+            });
+        }
+        let mut body = bytes::BytesMut::new();
+        encode_batch(&entries, &mut body)
+            .map_err(|e| ClientError::InvalidArgument(e.to_string()))?;
+        if body.len() > config.max_body_bytes {
+            return Err(ClientError::MessageTooLarge {
+                size: body.len(),
+                max: config.max_body_bytes,
+            });
+        }
+        Ok(Prepared {
+            topic,
+            body: body.freeze(),
+            properties: String::new(),
+            sys_flag: 0,
+            flag: 0,
+            unique_id: ids.join(","),
+            batch: true,
+        })
+    }
+
+    fn next_unique_id(&self) -> String {
+        self.inner
+            .uniq_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next_key()
+    }
+
     /// Sends a message without waiting for the broker: returns once the request is queued
     /// on the connection. Failures after that are not reported.
     pub async fn send_oneway(&self, message: Message) -> Result<()> {
@@ -285,12 +378,7 @@ impl Producer {
         let unique_id = match message.unique_id() {
             Some(id) => id.to_owned(),
             None => {
-                let id = self
-                    .inner
-                    .uniq_keys
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .next_key();
+                let id = self.next_unique_id();
                 message
                     .properties
                     .insert(property::UNIQ_KEY.into(), id.clone());
@@ -505,9 +593,11 @@ impl Producer {
                 ..RpcFields::default()
             },
         };
+        // Java sends batches with the V2 (one-letter) header, whatever `sendSmartMsg` says,
+        // and brokers decode SEND_BATCH_MESSAGE headers as V2.
         let mut request = if prepared.batch {
             let mut request = RemotingCommand::request(RequestCode::SendBatchMessage);
-            header.encode_into(&mut request);
+            SendMessageRequestHeaderV2::from(header).encode_into(&mut request);
             request
         } else if config.use_v2_header {
             let mut request = RemotingCommand::request(RequestCode::SendMessageV2);

@@ -290,3 +290,38 @@ async fn spawned_sends_run_concurrently_within_the_window() {
         Err(ClientError::Shutdown)
     ));
 }
+
+#[tokio::test]
+async fn batches_go_in_one_request_and_decode_back() {
+    let (broker, mut seen) = fake_broker(storing_broker()).await;
+    let producer = producer_for(HashMap::from([(
+        "T".to_owned(),
+        route_of(&[("broker-a", &broker, 2)]),
+    )]))
+    .await;
+    let messages: Vec<_> = (0..3)
+        .map(|i| Message::new("T", format!("b{i}")).with_tags("TagB"))
+        .collect();
+    let result = producer.send_batch(messages).await.expect("sent");
+    assert_eq!(result.msg_id.split(',').count(), 3);
+    let request = drain(&mut seen).pop().expect("request");
+    assert_eq!(request.code, RequestCode::SendBatchMessage.as_i32());
+    assert_eq!(request.ext("m"), Some("true"));
+    let decoded = ringmq_wire::record::decode_batch(&request.body, 16).expect("batch body");
+    assert_eq!(decoded.len(), 3);
+    assert_eq!(&decoded[2].body[..], b"b2");
+    let properties = crate::message::decode_properties(
+        std::str::from_utf8(&decoded[0].properties).expect("utf8"),
+    );
+    assert_eq!(properties["TAGS"], "TagB");
+    assert_eq!(
+        Some(properties["UNIQ_KEY"].as_str()),
+        result.msg_id.split(',').next()
+    );
+    let mixed = vec![Message::new("T", "a"), Message::new("U", "b")];
+    assert!(matches!(
+        producer.send_batch(mixed).await,
+        Err(ClientError::InvalidArgument(_))
+    ));
+    assert!(producer.send_batch(Vec::new()).await.is_err());
+}
