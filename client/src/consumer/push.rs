@@ -33,8 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ringmq_wire::body::heartbeat::{
-    ConsumeFromWhere, ConsumeType, ConsumerData, HeartbeatData, MessageModel, SUB_ALL,
-    SubscriptionData,
+    ConsumeFromWhere, ConsumeType, MessageModel, SUB_ALL, SubscriptionData,
 };
 use ringmq_wire::header::pull::{PullMessageRequestHeader, pull_sys_flag as pull_flag};
 use ringmq_wire::header::send::RpcFields;
@@ -44,6 +43,7 @@ use tracing::{debug, info, warn};
 
 use crate::admin::retry_topic;
 use crate::consumer::api::{self, PullStatus};
+use crate::consumer::group::{self, GroupSpec};
 use crate::consumer::message_ext::MessageExt;
 use crate::consumer::offset_store::{OffsetStorage, OffsetStore, default_offset_file};
 use crate::consumer::process_queue::ProcessQueue;
@@ -414,37 +414,24 @@ impl Core {
             })
     }
 
+    fn spec(&self) -> GroupSpec {
+        GroupSpec {
+            group: self.config.group.clone(),
+            consume_type: ConsumeType::ConsumePassively,
+            message_model: self.config.message_model,
+            consume_from_where: self.config.consume_from_where,
+            consume_timestamp_ms: self.config.consume_timestamp_ms,
+            strategy: self.config.strategy,
+        }
+    }
+
     /// Masters of every subscribed topic's route.
     async fn master_addrs(&self) -> Vec<String> {
-        let mut addrs = Vec::new();
-        for topic in self.subscriptions.keys() {
-            if let Ok(route) = self.instance.routes().get(topic).await {
-                addrs.extend(route.masters.values().cloned());
-            }
-        }
-        addrs.sort();
-        addrs.dedup();
-        addrs
+        group::master_addrs(&self.instance, self.subscriptions.keys()).await
     }
 
     async fn heartbeat_all(&self) {
-        let data = HeartbeatData {
-            client_id: self.instance.client_id().to_owned(),
-            consumer_data_set: vec![ConsumerData {
-                consume_from_where: self.config.consume_from_where,
-                consume_type: ConsumeType::ConsumePassively,
-                group_name: self.config.group.clone(),
-                message_model: self.config.message_model,
-                subscription_data_set: self.subscriptions.values().cloned().collect(),
-                unit_mode: false,
-            }],
-            ..HeartbeatData::default()
-        };
-        for addr in self.master_addrs().await {
-            if let Err(error) = api::heartbeat(&self.instance, &addr, &data).await {
-                warn!(%addr, %error, "heartbeat failed");
-            }
-        }
+        group::heartbeat(&self.instance, &self.spec(), &self.subscriptions).await;
     }
 
     /// One rebalance over every subscribed topic.
@@ -463,33 +450,7 @@ impl Core {
 
     /// The queues of `topic` this client should own.
     async fn allocate(&self, topic: &str) -> Result<Vec<MessageQueue>> {
-        let route = self.instance.routes().get(topic).await?;
-        if !self.clustering() {
-            return Ok(route.read_queues.clone());
-        }
-        let mut last_error = None;
-        for addr in route.masters.values() {
-            match api::consumer_ids(&self.instance, addr, &self.config.group).await {
-                Ok(ids) if !ids.is_empty() => {
-                    return Ok(self.config.strategy.allocate(
-                        self.instance.client_id(),
-                        &route.read_queues,
-                        &ids,
-                    ));
-                }
-                Ok(_) => {
-                    last_error = Some(ClientError::InvalidArgument(format!(
-                        "broker {addr} lists no member of group {}",
-                        self.config.group
-                    )));
-                }
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| ClientError::NoRoute {
-            topic: topic.to_owned(),
-            reason: "no master broker in the route".into(),
-        }))
+        group::allocate(&self.instance, &self.spec(), topic).await
     }
 
     async fn update_queues(self: &Arc<Self>, topic: &str, owned: Vec<MessageQueue>) {
@@ -562,37 +523,13 @@ impl Core {
         }
     }
 
-    /// Where a newly owned queue starts: the stored offset, else per consume-from-where.
+    /// Where a newly owned queue starts.
     async fn start_offset(&self, queue: &MessageQueue) -> Result<i64> {
-        if let Some(offset) = self.offsets.read_stored(&self.instance, queue).await?
-            && offset >= 0
-        {
-            return Ok(offset);
-        }
-        let is_retry = queue
-            .topic
-            .starts_with(crate::admin::RETRY_GROUP_TOPIC_PREFIX);
-        let addr = self.master_addr(queue).await?;
-        match self.config.consume_from_where {
-            ConsumeFromWhere::ConsumeFromFirstOffset => Ok(0),
-            ConsumeFromWhere::ConsumeFromTimestamp => {
-                if is_retry {
-                    return api::max_offset(&self.instance, &addr, queue).await;
-                }
-                let timestamp = self
-                    .config
-                    .consume_timestamp_ms
-                    .unwrap_or_else(|| crate::producer::now_ms() - 30 * 60 * 1000);
-                api::search_offset(&self.instance, &addr, queue, timestamp).await
-            }
-            _ if is_retry => Ok(0),
-            _ => api::max_offset(&self.instance, &addr, queue).await,
-        }
+        group::start_offset(&self.instance, &self.spec(), &self.offsets, queue).await
     }
 
     async fn master_addr(&self, queue: &MessageQueue) -> Result<String> {
-        let route = self.instance.routes().get(&queue.topic).await?;
-        Ok(route.master_addr(&queue.broker_name)?.to_owned())
+        group::master_addr(&self.instance, queue).await
     }
 
     /// Locks queues on their brokers; returns those locked.
@@ -637,14 +574,6 @@ impl Core {
         {
             self.offsets.update(queue, offset, true);
         }
-    }
-
-    fn matches(&self, subscription: &SubscriptionData, message: &MessageExt) -> bool {
-        subscription.tags_set.is_empty()
-            || subscription.sub_string == SUB_ALL
-            || message
-                .tags()
-                .is_some_and(|tag| subscription.tags_set.iter().any(|t| t == tag))
     }
 }
 
@@ -730,7 +659,7 @@ async fn pull_loop(core: Arc<Core>, queue: MessageQueue, pq: Arc<ProcessQueue>, 
                         let messages: Vec<MessageExt> = result
                             .messages
                             .into_iter()
-                            .filter(|m| core.matches(&subscription, m))
+                            .filter(|m| group::matches(&subscription, m))
                             .collect();
                         if messages.is_empty() {
                             if pq.count() == 0 {
