@@ -177,7 +177,7 @@ proptest! {
     #[test]
     fn json_headers_with_random_values_never_panic(
         ext in btree_map("[a-n]", prop_oneof![
-            "\\PC{0,12}".prop_map(|s| serde_json::Value::String(s)),
+            "\\PC{0,12}".prop_map(serde_json::Value::String),
             any::<i64>().prop_map(serde_json::Value::from),
             any::<bool>().prop_map(serde_json::Value::from),
             Just(serde_json::Value::Null),
