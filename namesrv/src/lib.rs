@@ -73,6 +73,7 @@ impl NameServer {
             routes: RwLock::new(RouteTables::new()),
             kv,
             config: RwLock::new(config),
+            route_cache: handler::RouteCache::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(server::run(listener, shared.clone(), shutdown_rx));

@@ -35,6 +35,10 @@ pub const KV_ENTRIES_MAX: usize = 100_000;
 /// Longest KV namespace, key or value, in bytes.
 pub const KV_ITEM_BYTES_MAX: usize = 64 * 1024;
 
+/// Topics whose encoded route is cached; past it the cache starts over. Bounds the cache at
+/// roughly this many route bodies (a few KiB each) whatever clients ask for.
+pub const ROUTE_CACHE_ENTRIES_MAX: usize = 65_536;
+
 /// Responses encoded into one socket write when several are ready.
 pub const WRITE_BATCH_MAX: usize = 64;
 

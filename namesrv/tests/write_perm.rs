@@ -30,6 +30,11 @@ fn wipe_and_add_write_permission() {
     master("broker-b", "127.0.0.1:20911", &[("T1", 4)]).register(&mut brokers);
 
     for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+        // Read (and so cache) the routes first: the change must still show.
+        for topic in ["T1", "T2"] {
+            let before = route(&mut admin, topic, serialize_type).unwrap();
+            assert_eq!(perm_of(&before, "broker-a"), perm::READ_WRITE);
+        }
         let response = admin.call(&request(
             RequestCode::WipeWritePermOfBroker,
             serialize_type,

@@ -30,6 +30,8 @@ pub struct Shared {
     pub kv: KvStore,
     /// The live configuration (`UPDATE_NAMESRV_CONFIG` changes it).
     pub config: RwLock<NameServerConfig>,
+    /// Encoded route answers, valid for one generation of the route tables.
+    pub route_cache: RouteCache,
 }
 
 impl Shared {
@@ -50,10 +52,62 @@ impl Shared {
 
     /// A copy of the live configuration.
     pub fn config(&self) -> NameServerConfig {
+        self.config_ref().clone()
+    }
+
+    /// Read access to the live configuration, for reading a field without copying it all.
+    pub fn config_ref(&self) -> RwLockReadGuard<'_, NameServerConfig> {
         self.config
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+    }
+}
+
+/// Encoded `TopicRouteData` bodies per topic, tagged with the route-table generation they
+/// were built from ([`RouteTables::generation`]); any table change makes them all stale.
+/// Serving a cached body skips rebuilding and re-encoding the route, which is most of the
+/// cost of the NameServer's hottest request.
+#[derive(Debug, Default)]
+pub struct RouteCache {
+    inner: RwLock<RouteCacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct RouteCacheInner {
+    generation: u64,
+    bodies: std::collections::HashMap<String, bytes::Bytes>,
+}
+
+impl RouteCache {
+    /// The cached body of `topic` built from `generation`, if any.
+    pub fn get(&self, topic: &str, generation: u64) -> Option<bytes::Bytes> {
+        let inner = self
+            .inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (inner.generation == generation)
+            .then(|| inner.bodies.get(topic).cloned())
+            .flatten()
+    }
+
+    /// Stores a body built from `generation`; a body older than the cache is dropped, a
+    /// newer one resets the cache to its generation.
+    pub fn put(&self, topic: &str, generation: u64, body: bytes::Bytes) {
+        let mut inner = self
+            .inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inner.generation != generation {
+            if generation < inner.generation {
+                return;
+            }
+            inner.generation = generation;
+            inner.bodies.clear();
+        }
+        if inner.bodies.len() >= crate::limits::ROUTE_CACHE_ENTRIES_MAX {
+            inner.bodies.clear();
+        }
+        inner.bodies.insert(topic.to_owned(), body);
     }
 }
 
@@ -130,4 +184,23 @@ fn malformed(request: &RemotingCommand, error: &WireError) -> RemotingCommand {
 /// A success response with a body.
 fn success_with_body(request: &RemotingCommand, body: Vec<u8>) -> RemotingCommand {
     RemotingCommand::response_to(request, ResponseCode::Success).with_body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_cache_serves_only_its_generation() {
+        let cache = RouteCache::default();
+        cache.put("T", 1, bytes::Bytes::from_static(b"v1"));
+        assert_eq!(cache.get("T", 1).as_deref(), Some(&b"v1"[..]));
+        assert!(cache.get("T", 2).is_none(), "stale after a table change");
+        assert!(cache.get("U", 1).is_none());
+        cache.put("T", 3, bytes::Bytes::from_static(b"v3"));
+        // A body built from an older generation, finishing late, is not stored.
+        cache.put("U", 2, bytes::Bytes::from_static(b"old"));
+        assert!(cache.get("U", 2).is_none() && cache.get("U", 3).is_none());
+        assert_eq!(cache.get("T", 3).as_deref(), Some(&b"v3"[..]));
+    }
 }

@@ -22,7 +22,18 @@ pub(super) fn route_by_topic(
     request: &RemotingCommand,
 ) -> Result<RemotingCommand, WireError> {
     let header = GetRouteInfoRequestHeader::decode(request)?;
-    let route = shared.routes().route(&header.topic);
+    // Routes carry the KV store's order config only when enabled; those are not cached.
+    let order_message_enable = shared.config_ref().order_message_enable;
+    let (route, generation) = {
+        let routes = shared.routes();
+        let generation = routes.generation();
+        if !order_message_enable
+            && let Some(body) = shared.route_cache.get(&header.topic, generation)
+        {
+            return Ok(RemotingCommand::response_to(request, ResponseCode::Success).with_body(body));
+        }
+        (routes.route(&header.topic), generation)
+    };
     let Some(mut route) = route else {
         return Ok(RemotingCommand::error_response(
             request,
@@ -33,10 +44,15 @@ pub(super) fn route_by_topic(
             ),
         ));
     };
-    if shared.config().order_message_enable {
+    if order_message_enable {
         route.order_topic_conf = shared.kv.get(NAMESPACE_ORDER_TOPIC_CONFIG, &header.topic);
+        return Ok(success_with_body(request, to_vec(&route)));
     }
-    Ok(success_with_body(request, to_vec(&route)))
+    let body = bytes::Bytes::from(to_vec(&route));
+    shared
+        .route_cache
+        .put(&header.topic, generation, body.clone());
+    Ok(RemotingCommand::response_to(request, ResponseCode::Success).with_body(body))
 }
 
 pub(super) fn cluster_info(
@@ -51,7 +67,7 @@ pub(super) fn all_topics(
     shared: &Shared,
     request: &RemotingCommand,
 ) -> Result<RemotingCommand, WireError> {
-    if !shared.config().enable_all_topic_list {
+    if !shared.config_ref().enable_all_topic_list {
         return Ok(RemotingCommand::error_response(
             request,
             ResponseCode::SystemError,
@@ -66,7 +82,7 @@ pub(super) fn topics_by_cluster(
     shared: &Shared,
     request: &RemotingCommand,
 ) -> Result<RemotingCommand, WireError> {
-    if !shared.config().enable_topic_list {
+    if !shared.config_ref().enable_topic_list {
         return Ok(RemotingCommand::error_response(
             request,
             ResponseCode::SystemError,
@@ -91,7 +107,7 @@ pub(super) fn unit_topics(
     code: RequestCode,
     request: &RemotingCommand,
 ) -> Result<RemotingCommand, WireError> {
-    if !shared.config().enable_topic_list {
+    if !shared.config_ref().enable_topic_list {
         return Ok(RemotingCommand::error_response(
             request,
             ResponseCode::SystemError,
