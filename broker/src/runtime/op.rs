@@ -1,0 +1,102 @@
+//! [`Op`]: one io_uring operation as a future that owns the operation's resources (buffers,
+//! fds, sockaddrs) until the kernel is done with them. Shard-local.
+//!
+//! The cancellation rule: dropping an `Op` before its completion moves its resources into the
+//! driver's slot and submits `AsyncCancel`; they are dropped only when the final CQE arrives.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use io_uring::squeue;
+
+use super::buf::LeaseTag;
+use super::driver::Completion;
+use super::executor::{Core, core};
+
+/// An in-flight operation whose resources are `T`.
+pub(crate) struct Op<T: 'static> {
+    core: Rc<Core>,
+    idx: usize,
+    data: Option<T>,
+}
+
+// The data is never pinned: the kernel only sees heap memory owned by it.
+impl<T> Unpin for Op<T> {}
+
+impl<T: 'static> Op<T> {
+    /// Queues `entry`, whose pointers must point into `data` (heap memory) or be 'static.
+    pub(crate) fn submit(
+        entry: squeue::Entry,
+        data: T,
+        tag: Option<LeaseTag>,
+    ) -> Result<Op<T>, (io::Error, T)> {
+        let core = core();
+        let pushed = core.driver.borrow_mut().push(vec![(entry, tag)]);
+        match pushed {
+            Ok(idxs) => Ok(Op {
+                core,
+                idx: idxs[0],
+                data: Some(data),
+            }),
+            Err(e) => Err((e, data)),
+        }
+    }
+
+    /// Queues two entries as a linked chain (`first` must carry `IO_LINK`); both are pushed
+    /// with no submit in between.
+    pub(crate) fn submit_linked<U: 'static>(
+        first: (squeue::Entry, T),
+        second: (squeue::Entry, U),
+    ) -> io::Result<(Op<T>, Op<U>)> {
+        let core = core();
+        let idxs = core
+            .driver
+            .borrow_mut()
+            .push(vec![(first.0, None), (second.0, None)])?;
+        Ok((
+            Op {
+                core: core.clone(),
+                idx: idxs[0],
+                data: Some(first.1),
+            },
+            Op {
+                core,
+                idx: idxs[1],
+                data: Some(second.1),
+            },
+        ))
+    }
+}
+
+impl<T: 'static> Future for Op<T> {
+    type Output = (Completion, T);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let polled = this.core.driver.borrow_mut().poll_op(this.idx, cx);
+        match polled {
+            Poll::Ready(c) => {
+                let data = this.data.take().expect("Op polled after completion");
+                Poll::Ready((c, data))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: 'static> Drop for Op<T> {
+    fn drop(&mut self) {
+        if let Some(data) = self.data.take() {
+            let back = self
+                .core
+                .driver
+                .borrow_mut()
+                .abandon(self.idx, Box::new(data));
+            // Already complete: the resources are free to go, outside the driver borrow.
+            drop(back);
+        }
+    }
+}
