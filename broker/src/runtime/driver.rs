@@ -137,6 +137,8 @@ pub(crate) struct Driver {
     doorbell_armed: bool,
     wakes: Vec<Waker>,
     graveyard: Vec<Box<dyn Any>>,
+    /// Reused buffer of harvested CQEs (user_data, res, flags).
+    cqe_buf: Vec<(u64, i32, u32)>,
     stats: std::sync::Arc<super::executor::Shared>,
 }
 
@@ -231,6 +233,7 @@ impl Driver {
             doorbell_armed: false,
             wakes: Vec::new(),
             graveyard: Vec::new(),
+            cqe_buf: Vec::with_capacity(entries as usize * 2),
             stats: shared,
         })
     }
@@ -312,28 +315,42 @@ impl Driver {
         }
     }
 
-    /// Queues `entries` (a linked chain when more than one) as new operations; returns their
-    /// slot indexes. The entries' pointers must stay valid until their CQEs arrive (the
-    /// callers keep the pointed-to memory in the operation's data).
+    /// Queues `entry` as a new operation and returns its slot index. The entry's pointers
+    /// must stay valid until its CQE arrives (callers keep the pointed-to memory in the
+    /// operation's data).
     pub(crate) fn push(
         &mut self,
-        entries: Vec<(squeue::Entry, Option<LeaseTag>)>,
-    ) -> io::Result<Vec<usize>> {
-        self.reserve(entries.len())?;
-        let mut idxs = Vec::with_capacity(entries.len());
-        for (entry, tag) in entries {
-            let idx = self.alloc_slot(tag);
-            let entry = entry.user_data(idx as u64);
-            // SAFETY: `reserve` made room, so this cannot fail; the entry's buffers are owned
-            // by the operation's data, which lives in the future or, once the future is
-            // dropped, in this slot until the CQE arrives.
-            unsafe { self.ring.submission().push(&entry) }.map_err(|_| {
-                io::Error::other("submission queue full after reserve (runtime bug)")
-            })?;
-            idxs.push(idx);
-        }
-        bump(&self.stats().submitted, idxs.len() as u64);
-        Ok(idxs)
+        entry: squeue::Entry,
+        tag: Option<LeaseTag>,
+    ) -> io::Result<usize> {
+        self.reserve(1)?;
+        Ok(self.push_reserved(entry, tag))
+    }
+
+    /// Queues two entries back to back, with no submit in between, so that an `IO_LINK` on
+    /// the first links them.
+    pub(crate) fn push_linked(
+        &mut self,
+        first: squeue::Entry,
+        second: squeue::Entry,
+    ) -> io::Result<(usize, usize)> {
+        self.reserve(2)?;
+        Ok((
+            self.push_reserved(first, None),
+            self.push_reserved(second, None),
+        ))
+    }
+
+    fn push_reserved(&mut self, entry: squeue::Entry, tag: Option<LeaseTag>) -> usize {
+        let idx = self.alloc_slot(tag);
+        let entry = entry.user_data(idx as u64);
+        // SAFETY: `reserve` made room, so the push cannot fail; the entry's buffers are owned
+        // by the operation's data, which lives in the future or, once the future is dropped,
+        // in this slot until the CQE arrives.
+        let pushed = unsafe { self.ring.submission().push(&entry) };
+        assert!(pushed.is_ok(), "submission queue full right after reserve");
+        bump(&self.stats().submitted, 1);
+        idx
     }
 
     /// Polls operation `idx`: its completion, or registers the waker.
@@ -455,17 +472,17 @@ impl Driver {
     /// Moves every available CQE into its slot. Collects wakers and abandoned data for the
     /// executor; runs no user code.
     fn harvest(&mut self) {
-        let mut cqes: Vec<(u64, i32, u32)> = Vec::new();
-        {
-            let cq = self.ring.completion();
-            cqes.reserve(cq.len());
-            for cqe in cq {
-                cqes.push((cqe.user_data(), cqe.result(), cqe.flags()));
-            }
-        }
-        for (ud, res, flags) in cqes {
+        let mut cqes = std::mem::take(&mut self.cqe_buf);
+        cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(ud, res, flags) in &cqes {
             self.complete(ud, res, flags);
         }
+        cqes.clear();
+        self.cqe_buf = cqes;
     }
 
     fn complete(&mut self, ud: u64, res: i32, flags: u32) {
@@ -507,12 +524,15 @@ impl Driver {
         }
     }
 
-    /// Wakers to wake and abandoned resources to drop, for the executor, outside the driver.
-    pub(crate) fn take_deferred(&mut self) -> (Vec<Waker>, Vec<Box<dyn Any>>) {
-        (
-            std::mem::take(&mut self.wakes),
-            std::mem::take(&mut self.graveyard),
-        )
+    /// Swaps out the wakers to wake and the abandoned resources to drop, for the executor to
+    /// handle outside the driver; the (empty) vectors passed in are kept for reuse.
+    pub(crate) fn swap_deferred(
+        &mut self,
+        wakes: &mut Vec<Waker>,
+        graveyard: &mut Vec<Box<dyn Any>>,
+    ) {
+        std::mem::swap(&mut self.wakes, wakes);
+        std::mem::swap(&mut self.graveyard, graveyard);
     }
 
     pub(crate) fn has_deferred(&self) -> bool {

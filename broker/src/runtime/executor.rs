@@ -127,6 +127,9 @@ pub(crate) struct Core {
     free_tasks: RefCell<Vec<usize>>,
     ready: RefCell<VecDeque<usize>>,
     root_woken: Cell<bool>,
+    /// Reused vectors for `run_deferred` (no allocation per loop turn).
+    spare_wakes: RefCell<Vec<Waker>>,
+    spare_graveyard: RefCell<Vec<Box<dyn Any>>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) pool: BufPool,
     pub(crate) send_zc: bool,
@@ -186,6 +189,8 @@ impl Core {
             free_tasks: RefCell::new(Vec::new()),
             ready: RefCell::new(VecDeque::new()),
             root_woken: Cell::new(false),
+            spare_wakes: RefCell::new(Vec::new()),
+            spare_graveyard: RefCell::new(Vec::new()),
             shared,
             pool,
             send_zc,
@@ -282,12 +287,17 @@ impl Core {
 
     /// Wakes the tasks whose operations completed, drops parked buffers of abandoned ones.
     fn run_deferred(&self) {
-        let (wakes, graveyard): (Vec<Waker>, Vec<Box<dyn Any>>) =
-            self.driver.borrow_mut().take_deferred();
-        drop(graveyard);
-        for w in wakes {
+        let mut wakes = std::mem::take(&mut *self.spare_wakes.borrow_mut());
+        let mut graveyard = std::mem::take(&mut *self.spare_graveyard.borrow_mut());
+        self.driver
+            .borrow_mut()
+            .swap_deferred(&mut wakes, &mut graveyard);
+        graveyard.clear();
+        for w in wakes.drain(..) {
             w.wake();
         }
+        *self.spare_wakes.borrow_mut() = wakes;
+        *self.spare_graveyard.borrow_mut() = graveyard;
     }
 
     /// Runs `future` to completion on this thread, driving spawned tasks and the ring.

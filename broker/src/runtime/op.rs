@@ -34,11 +34,11 @@ impl<T: 'static> Op<T> {
         tag: Option<LeaseTag>,
     ) -> Result<Op<T>, (io::Error, T)> {
         let core = core();
-        let pushed = core.driver.borrow_mut().push(vec![(entry, tag)]);
+        let pushed = core.driver.borrow_mut().push(entry, tag);
         match pushed {
-            Ok(idxs) => Ok(Op {
+            Ok(idx) => Ok(Op {
                 core,
-                idx: idxs[0],
+                idx,
                 data: Some(data),
             }),
             Err(e) => Err((e, data)),
@@ -52,19 +52,16 @@ impl<T: 'static> Op<T> {
         second: (squeue::Entry, U),
     ) -> io::Result<(Op<T>, Op<U>)> {
         let core = core();
-        let idxs = core
-            .driver
-            .borrow_mut()
-            .push(vec![(first.0, None), (second.0, None)])?;
+        let (a, b) = core.driver.borrow_mut().push_linked(first.0, second.0)?;
         Ok((
             Op {
                 core: core.clone(),
-                idx: idxs[0],
+                idx: a,
                 data: Some(first.1),
             },
             Op {
                 core,
-                idx: idxs[1],
+                idx: b,
                 data: Some(second.1),
             },
         ))
