@@ -327,18 +327,23 @@ impl Driver {
         Ok(self.push_reserved(entry, tag))
     }
 
-    /// Queues two entries back to back, with no submit in between, so that an `IO_LINK` on
-    /// the first links them.
-    pub(crate) fn push_linked(
-        &mut self,
-        first: squeue::Entry,
-        second: squeue::Entry,
-    ) -> io::Result<(usize, usize)> {
-        self.reserve(2)?;
-        Ok((
-            self.push_reserved(first, None),
-            self.push_reserved(second, None),
-        ))
+    /// Queues `entries` back to back, with no submit in between, so that `IO_LINK` flags
+    /// link them; returns their slot indexes in order. At most [`Driver::max_chain`] entries.
+    pub(crate) fn push_chain(&mut self, entries: Vec<squeue::Entry>) -> io::Result<Vec<usize>> {
+        assert!(
+            entries.len() <= self.max_chain(),
+            "chain longer than the submission queue"
+        );
+        self.reserve(entries.len())?;
+        Ok(entries
+            .into_iter()
+            .map(|e| self.push_reserved(e, None))
+            .collect())
+    }
+
+    /// The longest chain [`push_chain`](Driver::push_chain) accepts: the SQ size.
+    pub(crate) fn max_chain(&mut self) -> usize {
+        self.ring.submission().capacity()
     }
 
     fn push_reserved(&mut self, entry: squeue::Entry, tag: Option<LeaseTag>) -> usize {

@@ -20,6 +20,10 @@ use super::op::Op;
 /// linked pair moves up to 1 MiB.
 const SPLICE_PIPE_BYTES: usize = 1 << 20;
 
+/// Linked file → pipe → socket pairs per submitted chain (8 × 1 MiB): fewer wake-ups of the
+/// shard thread per byte, while a broken chain re-plans at most 8 MiB.
+pub(crate) const SPLICE_PAIRS_PER_CHAIN: usize = 8;
+
 /// Socket address storage that the kernel reads or writes, boxed so its address is stable.
 struct SockAddr {
     storage: libc::sockaddr_storage,
@@ -262,7 +266,7 @@ impl TcpStream {
             core.send_zc && core.driver.borrow().supports_send_zc()
         };
         let len = buf.bytes_init();
-        self.send_range(buf, 0, len, zc).await
+        self.send_range(buf, 0, len, zc, 0).await
     }
 
     /// Sends once with `SendZc` (zero-copy; the buffer is held until the kernel's
@@ -273,10 +277,11 @@ impl TcpStream {
             return (Err(io::ErrorKind::Unsupported.into()), buf);
         }
         let len = buf.bytes_init();
-        self.send_range(buf, 0, len, true).await
+        self.send_range(buf, 0, len, true, 0).await
     }
 
-    /// Sends all of `buf`, continuing short sends.
+    /// Sends all of `buf` (`MSG_WAITALL`: the kernel itself retries partial sends), continuing
+    /// any short send that still comes back.
     pub async fn send_all<B: IoBuf>(&self, buf: B) -> (io::Result<()>, B) {
         let zc = {
             let core = core();
@@ -286,7 +291,9 @@ impl TcpStream {
         let mut buf = buf;
         let mut done = 0;
         while done < total {
-            let (res, b) = self.send_range(buf, done, total - done, zc).await;
+            let (res, b) = self
+                .send_range(buf, done, total - done, zc, libc::MSG_WAITALL)
+                .await;
             buf = b;
             match res {
                 Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
@@ -304,6 +311,7 @@ impl TcpStream {
         start: usize,
         len: usize,
         zc: bool,
+        extra_flags: i32,
     ) -> (io::Result<usize>, B) {
         let fd = types::Fd(self.fd.as_raw_fd());
         // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
@@ -311,11 +319,11 @@ impl TcpStream {
         let len = clamp_len(len);
         let entry = if zc {
             opcode::SendZc::new(fd, ptr, len)
-                .flags(libc::MSG_NOSIGNAL)
+                .flags(libc::MSG_NOSIGNAL | extra_flags)
                 .build()
         } else {
             opcode::Send::new(fd, ptr, len)
-                .flags(libc::MSG_NOSIGNAL)
+                .flags(libc::MSG_NOSIGNAL | extra_flags)
                 .build()
         };
         let tag = buf.lease_tag();
@@ -341,67 +349,106 @@ impl TcpStream {
         }))
     }
 
-    /// Sends `len` bytes of `file` starting at `offset` with no copy through user space:
-    /// linked `Splice` file → pipe and pipe → socket, up to a pipe's capacity per pair. A short
-    /// file → pipe splice breaks the link (the second gets `ECANCELED`); the bytes already in
-    /// the pipe are then sent with plain pipe → socket splices, as are bytes left by a short
-    /// pipe → socket splice. Returns the bytes sent: less than `len` only at end of file.
+    /// Sends `len` bytes of `file` starting at `offset` with no copy through user space.
+    ///
+    /// Submits one chain of up to 8 (`SPLICE_PAIRS_PER_CHAIN`) linked pairs (`Splice` file →
+    /// pipe, `Splice` pipe → socket, each moving up to the pipe's capacity), so the shard
+    /// thread is woken once per chain, not per pair. A short splice breaks the chain (the rest
+    /// get `ECANCELED`): bytes already in the pipe are then sent with plain pipe → socket
+    /// splices and a new chain starts where the data stopped. Returns the bytes sent: less
+    /// than `len` only at end of file.
     ///
     /// For an `O_DIRECT` file, `offset` must be 512-aligned on our disks; prefer a buffered fd.
     /// If the future is dropped midway, the pipe (which may hold data) is discarded.
     pub async fn splice_from(&self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
         let pipe = self.take_pipe()?;
         let file_fd = file.shared_fd().clone();
+        let max_pairs =
+            (core().driver.borrow_mut().max_chain() / 2).clamp(1, SPLICE_PAIRS_PER_CHAIN);
         let mut done = 0usize;
         while done < len {
-            let chunk = (len - done).min(pipe.capacity) as u32;
-            let into_pipe = opcode::Splice::new(
-                types::Fd(file_fd.as_raw_fd()),
-                (offset + done as u64) as i64,
-                types::Fd(pipe.write.as_raw_fd()),
-                -1,
-                chunk,
-            )
-            .build()
-            .flags(squeue::Flags::IO_LINK);
-            let out_of_pipe = self.pipe_to_socket_entry(&pipe, chunk);
-            let (first, second) = Op::submit_linked(
-                (into_pipe, (pipe.clone(), file_fd.clone())),
-                (out_of_pipe, (pipe.clone(), self.fd.clone())),
-            )?;
-            let (c_in, _) = first.await;
-            let (c_out, _) = second.await;
-            let moved_in = match c_in.result() {
-                Ok(0) => break,
-                Ok(n) => n as usize,
-                Err(e) => {
-                    // The pair was cancelled; the pipe is still empty and reusable.
-                    if c_out.res == -libc::ECANCELED {
-                        *self.pipe.borrow_mut() = Some(pipe);
-                    }
-                    return Err(e);
-                }
-            };
-            let mut moved_out = match c_out.result() {
-                Ok(n) => n as usize,
-                Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => 0,
-                Err(e) => return Err(e),
-            };
-            while moved_out < moved_in {
-                let entry = self.pipe_to_socket_entry(&pipe, (moved_in - moved_out) as u32);
-                let res = match Op::submit(entry, (pipe.clone(), self.fd.clone()), None) {
-                    Ok(op) => op.await.0.result()?,
-                    Err((e, _)) => return Err(e),
-                };
-                if res == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
-                }
-                moved_out += res as usize;
+            let mut chunks = Vec::with_capacity(max_pairs);
+            let mut planned = done;
+            while planned < len && chunks.len() < max_pairs {
+                let chunk = (len - planned).min(pipe.capacity);
+                chunks.push((planned, chunk));
+                planned += chunk;
             }
-            done += moved_in;
+            let mut chain = Vec::with_capacity(chunks.len() * 2);
+            for (i, &(at, chunk)) in chunks.iter().enumerate() {
+                let into_pipe = opcode::Splice::new(
+                    types::Fd(file_fd.as_raw_fd()),
+                    (offset + at as u64) as i64,
+                    types::Fd(pipe.write.as_raw_fd()),
+                    -1,
+                    chunk as u32,
+                )
+                .build()
+                .flags(squeue::Flags::IO_LINK);
+                let mut out_of_pipe = self.pipe_to_socket_entry(&pipe, chunk as u32);
+                if i + 1 < chunks.len() {
+                    out_of_pipe = out_of_pipe.flags(squeue::Flags::IO_LINK);
+                }
+                chain.push((into_pipe, (pipe.clone(), file_fd.clone(), self.fd.clone())));
+                chain.push((
+                    out_of_pipe,
+                    (pipe.clone(), file_fd.clone(), self.fd.clone()),
+                ));
+            }
+            let mut results = Vec::with_capacity(chain.len());
+            for op in Op::submit_chain(chain)? {
+                results.push(op.await.0);
+            }
+            let mut eof = false;
+            for (pair, &(_, chunk)) in results.chunks(2).zip(&chunks) {
+                let (c_in, c_out) = (pair[0], pair[1]);
+                let moved_in = match c_in.result() {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => n as usize,
+                    // An earlier pair broke the chain; its bytes were accounted for.
+                    Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => break,
+                    Err(e) => {
+                        // This pair's output was cancelled with it: the pipe is empty.
+                        *self.pipe.borrow_mut() = Some(pipe);
+                        return Err(e);
+                    }
+                };
+                let moved_out = match c_out.result() {
+                    Ok(n) => n as usize,
+                    Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => 0,
+                    Err(e) => return Err(e),
+                };
+                self.drain_pipe(&pipe, moved_in - moved_out).await?;
+                done += moved_in;
+                if moved_in < chunk || moved_out < moved_in {
+                    break;
+                }
+            }
+            if eof {
+                break;
+            }
         }
         *self.pipe.borrow_mut() = Some(pipe);
         Ok(done)
+    }
+
+    /// Sends `left` bytes sitting in `pipe` to the socket.
+    async fn drain_pipe(&self, pipe: &Rc<Pipe>, mut left: usize) -> io::Result<()> {
+        while left > 0 {
+            let entry = self.pipe_to_socket_entry(pipe, left as u32);
+            let sent = match Op::submit(entry, (pipe.clone(), self.fd.clone()), None) {
+                Ok(op) => op.await.0.result()?,
+                Err((e, _)) => return Err(e),
+            };
+            if sent == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            left -= sent as usize;
+        }
+        Ok(())
     }
 
     fn pipe_to_socket_entry(&self, pipe: &Pipe, len: u32) -> squeue::Entry {

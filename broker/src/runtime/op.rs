@@ -45,26 +45,21 @@ impl<T: 'static> Op<T> {
         }
     }
 
-    /// Queues two entries as a linked chain (`first` must carry `IO_LINK`); both are pushed
-    /// with no submit in between.
-    pub(crate) fn submit_linked<U: 'static>(
-        first: (squeue::Entry, T),
-        second: (squeue::Entry, U),
-    ) -> io::Result<(Op<T>, Op<U>)> {
+    /// Queues entries as one chain (all but the last should carry `IO_LINK`), pushed with no
+    /// submit in between. Returns the operations in order.
+    pub(crate) fn submit_chain(ops: Vec<(squeue::Entry, T)>) -> io::Result<Vec<Op<T>>> {
         let core = core();
-        let (a, b) = core.driver.borrow_mut().push_linked(first.0, second.0)?;
-        Ok((
-            Op {
+        let (entries, data): (Vec<_>, Vec<_>) = ops.into_iter().unzip();
+        let idxs = core.driver.borrow_mut().push_chain(entries)?;
+        Ok(idxs
+            .into_iter()
+            .zip(data)
+            .map(|(idx, data)| Op {
                 core: core.clone(),
-                idx: a,
-                data: Some(first.1),
-            },
-            Op {
-                core,
-                idx: b,
-                data: Some(second.1),
-            },
-        ))
+                idx,
+                data: Some(data),
+            })
+            .collect())
     }
 }
 
