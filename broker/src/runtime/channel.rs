@@ -10,7 +10,37 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// Wakes a thread parked in [`block_on_thread`].
+struct ThreadWaker(std::thread::Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `future` on the current (non-shard) thread, parking between polls. Panics on a shard
+/// thread, where blocking would stall every task of the shard.
+pub(crate) fn block_on_thread<F: std::future::Future>(future: F) -> F::Output {
+    assert!(
+        super::executor::try_core().is_none(),
+        "ringmq runtime: blocking call on a shard thread; use the async variant"
+    );
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
+}
 
 struct State<T> {
     queue: VecDeque<T>,
@@ -176,6 +206,14 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Queues `value` from a thread that is not a shard (e.g. the main or admin thread),
+    /// blocking while the channel is full. Panics on a shard thread.
+    pub fn send_blocking(&self, value: T) -> Result<(), SendError<T>> {
+        block_on_thread(self.send(value))
+    }
+}
+
 /// Receiving half; lives on one shard (it is `Send` so it can be moved there).
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
@@ -223,6 +261,13 @@ impl<T> Receiver<T> {
     }
 }
 
+impl<T> Receiver<T> {
+    /// Waits for the next message on a thread that is not a shard. Panics on a shard thread.
+    pub fn recv_blocking(&self) -> Option<T> {
+        block_on_thread(self.recv())
+    }
+}
+
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let (wakers, dropped) = {
@@ -254,5 +299,18 @@ mod tests {
         tx.try_send(3).expect("room again");
         drop(rx);
         assert_eq!(tx.try_send(4), Err(TrySendError::Closed(4)));
+    }
+
+    #[test]
+    fn blocking_ends_across_threads() {
+        let (tx, rx) = channel::<u32>(1);
+        let t = std::thread::spawn(move || {
+            for i in 0..1000 {
+                tx.send_blocking(i).expect("receiver alive");
+            }
+        });
+        let got: Vec<u32> = std::iter::from_fn(|| rx.recv_blocking()).collect();
+        assert_eq!(got, (0..1000).collect::<Vec<_>>());
+        t.join().expect("sender");
     }
 }

@@ -121,6 +121,19 @@ struct Slot {
     first_res: Option<i32>,
     /// Pool buffer lent to the kernel by this operation, checked on completion.
     tag: Option<LeaseTag>,
+    /// The result is a new fd (accept): closed here if nobody is left to take it.
+    fd_result: bool,
+}
+
+impl Slot {
+    /// Closes the fd a completed accept returned when its future is gone.
+    fn close_orphan_fd(&self, res: i32) {
+        if self.fd_result && res >= 0 {
+            // SAFETY: the kernel just created this descriptor for an operation whose future
+            // was dropped; nothing else knows about it.
+            unsafe { libc::close(res) };
+        }
+    }
 }
 
 /// One shard's ring and its in-flight operation table.
@@ -259,6 +272,7 @@ impl Driver {
             life: Lifecycle::Submitted,
             first_res: None,
             tag,
+            fd_result: false,
         };
         self.in_flight += 1;
         self.stats()
@@ -358,6 +372,13 @@ impl Driver {
         idx
     }
 
+    /// Marks operation `idx` as returning a new fd, to be closed if its future is dropped.
+    pub(crate) fn mark_fd_result(&mut self, idx: usize) {
+        if let Some(slot) = self.slots[idx].as_mut() {
+            slot.fd_result = true;
+        }
+    }
+
     /// Polls operation `idx`: its completion, or registers the waker.
     pub(crate) fn poll_op(&mut self, idx: usize, cx: &mut Context<'_>) -> Poll<Completion> {
         let slot = self.slots[idx]
@@ -384,7 +405,8 @@ impl Driver {
         let slot = self.slots[idx]
             .as_mut()
             .expect("abandoned an operation that no longer exists");
-        if let Lifecycle::Completed(_) = slot.life {
+        if let Lifecycle::Completed(c) = slot.life {
+            slot.close_orphan_fd(c.res);
             self.free_slot(idx);
             return Some(data);
         }
@@ -522,6 +544,7 @@ impl Driver {
         match std::mem::replace(&mut slot.life, done) {
             Lifecycle::Waiting(w) => self.wakes.push(w),
             Lifecycle::Abandoned(data) => {
+                slot.close_orphan_fd(res);
                 self.free_slot(idx);
                 self.graveyard.push(data);
             }
@@ -565,10 +588,10 @@ impl Driver {
         loop {
             // Completed-but-unclaimed slots belong to futures that no longer exist.
             for i in 0..self.slots.len() {
-                if matches!(
-                    self.slots[i].as_ref().map(|s| &s.life),
-                    Some(Lifecycle::Completed(_))
-                ) {
+                if let Some(slot) = &self.slots[i]
+                    && let Lifecycle::Completed(c) = slot.life
+                {
+                    slot.close_orphan_fd(c.res);
                     self.free_slot(i);
                 }
             }

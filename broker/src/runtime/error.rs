@@ -71,6 +71,18 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// Whether io_uring itself is unusable here (sysctl, seccomp, no kernel support, missing
+    /// opcodes), the cases where a non-io_uring fallback driver would take over.
+    pub fn io_uring_unavailable(&self) -> bool {
+        matches!(
+            self,
+            RuntimeError::DisabledBySysctl { .. }
+                | RuntimeError::BlockedBySeccomp
+                | RuntimeError::NotSupported
+                | RuntimeError::MissingOpcodes { .. }
+        )
+    }
+
     /// Wraps an I/O error with the startup step it came from.
     pub(crate) fn io(context: &'static str, source: io::Error) -> Self {
         RuntimeError::Io { context, source }

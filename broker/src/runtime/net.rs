@@ -142,7 +142,7 @@ impl TcpListener {
         .flags(libc::SOCK_CLOEXEC)
         .build();
         let (c, (addr, _fd)) = match Op::submit(entry, (addr, self.fd.clone()), None) {
-            Ok(op) => op.await,
+            Ok(op) => op.returns_fd().await,
             Err((e, _)) => return Err(e),
         };
         let fd = c.result()? as RawFd;

@@ -63,6 +63,15 @@ impl<T: 'static> Op<T> {
     }
 }
 
+impl<T: 'static> Op<T> {
+    /// Declares that the result is a new fd (accept), so the driver closes it if this future
+    /// is dropped and the operation completes anyway.
+    pub(crate) fn returns_fd(self) -> Self {
+        self.core.driver.borrow_mut().mark_fd_result(self.idx);
+        self
+    }
+}
+
 impl<T: 'static> Future for Op<T> {
     type Output = (Completion, T);
 

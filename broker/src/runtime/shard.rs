@@ -330,6 +330,17 @@ impl ShardHandle {
         RemoteResult { shard: self.id, rx }.result().await
     }
 
+    /// Runs `f` on the shard and waits for its output from a thread that is not a shard
+    /// (main, admin, tests). Panics on a shard thread: use [`run`](ShardHandle::run) there.
+    pub fn run_blocking<F, Fut, T>(&self, f: F) -> Result<T, ShardGone>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+        T: Send + 'static,
+    {
+        super::channel::block_on_thread(self.run(f))
+    }
+
     /// The shard's counters.
     pub fn stats(&self) -> ShardStats {
         snapshot(&self.shared, self.registered.load(Ordering::Relaxed))

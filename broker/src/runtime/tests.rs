@@ -340,6 +340,12 @@ fn runtime_runs_shards_messages_and_shuts_down_with_ops_in_flight() {
     for (id, seen) in &results {
         assert_eq!(*seen, (id + 1) % n);
     }
+    for h in rt.shards() {
+        let id = h
+            .run_blocking(|| async { current_shard() })
+            .expect("run_blocking");
+        assert_eq!(id, h.id());
+    }
     let handles: Vec<ShardHandle> = rt.shards().to_vec();
     assert!(rt.stats().iter().all(|s| s.ops_in_flight >= 2));
     rt.shutdown().expect("clean shutdown");
@@ -421,4 +427,40 @@ fn startup_errors_name_cause_and_fix() {
         msg.contains("Splice") && msg.contains("Linux >= 6.1"),
         "{msg}"
     );
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// An accept whose future is dropped right after submission, with a connection already
+/// waiting: the kernel may still complete it, and the new fd must be closed, not leaked.
+#[test]
+fn dropped_accept_does_not_leak_the_accepted_fd() {
+    shard().block_on(async {
+        let l = TcpListener::bind(localhost()).expect("bind");
+        let mut clients = Vec::new();
+        for _ in 0..50 {
+            clients.push(std::net::TcpStream::connect(l.local_addr()).expect("connect"));
+        }
+        let before = open_fds();
+        for _ in 0..50 {
+            let _ = Stop::Polls(1).run(l.accept()).await;
+        }
+        // Let every cancelled accept come back.
+        sleep(Duration::from_millis(20)).await;
+        let mut settled = false;
+        for _ in 0..1000 {
+            if current_stats().ops_in_flight == 0 {
+                settled = true;
+                break;
+            }
+            sleep(Duration::from_millis(5)).await;
+        }
+        assert!(settled, "cancelled accepts never came back");
+        assert_eq!(open_fds(), before, "accepted fds leaked");
+        drop(clients);
+    });
 }
