@@ -226,3 +226,153 @@ async fn verify_queues<F: StoreFs>(
     }
     Ok(())
 }
+
+/// One message printed by [`dump_queue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpLine {
+    /// Logical offset in the queue.
+    pub queue_offset: u64,
+    /// CommitLog offset.
+    pub physical_offset: u64,
+    /// Record size.
+    pub size: u32,
+    /// Store timestamp (ms).
+    pub store_timestamp: i64,
+    /// Offset msgId.
+    pub msg_id: String,
+    /// TAGS.
+    pub tags: String,
+    /// KEYS.
+    pub keys: String,
+    /// Body length.
+    pub body_len: usize,
+    /// Problem with this entry, if any.
+    pub error: Option<String>,
+}
+
+/// Reads the messages of one queue straight from the files, without opening (or changing)
+/// the store: ConsumeQueue entries, then each record, CRC checked. At most `limit` lines.
+pub async fn dump_queue<F: StoreFs>(
+    fs: &F,
+    root: &Path,
+    segment_bytes: u64,
+    topic: &str,
+    queue_id: i32,
+    limit: usize,
+) -> StoreResult<Vec<DumpLine>> {
+    let qdir = root
+        .join("consumequeue")
+        .join(topic)
+        .join(queue_id.to_string());
+    let mut files: Vec<u64> = fs
+        .list_dir(&qdir)
+        .map_err(|e| StoreError::io("list", &qdir, e))?
+        .iter()
+        .filter_map(|n| super::commit_log::parse_file_name(n))
+        .collect();
+    files.sort_unstable();
+    let cl_dir = root.join("commitlog");
+    let mut out = Vec::new();
+    for start in files {
+        let path = qdir.join(file_name(start));
+        let file = fs
+            .open(
+                &path,
+                OpenMode {
+                    create: false,
+                    direct: false,
+                },
+            )
+            .map_err(|e| StoreError::io("open", &path, e))?;
+        let len = file.len().map_err(|e| StoreError::io("stat", &path, e))?;
+        let (buf, n) = file.read_at(vec![0; len as usize], 0).await;
+        let n = n.map_err(|e| StoreError::io("read", &path, e))?;
+        for (i, e) in buf[..n].chunks_exact(20).enumerate() {
+            if out.len() >= limit {
+                return Ok(out);
+            }
+            let phys = i64::from_be_bytes(e[0..8].try_into().unwrap_or([0; 8]));
+            let size = i32::from_be_bytes(e[8..12].try_into().unwrap_or([0; 4]));
+            if size == 0 {
+                return Ok(out);
+            }
+            if size < 0 || phys < 0 || size == i32::MAX {
+                continue;
+            }
+            let mut line = DumpLine {
+                queue_offset: start / 20 + i as u64,
+                physical_offset: phys as u64,
+                size: size as u32,
+                store_timestamp: 0,
+                msg_id: String::new(),
+                tags: String::new(),
+                keys: String::new(),
+                body_len: 0,
+                error: None,
+            };
+            let seg = phys as u64 / segment_bytes * segment_bytes;
+            let seg_path = cl_dir.join(file_name(seg));
+            match fs.open(
+                &seg_path,
+                OpenMode {
+                    create: false,
+                    direct: false,
+                },
+            ) {
+                Err(_) => line.error = Some("segment deleted (retention)".into()),
+                Ok(seg_file) => {
+                    let (rec, got) = seg_file
+                        .read_at(vec![0; size as usize], phys as u64 - seg)
+                        .await;
+                    let got = got.map_err(|e| StoreError::io("read", &seg_path, e))?;
+                    let bytes = bytes::Bytes::from(rec).slice(..got);
+                    match ringmq_wire::record::StoredMessage::decode(&bytes, true) {
+                        Ok(m) => {
+                            line.store_timestamp = m.layout.store_timestamp;
+                            line.msg_id = m.offset_msg_id();
+                            line.tags = m.tags().unwrap_or_default().to_owned();
+                            line.keys = m
+                                .property(ringmq_wire::record::property::KEYS)
+                                .unwrap_or_default()
+                                .to_owned();
+                            line.body_len = m.layout.body.len();
+                        }
+                        Err(e) => line.error = Some(e.to_string()),
+                    }
+                }
+            }
+            out.push(line);
+        }
+    }
+    Ok(out)
+}
+
+/// The segment size of a store, inferred from its first (preallocated) segment file; the
+/// default (1 GiB) when there is none.
+pub fn infer_segment_bytes<F: StoreFs>(fs: &F, root: &Path) -> StoreResult<u64> {
+    let dir = root.join("commitlog");
+    let segs = list_segments(fs, &dir)?;
+    let Some(first) = segs.first() else {
+        return Ok(1 << 30);
+    };
+    let path = dir.join(file_name(*first));
+    let file = fs
+        .open(
+            &path,
+            OpenMode {
+                create: false,
+                direct: false,
+            },
+        )
+        .map_err(|e| StoreError::io("open", &path, e))?;
+    let len = file.len().map_err(|e| StoreError::io("stat", &path, e))?;
+    if len == 0 || !len.is_multiple_of(super::io::IO_ALIGN as u64) {
+        return Err(StoreError::Corrupt {
+            what: "commit log segment size",
+            path,
+            offset: len,
+            reason: "cannot infer the segment size; pass --segment-bytes".into(),
+        });
+    }
+    Ok(len)
+}
