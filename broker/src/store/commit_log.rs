@@ -568,6 +568,8 @@ impl<F: StoreFs> CommitLog<F> {
             self.open_segment(next, true)?;
         }
         let seg_bytes = self.config.segment_bytes;
+        let fs = &self.fs;
+        let dir = &self.dir;
         for segment in self.segments.values_mut().filter(|s| !s.allocated) {
             segment
                 .writer
@@ -575,6 +577,9 @@ impl<F: StoreFs> CommitLog<F> {
                 .await
                 .map_err(|e| StoreError::io("fallocate", &segment.path, e))?;
             segment.allocated = true;
+            // The new file's directory entry must be durable before data in it is acked.
+            fs.sync_dir(dir)
+                .map_err(|e| StoreError::io("fsync directory", dir, e))?;
         }
         Ok(())
     }

@@ -265,6 +265,8 @@ impl<File: StoreFile> ConsumeQueue<File> {
                         },
                     )
                     .map_err(|e| StoreError::io("open", &path, e))?;
+                fs.sync_dir(&self.dir)
+                    .map_err(|e| StoreError::io("fsync directory", &self.dir, e))?;
                 slot.insert(file);
             }
             let mut raw = vec![0u8; ((end - at) * CQ_ENTRY_BYTES) as usize];

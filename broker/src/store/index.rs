@@ -445,7 +445,15 @@ impl<File: StoreFile> IndexService<File> {
     }
 
     /// Writes pending entries, slots and headers of every file, and syncs them.
-    pub async fn persist(&mut self) -> StoreResult<()> {
+    pub async fn persist<F: StoreFs<File = File>>(&mut self, fs: &F) -> StoreResult<()> {
+        if self
+            .files
+            .iter()
+            .any(|f| f.persisted_count == 1 && !f.pending.is_empty())
+        {
+            fs.sync_dir(&self.dir)
+                .map_err(|e| StoreError::io("fsync directory", &self.dir, e))?;
+        }
         for f in &mut self.files {
             f.persist().await?;
         }

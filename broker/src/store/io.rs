@@ -129,6 +129,8 @@ pub trait StoreFs: Clone {
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Creates a directory and its parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (files created or removed in it) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Atomically and durably renames a file (the directory entry is synced).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Whether a path exists.
@@ -253,6 +255,10 @@ impl StoreFs for StdFs {
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         std::fs::create_dir_all(path)
+    }
+
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

@@ -121,6 +121,16 @@ impl AppendTicket {
     }
 }
 
+/// RocketMQ's topic rule (`^[%|a-zA-Z0-9_-]+$`, at most 255 bytes here). Topics name
+/// directories, so this also keeps paths like `../x` out of the store.
+pub fn is_valid_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= ringmq_wire::limits::TOPIC_BYTES_MAX
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b'|' | b'_' | b'-'))
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -196,6 +206,8 @@ impl<F: StoreFs> Store<F> {
         file.sync_data()
             .await
             .map_err(|e| StoreError::io("fdatasync", &abort, e))?;
+        fs.sync_dir(&config.root)
+            .map_err(|e| StoreError::io("fsync directory", &config.root, e))?;
         let meta = snapshot::MetaStore::open(&fs, &config.config_dir()).await?;
         tracing::info!(target: "store", root = %config.root.display(), end = outcome.end,
             crashed, scanned_from = outcome.scan_start, "store opened");
@@ -229,11 +241,11 @@ impl<F: StoreFs> Store<F> {
                 limit_percent: self.config.disk_warning_percent,
             });
         }
-        if msg.topic.is_empty() || msg.topic.len() > ringmq_wire::limits::TOPIC_BYTES_MAX {
+        if !is_valid_topic(msg.topic) {
             return Err(StoreError::Message(ringmq_wire::WireError::invalid_field(
                 "topic",
                 msg.topic,
-                "topic must be 1 to 255 bytes",
+                "a topic is 1 to 255 characters of [%|a-zA-Z0-9_-]",
             )));
         }
         if msg.body.len() > self.config.max_body_bytes {
@@ -363,7 +375,7 @@ impl<F: StoreFs> Store<F> {
             }
         }
         if self.config.index_enabled {
-            self.index.persist().await?;
+            self.index.persist(&self.fs).await?;
         }
         self.meta.persist(&self.fs).await?;
         let previous = self.checkpoint.get();

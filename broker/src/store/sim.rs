@@ -318,6 +318,14 @@ impl StoreFs for SimFs {
         Ok(())
     }
 
+    fn sync_dir(&self, _path: &Path) -> io::Result<()> {
+        // Directory operations are durable at once in the simulation.
+        if self.is_crashed() {
+            return Err(crashed_err());
+        }
+        Ok(())
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut st = self.0.borrow_mut();
         if st.crashed {
