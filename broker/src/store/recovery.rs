@@ -161,6 +161,16 @@ pub(super) async fn recover<F: StoreFs>(
                         let rec = &buf[at..at + layout.total_size];
                         let topic =
                             std::str::from_utf8(&rec[layout.topic.clone()]).unwrap_or_default();
+                        // The CRC covers only the body: check the fields that name files.
+                        if !super::is_valid_topic(topic)
+                            || layout.queue_id < 0
+                            || layout.queue_offset < 0
+                        {
+                            stop = Stop::Damaged(format!(
+                                "record at {offset} has an invalid topic, queue id or queue offset"
+                            ));
+                            break 'segments;
+                        }
                         let props = &rec[layout.properties.clone()];
                         redispatch(
                             &mut queues,

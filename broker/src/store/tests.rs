@@ -198,6 +198,19 @@ fn segments_roll_with_blank_records_and_verify_is_clean() {
 }
 
 #[test]
+fn topics_that_could_escape_the_directory_are_refused() {
+    assert!(is_valid_topic("%RETRY%group-1|x_y"));
+    for bad in ["", "../etc", "a/b", "a b", "é"] {
+        assert!(!is_valid_topic(bad), "{bad}");
+    }
+    let mut store = block_on(Store::open(SimFs::new(1), sim_config(FlushMode::Async))).unwrap();
+    let err = store
+        .append(&AppendMessage::new("../x", 0, b"x"))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Message(_)), "{err}");
+}
+
+#[test]
 fn busy_when_the_disk_is_behind() {
     let fs = SimFs::new(4);
     let config = StoreConfig {
