@@ -21,6 +21,9 @@
 //! | brokerStatus | [`Admin::broker_runtime_info`] |
 //! | getBrokerConfig / updateBrokerConfig | [`Admin::broker_config`], [`Admin::update_broker_config`] |
 //! | wipeWritePerm / addWritePerm | [`Admin::wipe_write_perm`], [`Admin::add_write_perm`] |
+//! | queryMsgById | [`Admin::view_message_by_id`] |
+//! | queryMsgByKey / queryMsgByUniqueKey | [`Admin::query_messages_by_key`], [`Admin::query_message_by_unique_key`] |
+//! | queryMsgByOffset | [`Admin::view_message_at`] |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -46,10 +49,16 @@ use ringmq_wire::header::offset::{
     GetMaxOffsetRequestHeader, GetMinOffsetRequestHeader, OffsetResponseHeader,
     SearchOffsetRequestHeader,
 };
+use ringmq_wire::header::pull::PullMessageRequestHeader;
+use ringmq_wire::header::query::{QueryMessageRequestHeader, ViewMessageRequestHeader};
 use ringmq_wire::header::send::RpcFields;
-use ringmq_wire::{RemotingCommand, RequestCode, WireError};
+use ringmq_wire::msgid::parse_offset_msg_id;
+use ringmq_wire::record::{StoredMessage, decode_records};
+use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode, WireError};
 use tracing::info;
 
+use crate::consumer::api;
+use crate::consumer::message_ext::MessageExt;
 use crate::error::{ClientError, Result};
 use crate::instance::ClientInstance;
 use crate::producer::DEFAULT_TOPIC;
@@ -563,6 +572,166 @@ impl Admin {
         }))
     }
 }
+
+impl Admin {
+    // -------------------------------------------------------------------------------------
+    // Messages
+
+    /// `VIEW_MESSAGE_BY_ID`: the message with a broker-generated id (store host + CommitLog
+    /// offset), read from that broker (`queryMsgById`).
+    pub async fn view_message_by_id(&self, offset_msg_id: &str) -> Result<MessageExt> {
+        let (store_host, physical_offset) = parse_offset_msg_id(offset_msg_id).map_err(|e| {
+            ClientError::InvalidArgument(format!(
+                "{offset_msg_id:?} is not a broker message id: {e}"
+            ))
+        })?;
+        let addr = store_host.to_string();
+        let header = ViewMessageRequestHeader {
+            topic: None,
+            offset: physical_offset,
+        };
+        let response = self
+            .call(&addr, Self::request(RequestCode::ViewMessageById, &header))
+            .await?;
+        let stored = StoredMessage::decode(&response.body, true).map_err(wire_error(&addr))?;
+        let broker_name = self.broker_name_of(&addr).await.unwrap_or_default();
+        MessageExt::from_stored(&stored, &broker_name)
+    }
+
+    async fn broker_name_of(&self, addr: &str) -> Option<String> {
+        let info = self.cluster_info().await.ok()?;
+        info.broker_addr_table
+            .values()
+            .find(|b| b.broker_addrs.values().any(|a| a == addr))
+            .map(|b| b.broker_name.clone())
+    }
+
+    /// `QUERY_MESSAGE` on every master of the topic: messages whose keys include `key`,
+    /// stored between `begin_ms` and `end_ms`, at most `max` per broker (`queryMsgByKey`).
+    pub async fn query_messages_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max: i32,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<MessageExt>> {
+        let found = self
+            .query_messages(topic, key, max, begin_ms, end_ms, false)
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter(|m| m.keys().contains(&key))
+            .collect())
+    }
+
+    /// `QUERY_MESSAGE` by the client-generated id (`UNIQ_KEY`) (`queryMsgByUniqueKey`); the
+    /// newest match if several were stored (retries may store a message twice).
+    pub async fn query_message_by_unique_key(
+        &self,
+        topic: &str,
+        unique_id: &str,
+    ) -> Result<Option<MessageExt>> {
+        let found = self
+            .query_messages(topic, unique_id, 32, 0, i64::MAX, true)
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter(|m| m.msg_id() == unique_id)
+            .max_by_key(|m| m.store_timestamp))
+    }
+
+    async fn query_messages(
+        &self,
+        topic: &str,
+        key: &str,
+        max: i32,
+        begin_ms: i64,
+        end_ms: i64,
+        unique: bool,
+    ) -> Result<Vec<MessageExt>> {
+        let route = self.topic_route(topic).await?;
+        let mut found = Vec::new();
+        for broker in &route.broker_datas {
+            let Some(addr) = broker.master_addr() else {
+                continue;
+            };
+            let header = QueryMessageRequestHeader {
+                topic: topic.to_owned(),
+                key: key.to_owned(),
+                max_num: max.max(1),
+                begin_timestamp: begin_ms,
+                end_timestamp: end_ms,
+                unique_key_query: unique.then_some(true),
+                rpc: RpcFields::default(),
+            };
+            let response = self
+                .instance
+                .remoting()
+                .invoke(
+                    addr,
+                    Self::request(RequestCode::QueryMessage, &header),
+                    self.timeout,
+                )
+                .await?;
+            match ResponseCode::from_i32(response.code) {
+                Some(ResponseCode::Success) => {}
+                Some(ResponseCode::QueryNotFound) => continue,
+                _ => {
+                    return Err(crate::remoting::broker_error(
+                        addr,
+                        RequestCode::QueryMessage.as_i32(),
+                        &response,
+                    ));
+                }
+            }
+            let records = decode_records(&response.body, true, api::PULLED_MESSAGES_MAX)
+                .map_err(wire_error(addr))?;
+            for record in &records {
+                found.push(MessageExt::from_stored(record, &broker.broker_name)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The message at `offset` of a queue, pulled without holding (`queryMsgByOffset`);
+    /// `None` if there is none at that offset.
+    pub async fn view_message_at(
+        &self,
+        queue: &MessageQueue,
+        offset: i64,
+    ) -> Result<Option<MessageExt>> {
+        let addr = self.master_of(queue).await?;
+        let header = PullMessageRequestHeader {
+            consumer_group: TOOLS_CONSUMER_GROUP.to_owned(),
+            topic: queue.topic.clone(),
+            queue_id: queue.queue_id,
+            queue_offset: offset,
+            max_msg_nums: 1,
+            sys_flag: 0,
+            commit_offset: 0,
+            suspend_timeout_millis: 0,
+            subscription: Some("*".into()),
+            sub_version: 0,
+            expression_type: Some("TAG".into()),
+            max_msg_bytes: None,
+            request_source: None,
+            proxy_forward_client_id: None,
+            rpc: RpcFields {
+                broker_name: Some(queue.broker_name.clone()),
+                ..RpcFields::default()
+            },
+        };
+        let result = api::pull(&self.instance, &addr, queue, &header, self.timeout).await?;
+        Ok(result
+            .messages
+            .into_iter()
+            .find(|m| m.queue_offset == offset))
+    }
+}
+
+/// The consumer group admin tools pull as (RocketMQ's `TOOLS_CONSUMER`).
+pub const TOOLS_CONSUMER_GROUP: &str = "TOOLS_CONSUMER";
 
 #[cfg(test)]
 mod tests;

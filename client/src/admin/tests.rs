@@ -198,3 +198,72 @@ async fn unsupported_operations_surface_the_broker_error() {
         Some(ResponseCode::RequestCodeNotSupported.as_i32())
     );
 }
+
+#[tokio::test]
+async fn messages_are_found_by_key_unique_id_broker_id_and_offset() {
+    use crate::message::Message;
+    use crate::producer::{Producer, ProducerConfig};
+    use crate::testutil::mini_broker::MiniBroker;
+
+    let broker = MiniBroker::start().await;
+    let namesrv = fake_namesrv(HashMap::from([(
+        "T".to_owned(),
+        route_of(&[("broker-a", &broker.addr, 2)]),
+    )]))
+    .await;
+    let instance = ClientInstance::new(ClientConfig::new(namesrv)).expect("instance");
+    let producer = Producer::new(instance.clone(), ProducerConfig::new("PG")).expect("producer");
+    let sent = producer
+        .send(Message::new("T", "order #7").with_keys(["order-7", "customer-1"]))
+        .await
+        .expect("sent");
+    producer
+        .send(Message::new("T", "other").with_keys(["order-8"]))
+        .await
+        .expect("sent");
+    let admin = Admin::new(instance);
+
+    let by_key = admin
+        .query_messages_by_key("T", "order-7", 64, 0, i64::MAX)
+        .await
+        .expect("query");
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(&by_key[0].body[..], b"order #7");
+    assert!(
+        admin
+            .query_messages_by_key("T", "nothing", 64, 0, i64::MAX)
+            .await
+            .expect("query")
+            .is_empty()
+    );
+
+    let by_unique = admin
+        .query_message_by_unique_key("T", &sent.msg_id)
+        .await
+        .expect("query")
+        .expect("found");
+    assert_eq!(by_unique.msg_id(), sent.msg_id);
+
+    // The mini broker stores at 127.0.0.1:10911 in its ids; point the id at its real port.
+    let (_, physical) =
+        ringmq_wire::msgid::parse_offset_msg_id(&sent.offset_msg_id).expect("broker id");
+    let real_id = ringmq_wire::msgid::offset_msg_id(broker.addr.parse().expect("addr"), physical);
+    let by_id = admin.view_message_by_id(&real_id).await.expect("view");
+    assert_eq!(&by_id.body[..], b"order #7");
+    assert_eq!(by_id.broker_name, "broker-a");
+
+    let at = admin
+        .view_message_at(&sent.queue, sent.queue_offset)
+        .await
+        .expect("pull")
+        .expect("message");
+    assert_eq!(at.msg_id(), sent.msg_id);
+    assert!(
+        admin
+            .view_message_at(&sent.queue, sent.queue_offset + 100)
+            .await
+            .expect("pull")
+            .is_none()
+    );
+    assert!(admin.view_message_by_id("not-an-id").await.is_err());
+}

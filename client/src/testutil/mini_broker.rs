@@ -24,6 +24,9 @@ use ringmq_wire::header::offset::{
     QueryConsumerOffsetResponseHeader, UpdateConsumerOffsetRequestHeader,
 };
 use ringmq_wire::header::pull::{PullMessageRequestHeader, PullMessageResponseHeader};
+use ringmq_wire::header::query::{
+    QueryMessageRequestHeader, QueryMessageResponseHeader, ViewMessageRequestHeader,
+};
 use ringmq_wire::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
 use ringmq_wire::record::{RecordFields, StoredMessage, property};
 use ringmq_wire::{FrameDecoder, RemotingCommand, RequestCode, ResponseCode};
@@ -195,22 +198,26 @@ impl MiniBroker {
             RequestCode::SendMessage | RequestCode::SendMessageV2 => {
                 let header = SendMessageRequestHeader::decode_any(request).map_err(e)?;
                 let properties = header.properties.clone().unwrap_or_default();
-                let (queue_offset, _) = self.append(&header.topic, header.queue_id, |q, p| {
-                    Self::encode_record(
-                        &header.topic,
-                        header.queue_id,
-                        q,
-                        p,
-                        header.sys_flag,
-                        header.flag,
-                        0,
-                        &request.body,
-                        &properties,
-                    )
-                });
+                let (queue_offset, physical) =
+                    self.append(&header.topic, header.queue_id, |q, p| {
+                        Self::encode_record(
+                            &header.topic,
+                            header.queue_id,
+                            q,
+                            p,
+                            header.sys_flag,
+                            header.flag,
+                            0,
+                            &request.body,
+                            &properties,
+                        )
+                    });
                 let mut response = ok;
                 SendMessageResponseHeader {
-                    msg_id: format!("{queue_offset:032X}"),
+                    msg_id: ringmq_wire::msgid::offset_msg_id(
+                        "127.0.0.1:10911".parse().expect("addr"),
+                        physical,
+                    ),
                     queue_id: header.queue_id,
                     queue_offset,
                     ..SendMessageResponseHeader::default()
@@ -423,6 +430,51 @@ impl MiniBroker {
                     }
                 }
                 ok
+            }
+            RequestCode::ViewMessageById => {
+                let header = ViewMessageRequestHeader::decode(request).map_err(e)?;
+                match self.state().log.get(&header.offset).cloned() {
+                    Some(record) => ok.with_body(record),
+                    None => RemotingCommand::error_response(
+                        request,
+                        ResponseCode::SystemError,
+                        "no message at that offset",
+                    ),
+                }
+            }
+            RequestCode::QueryMessage => {
+                let header = QueryMessageRequestHeader::decode(request).map_err(e)?;
+                let state = self.state();
+                let mut body = BytesMut::new();
+                let mut found = 0;
+                for ((topic, _), records) in &state.queues {
+                    if *topic != header.topic {
+                        continue;
+                    }
+                    for record in records {
+                        let stored = StoredMessage::decode(record, false).map_err(e)?;
+                        let hit = if header.unique_key_query == Some(true) {
+                            stored.uniq_key() == Some(header.key.as_str())
+                        } else {
+                            stored.keys().any(|k| k == header.key)
+                        };
+                        if hit && found < header.max_num {
+                            body.extend_from_slice(record);
+                            found += 1;
+                        }
+                    }
+                }
+                if found == 0 {
+                    RemotingCommand::error_response(request, ResponseCode::QueryNotFound, "none")
+                } else {
+                    let mut response = ok.with_body(body.freeze());
+                    QueryMessageResponseHeader {
+                        index_last_update_timestamp: 0,
+                        index_last_update_phyoffset: 0,
+                    }
+                    .encode_into(&mut response);
+                    response
+                }
             }
             other => return Err(format!("{other} not served by the mini broker")),
         })
