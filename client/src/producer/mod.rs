@@ -19,6 +19,7 @@
 
 pub mod fault;
 pub mod selector;
+pub mod stats;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -51,6 +52,7 @@ use crate::queue::MessageQueue;
 use crate::route::TopicRoute;
 use fault::FaultAvoidance;
 use selector::QueueSelector;
+use stats::{SendStats, SendStatsSnapshot};
 
 /// The template topic brokers auto-create topics from (`TBW102`).
 pub const DEFAULT_TOPIC: &str = "TBW102";
@@ -137,6 +139,7 @@ struct Inner {
     uniq_keys: std::sync::Mutex<UniqKeyGenerator>,
     in_flight: Arc<Semaphore>,
     shut_down: AtomicBool,
+    stats: SendStats,
 }
 
 /// A producer; cheap to clone, safe to share between tasks.
@@ -195,6 +198,7 @@ impl Producer {
                 next_queue: AtomicUsize::new(0),
                 uniq_keys: std::sync::Mutex::new(uniq_key_generator(instance.client_ip())),
                 shut_down: AtomicBool::new(false),
+                stats: SendStats::default(),
                 instance,
             }),
         })
@@ -208,6 +212,11 @@ impl Producer {
     /// The client instance.
     pub fn instance(&self) -> &ClientInstance {
         &self.inner.instance
+    }
+
+    /// Send counts and latencies so far (all clones of this producer together).
+    pub fn stats(&self) -> SendStatsSnapshot {
+        self.inner.stats.snapshot()
     }
 
     /// Sends a message and waits for the broker's answer.
@@ -470,6 +479,20 @@ impl Producer {
 
     #[instrument(level = "debug", skip_all, fields(topic = %prepared.topic))]
     async fn send_prepared(&self, prepared: Prepared, target: Target<'_>) -> Result<SendResult> {
+        let started = Instant::now();
+        let body_bytes = prepared.body.len();
+        let outcome = self.send_attempts(prepared, target).await;
+        match &outcome {
+            Ok(_) => self
+                .inner
+                .stats
+                .record_success(started.elapsed(), body_bytes),
+            Err(_) => self.inner.stats.record_failure(),
+        }
+        outcome
+    }
+
+    async fn send_attempts(&self, prepared: Prepared, target: Target<'_>) -> Result<SendResult> {
         let config = &self.inner.config;
         let deadline = Instant::now() + config.send_timeout;
         let _permit = self.acquire(deadline).await?;
@@ -528,6 +551,9 @@ impl Producer {
                     }
                     avoid = Some(queue.broker_name.clone());
                     last_error = Some(error);
+                    if attempts < attempts_max {
+                        self.inner.stats.record_retry();
+                    }
                 }
             }
         }

@@ -155,6 +155,8 @@ async fn failed_broker_is_retried_elsewhere_and_then_avoided() {
         assert_eq!(result.queue.broker_name, "b-good");
     }
     assert_eq!(drain(&mut good_seen).len(), 6);
+    let stats = producer.stats();
+    assert_eq!((stats.sent, stats.failed, stats.retried), (6, 0, 1));
     // The bad broker was tried once, then kept out of rotation.
     assert_eq!(drain(&mut bad_seen).len(), 1);
 }
