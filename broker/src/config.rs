@@ -446,7 +446,9 @@ impl BrokerConfig {
                 "set the data directory, e.g. \"./data\"",
             );
         }
-        if s.segment_bytes < (1 << 20) || s.segment_bytes > (1 << 34) || s.segment_bytes % 4096 != 0
+        if s.segment_bytes < (1 << 20)
+            || s.segment_bytes > (1 << 34)
+            || !s.segment_bytes.is_multiple_of(4096)
         {
             return invalid(
                 "store.segment_bytes",
