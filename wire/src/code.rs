@@ -82,6 +82,9 @@ codes! {
         GetAllConsumerOffset = 43 => "GET_ALL_CONSUMER_OFFSET",
         GetAllDelayOffset = 45 => "GET_ALL_DELAY_OFFSET",
         CheckClientConfig = 46 => "CHECK_CLIENT_CONFIG",
+        GetClientConfig = 47 => "GET_CLIENT_CONFIG",
+        GetTimerCheckPoint = 60 => "GET_TIMER_CHECK_POINT",
+        GetTimerMetrics = 61 => "GET_TIMER_METRICS",
         PutKvConfig = 100 => "PUT_KV_CONFIG",
         GetKvConfig = 101 => "GET_KV_CONFIG",
         DeleteKvConfig = 102 => "DELETE_KV_CONFIG",
@@ -113,6 +116,7 @@ codes! {
         InvokeBrokerToResetOffset = 222 => "INVOKE_BROKER_TO_RESET_OFFSET",
         InvokeBrokerToGetConsumerStatus = 223 => "INVOKE_BROKER_TO_GET_CONSUMER_STATUS",
         GetTopicsByCluster = 224 => "GET_TOPICS_BY_CLUSTER",
+        UpdateAndCreateSubscriptiongroupList = 225 => "UPDATE_AND_CREATE_SUBSCRIPTIONGROUP_LIST",
         QueryTopicConsumeByWho = 300 => "QUERY_TOPIC_CONSUME_BY_WHO",
         RegisterFilterServer = 301 => "REGISTER_FILTER_SERVER",
         RegisterMessageFilterClass = 302 => "REGISTER_MESSAGE_FILTER_CLASS",
@@ -143,16 +147,54 @@ codes! {
         AddWritePermOfBroker = 327 => "ADD_WRITE_PERM_OF_BROKER",
         GetAllProducerInfo = 328 => "GET_ALL_PRODUCER_INFO",
         DeleteExpiredCommitlog = 329 => "DELETE_EXPIRED_COMMITLOG",
+        QueryTopicsByConsumer = 343 => "QUERY_TOPICS_BY_CONSUMER",
+        QuerySubscriptionByConsumer = 345 => "QUERY_SUBSCRIPTION_BY_CONSUMER",
         GetTopicConfig = 351 => "GET_TOPIC_CONFIG",
         GetSubscriptiongroupConfig = 352 => "GET_SUBSCRIPTIONGROUP_CONFIG",
+        UpdateAndGetGroupForbidden = 353 => "UPDATE_AND_GET_GROUP_FORBIDDEN",
+        CheckRocksdbCqWriteProgress = 354 => "CHECK_ROCKSDB_CQ_WRITE_PROGRESS",
+        ExportRocksdbConfigToJson = 355 => "EXPORT_ROCKSDB_CONFIG_TO_JSON",
         LitePullMessage = 361 => "LITE_PULL_MESSAGE",
         RecallMessage = 370 => "RECALL_MESSAGE",
         QueryAssignment = 400 => "QUERY_ASSIGNMENT",
         SetMessageRequestMode = 401 => "SET_MESSAGE_REQUEST_MODE",
+        GetAllMessageRequestMode = 402 => "GET_ALL_MESSAGE_REQUEST_MODE",
         UpdateAndCreateStaticTopic = 513 => "UPDATE_AND_CREATE_STATIC_TOPIC",
         GetBrokerMemberGroup = 901 => "GET_BROKER_MEMBER_GROUP",
+        AddBroker = 902 => "ADD_BROKER",
+        RemoveBroker = 903 => "REMOVE_BROKER",
         BrokerHeartbeat = 904 => "BROKER_HEARTBEAT",
+        NotifyMinBrokerIdChange = 905 => "NOTIFY_MIN_BROKER_ID_CHANGE",
         ExchangeBrokerHaInfo = 906 => "EXCHANGE_BROKER_HA_INFO",
+        GetBrokerHaStatus = 907 => "GET_BROKER_HA_STATUS",
+        ResetMasterFlushOffset = 908 => "RESET_MASTER_FLUSH_OFFSET",
+        ControllerAlterSyncStateSet = 1001 => "CONTROLLER_ALTER_SYNC_STATE_SET",
+        ControllerElectMaster = 1002 => "CONTROLLER_ELECT_MASTER",
+        ControllerRegisterBroker = 1003 => "CONTROLLER_REGISTER_BROKER",
+        ControllerGetReplicaInfo = 1004 => "CONTROLLER_GET_REPLICA_INFO",
+        ControllerGetMetadataInfo = 1005 => "CONTROLLER_GET_METADATA_INFO",
+        ControllerGetSyncStateData = 1006 => "CONTROLLER_GET_SYNC_STATE_DATA",
+        GetBrokerEpochCache = 1007 => "GET_BROKER_EPOCH_CACHE",
+        NotifyBrokerRoleChanged = 1008 => "NOTIFY_BROKER_ROLE_CHANGED",
+        UpdateControllerConfig = 1009 => "UPDATE_CONTROLLER_CONFIG",
+        GetControllerConfig = 1010 => "GET_CONTROLLER_CONFIG",
+        CleanBrokerData = 1011 => "CLEAN_BROKER_DATA",
+        ControllerGetNextBrokerId = 1012 => "CONTROLLER_GET_NEXT_BROKER_ID",
+        ControllerApplyBrokerId = 1013 => "CONTROLLER_APPLY_BROKER_ID",
+        UpdateColdDataFlowCtrConfig = 2001 => "UPDATE_COLD_DATA_FLOW_CTR_CONFIG",
+        RemoveColdDataFlowCtrConfig = 2002 => "REMOVE_COLD_DATA_FLOW_CTR_CONFIG",
+        GetColdDataFlowCtrInfo = 2003 => "GET_COLD_DATA_FLOW_CTR_INFO",
+        SetCommitlogReadMode = 2004 => "SET_COMMITLOG_READ_MODE",
+        AuthCreateUser = 3001 => "AUTH_CREATE_USER",
+        AuthUpdateUser = 3002 => "AUTH_UPDATE_USER",
+        AuthDeleteUser = 3003 => "AUTH_DELETE_USER",
+        AuthGetUser = 3004 => "AUTH_GET_USER",
+        AuthListUser = 3005 => "AUTH_LIST_USER",
+        AuthCreateAcl = 3006 => "AUTH_CREATE_ACL",
+        AuthUpdateAcl = 3007 => "AUTH_UPDATE_ACL",
+        AuthDeleteAcl = 3008 => "AUTH_DELETE_ACL",
+        AuthGetAcl = 3009 => "AUTH_GET_ACL",
+        AuthListAcl = 3010 => "AUTH_LIST_ACL",
         PopMessage = 200050 => "POP_MESSAGE",
         AckMessage = 200051 => "ACK_MESSAGE",
         PeekMessage = 200052 => "PEEK_MESSAGE",
@@ -191,6 +233,7 @@ codes! {
         SubscriptionGroupNotExist = 26 => "SUBSCRIPTION_GROUP_NOT_EXIST",
         FilterDataNotExist = 27 => "FILTER_DATA_NOT_EXIST",
         FilterDataNotLatest = 28 => "FILTER_DATA_NOT_LATEST",
+        InvalidParameter = 29 => "INVALID_PARAMETER",
         TransactionShouldCommit = 200 => "TRANSACTION_SHOULD_COMMIT",
         TransactionShouldRollback = 201 => "TRANSACTION_SHOULD_ROLLBACK",
         TransactionStateUnknow = 202 => "TRANSACTION_STATE_UNKNOW",
@@ -213,6 +256,23 @@ codes! {
         RpcSendToChannelFailed = -1004 => "RPC_SEND_TO_CHANNEL_FAILED",
         RpcTimeOut = -1006 => "RPC_TIME_OUT",
         GoAway = 1500 => "GO_AWAY",
+        ControllerFencedMasterEpoch = 2000 => "CONTROLLER_FENCED_MASTER_EPOCH",
+        ControllerFencedSyncStateSetEpoch = 2001 => "CONTROLLER_FENCED_SYNC_STATE_SET_EPOCH",
+        ControllerInvalidMaster = 2002 => "CONTROLLER_INVALID_MASTER",
+        ControllerInvalidReplicas = 2003 => "CONTROLLER_INVALID_REPLICAS",
+        ControllerMasterNotAvailable = 2004 => "CONTROLLER_MASTER_NOT_AVAILABLE",
+        ControllerInvalidRequest = 2005 => "CONTROLLER_INVALID_REQUEST",
+        ControllerBrokerNotAlive = 2006 => "CONTROLLER_BROKER_NOT_ALIVE",
+        ControllerNotLeader = 2007 => "CONTROLLER_NOT_LEADER",
+        ControllerBrokerMetadataNotExist = 2008 => "CONTROLLER_BROKER_METADATA_NOT_EXIST",
+        ControllerInvalidCleanBrokerMetadata = 2009 => "CONTROLLER_INVALID_CLEAN_BROKER_METADATA",
+        ControllerBrokerNeedToBeRegistered = 2010 => "CONTROLLER_BROKER_NEED_TO_BE_REGISTERED",
+        ControllerMasterStillExist = 2011 => "CONTROLLER_MASTER_STILL_EXIST",
+        ControllerElectMasterFailed = 2012 => "CONTROLLER_ELECT_MASTER_FAILED",
+        ControllerAlterSyncStateSetFailed = 2013 => "CONTROLLER_ALTER_SYNC_STATE_SET_FAILED",
+        ControllerBrokerIdInvalid = 2014 => "CONTROLLER_BROKER_ID_INVALID",
+        ControllerJraftInternalError = 2015 => "CONTROLLER_JRAFT_INTERNAL_ERROR",
+        ControllerBrokerLiveInfoNotExists = 2016 => "CONTROLLER_BROKER_LIVE_INFO_NOT_EXISTS",
         LmqQuotaExceeded = 2017 => "LMQ_QUOTA_EXCEEDED",
         LiteSubscriptionQuotaExceeded = 2018 => "LITE_SUBSCRIPTION_QUOTA_EXCEEDED",
         UserNotExist = 3001 => "USER_NOT_EXIST",
@@ -306,5 +366,56 @@ mod tests {
         assert_eq!(LanguageCode::from_u8_lenient(200), LanguageCode::Other);
         assert_eq!(RequestCode::describe(99_999), "UNKNOWN(99999)");
         assert_eq!(RequestCode::describe(34), "HEART_BEAT(34)");
+    }
+
+    /// Values checked against `RequestCode.java` / `ResponseCode.java` at apache/rocketmq
+    /// 8fc57f1468d1 (every Java constant is present here with the same value; the lite-topic
+    /// response codes 2017/2018 come from 5.5). Pinned by name so that a typo in the table
+    /// above cannot go unnoticed.
+    #[test]
+    fn pinned_against_java_by_name() {
+        let request = |name: &str| {
+            RequestCode::ALL
+                .iter()
+                .find(|code| code.name() == name)
+                .map(|code| code.as_i32())
+        };
+        for (name, value) in [
+            ("QUERY_MESSAGE", 12),
+            ("QUERY_CONSUMER_OFFSET", 14),
+            ("UPDATE_CONSUMER_OFFSET", 15),
+            ("UPDATE_AND_CREATE_TOPIC", 17),
+            ("UPDATE_BROKER_CONFIG", 25),
+            ("GET_BROKER_CONFIG", 26),
+            ("GET_BROKER_RUNTIME_INFO", 28),
+            ("SEARCH_OFFSET_BY_TIMESTAMP", 29),
+            ("GET_MAX_OFFSET", 30),
+            ("GET_MIN_OFFSET", 31),
+            ("GET_EARLIEST_MSG_STORETIME", 32),
+            ("VIEW_MESSAGE_BY_ID", 33),
+            ("UNREGISTER_CLIENT", 35),
+            ("CONSUMER_SEND_MSG_BACK", 36),
+            ("END_TRANSACTION", 37),
+            ("GET_CONSUMER_LIST_BY_GROUP", 38),
+            ("CHECK_TRANSACTION_STATE", 39),
+            ("NOTIFY_CONSUMER_IDS_CHANGED", 40),
+            ("GET_TOPIC_STATS_INFO", 202),
+            ("GET_CONSUMER_CONNECTION_LIST", 203),
+            ("DELETE_SUBSCRIPTIONGROUP", 207),
+            ("GET_CONSUME_STATS", 208),
+            ("DELETE_TOPIC_IN_BROKER", 215),
+            ("QUERY_CONSUME_TIME_SPAN", 303),
+            ("GET_TOPIC_CONFIG", 351),
+            ("GET_SUBSCRIPTIONGROUP_CONFIG", 352),
+            ("AUTH_LIST_ACL", 3010),
+        ] {
+            assert_eq!(request(name), Some(value), "{name}");
+        }
+        assert_eq!(ResponseCode::InvalidParameter.as_i32(), 29);
+        assert_eq!(
+            ResponseCode::ControllerBrokerLiveInfoNotExists.as_i32(),
+            2016
+        );
+        assert_eq!(ResponseCode::TransactionStateUnknow.as_i32(), 202);
     }
 }

@@ -1,1 +1,582 @@
-//! Headers of the `send` command family.
+//! Headers of the `send` command family: `SEND_MESSAGE` (10), `SEND_BATCH_MESSAGE` (320),
+//! `SEND_MESSAGE_V2` (310) and the send response.
+//!
+//! `SEND_MESSAGE` and `SEND_BATCH_MESSAGE` carry [`SendMessageRequestHeader`] with
+//! RocketMQ's camelCase names; `SEND_MESSAGE_V2` carries the same fields under one-letter
+//! keys ([`SendMessageRequestHeaderV2`]):
+//!
+//! ```text
+//! a producerGroup   b topic      c defaultTopic   d defaultTopicQueueNums  e queueId
+//! f sysFlag         g bornTimestamp  h flag       i properties   j reconsumeTimes
+//! k unitMode        l maxReconsumeTimes (consumeRetryTimes)      m batch   n brokerName
+//! ```
+//!
+//! Every topic request may also carry RocketMQ's RPC fields (`ns`, `nsd`, `bname`, `oway`,
+//! `lo`), read into [`RpcFields`]; a malformed RPC flag is ignored, as Java ignores it.
+//!
+//! This module also holds the small machinery every header module uses: the
+//! [`header_struct!`] macro that declares a header struct and its [`CommandHeader`] impl from
+//! a field table, and the [`FieldValue`] conversions behind it.
+
+use crate::command::ExtFields;
+use crate::error::WireError;
+use crate::header::{CommandHeader, Fields};
+
+/// A value that can be a header field: read from and written to its string form.
+pub trait FieldValue: Sized {
+    /// Reads the field if present; present but malformed is an error naming it.
+    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError>;
+    /// Writes the field.
+    fn write(&self, fields: &mut ExtFields, name: &str);
+}
+
+impl FieldValue for String {
+    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
+        Ok(fields.opt_string(name))
+    }
+    fn write(&self, fields: &mut ExtFields, name: &str) {
+        fields.insert(name.to_owned(), self.clone());
+    }
+}
+
+impl FieldValue for bool {
+    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
+        fields.opt_boolean(name)
+    }
+    fn write(&self, fields: &mut ExtFields, name: &str) {
+        let text = if *self { "true" } else { "false" };
+        fields.insert(name.to_owned(), text.to_owned());
+    }
+}
+
+macro_rules! number_field_value {
+    ($($ty:ty),*) => {$(
+        impl FieldValue for $ty {
+            fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
+                fields.opt_number(name)
+            }
+            fn write(&self, fields: &mut ExtFields, name: &str) {
+                fields.insert(name.to_owned(), self.to_string());
+            }
+        }
+    )*};
+}
+number_field_value!(i32, i64, u32, u64);
+
+/// The name under which a field is present: `wire` itself, else the first present alias,
+/// else `wire` (so that a missing field is reported under its wire name).
+pub(crate) fn present_name(
+    fields: &Fields<'_>,
+    wire: &'static str,
+    aliases: &[&'static str],
+) -> &'static str {
+    if fields.get(wire).is_some() {
+        return wire;
+    }
+    aliases
+        .iter()
+        .copied()
+        .find(|alias| fields.get(alias).is_some())
+        .unwrap_or(wire)
+}
+
+/// Declares a header struct from a field table and implements [`CommandHeader`] for it.
+///
+/// Each field is `req name: Type => "wireName"` (required: missing is
+/// [`WireError::MissingField`]), `opt name: Type => "wireName"` (an `Option<Type>`), or
+/// `flat name: Type => ""` (a nested [`CommandHeader`] whose fields sit beside ours).
+/// `=> "wireName" | "alias"` also accepts the field under its aliases on read; it is
+/// always written under its wire name.
+macro_rules! header_struct {
+    (@type req $ty:ty) => { $ty };
+    (@type opt $ty:ty) => { Option<$ty> };
+    (@type flat $ty:ty) => { $ty };
+    (@read req $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
+        <$ty as $crate::header::send::FieldValue>::read(
+            $fields,
+            $crate::header::send::present_name($fields, $wire, $aliases),
+        )?
+        .ok_or($crate::error::WireError::MissingField { field: $wire })?
+    };
+    (@read opt $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
+        <$ty as $crate::header::send::FieldValue>::read(
+            $fields,
+            $crate::header::send::present_name($fields, $wire, $aliases),
+        )?
+    };
+    (@read flat $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
+        <$ty as $crate::header::CommandHeader>::read_from($fields)?
+    };
+    (@write req $value:expr, $fields:ident, $wire:literal) => {
+        $crate::header::send::FieldValue::write($value, $fields, $wire)
+    };
+    (@write opt $value:expr, $fields:ident, $wire:literal) => {
+        if let Some(value) = $value {
+            $crate::header::send::FieldValue::write(value, $fields, $wire)
+        }
+    };
+    (@write flat $value:expr, $fields:ident, $wire:literal) => {
+        $crate::header::CommandHeader::write_to($value, $fields)
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $kind:ident $field:ident : $ty:ty => $wire:literal $(| $alias:literal)*,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct $name {
+            $(
+                $(#[$fmeta])*
+                pub $field: $crate::header::send::header_struct!(@type $kind $ty),
+            )*
+        }
+
+        impl $crate::header::CommandHeader for $name {
+            #[allow(unused_variables)]
+            fn write_to(&self, fields: &mut $crate::command::ExtFields) {
+                $( $crate::header::send::header_struct!(@write $kind &self.$field, fields, $wire); )*
+            }
+
+            #[allow(unused_variables)]
+            fn read_from(
+                fields: &$crate::header::Fields<'_>,
+            ) -> Result<Self, $crate::error::WireError> {
+                Ok($name {
+                    $( $field: $crate::header::send::header_struct!(@read $kind $ty, fields, $wire, &[$($alias),*]), )*
+                })
+            }
+        }
+    };
+}
+pub(crate) use header_struct;
+
+/// RocketMQ's RPC fields, carried by every request whose Java header extends
+/// `RpcRequestHeader`/`TopicRequestHeader`: they steer proxies and static topics, and a broker
+/// that serves queues directly only needs to tolerate them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RpcFields {
+    /// `ns`: namespace.
+    pub namespace: Option<String>,
+    /// `nsd`: whether the namespace has been applied to the names already.
+    pub namespaced: Option<bool>,
+    /// `bname`: the broker the request is meant for.
+    pub broker_name: Option<String>,
+    /// `oway`: the request is one-way.
+    pub oneway: Option<bool>,
+    /// `lo`: logical (static topic) queue request.
+    pub logic: Option<bool>,
+}
+
+impl CommandHeader for RpcFields {
+    fn write_to(&self, fields: &mut ExtFields) {
+        let flags = [
+            ("nsd", self.namespaced),
+            ("oway", self.oneway),
+            ("lo", self.logic),
+        ];
+        if let Some(ns) = &self.namespace {
+            ns.write(fields, "ns");
+        }
+        if let Some(bname) = &self.broker_name {
+            bname.write(fields, "bname");
+        }
+        for (name, value) in flags {
+            if let Some(value) = value {
+                value.write(fields, name);
+            }
+        }
+    }
+
+    fn read_from(fields: &Fields<'_>) -> Result<Self, WireError> {
+        // Java reads these with Boolean.parseBoolean, which never fails: so do we.
+        let flag = |name| fields.get(name).and_then(crate::json::parse_bool);
+        Ok(RpcFields {
+            namespace: fields.opt_string("ns"),
+            namespaced: flag("nsd"),
+            broker_name: fields.opt_string("bname"),
+            oneway: flag("oway"),
+            logic: flag("lo"),
+        })
+    }
+}
+
+/// Message `sysFlag` bits a producer sets (`MessageSysFlag`).
+pub mod sys_flag {
+    /// The body is compressed (zlib unless the compression-type bits say otherwise).
+    pub const COMPRESSED: i32 = 0x1;
+    /// The `TAGS` property holds several tags.
+    pub const MULTI_TAGS: i32 = 0x2;
+    /// Mask of the transaction type bits.
+    pub const TRANSACTION_MASK: i32 = 0xC;
+    /// Not a transactional message.
+    pub const TRANSACTION_NOT_TYPE: i32 = 0x0;
+    /// A prepared (half) transactional message.
+    pub const TRANSACTION_PREPARED: i32 = 0x4;
+    /// A committed transactional message.
+    pub const TRANSACTION_COMMIT: i32 = 0x8;
+    /// A rolled-back transactional message.
+    pub const TRANSACTION_ROLLBACK: i32 = 0xC;
+    /// The born host is IPv6.
+    pub const BORNHOST_V6: i32 = 0x10;
+    /// The store host is IPv6.
+    pub const STOREHOST_V6: i32 = 0x20;
+    /// The batch must be unwrapped (inner batch).
+    pub const NEED_UNWRAP: i32 = 0x40;
+    /// The record is an inner batch.
+    pub const INNER_BATCH: i32 = 0x80;
+}
+
+header_struct! {
+    /// `SEND_MESSAGE` (10) and `SEND_BATCH_MESSAGE` (320) request header
+    /// (`SendMessageRequestHeader`). The body is the message body (zlib-compressed when
+    /// `sysFlag` bit 0 is set) or, for a batch, the encoded messages.
+    pub struct SendMessageRequestHeader {
+        /// `producerGroup`.
+        req producer_group: String => "producerGroup",
+        /// `topic`.
+        req topic: String => "topic",
+        /// `defaultTopic`: the template topic for auto-creation (`TBW102`).
+        req default_topic: String => "defaultTopic",
+        /// `defaultTopicQueueNums`: queues of an auto-created topic.
+        req default_topic_queue_nums: i32 => "defaultTopicQueueNums",
+        /// `queueId`; negative means "broker picks".
+        req queue_id: i32 => "queueId",
+        /// `sysFlag`, see [`sys_flag`].
+        req sys_flag: i32 => "sysFlag",
+        /// `bornTimestamp`, ms since the epoch.
+        req born_timestamp: i64 => "bornTimestamp",
+        /// `flag`: the user flag.
+        req flag: i32 => "flag",
+        /// `properties`: `name\x01value\x02…`.
+        opt properties: String => "properties",
+        /// `reconsumeTimes`.
+        opt reconsume_times: i32 => "reconsumeTimes",
+        /// `unitMode`.
+        opt unit_mode: bool => "unitMode",
+        /// `batch`: the body holds several encoded messages.
+        opt batch: bool => "batch",
+        /// `maxReconsumeTimes`.
+        opt max_reconsume_times: i32 => "maxReconsumeTimes",
+        /// The RPC fields (`bname` is the target broker).
+        flat rpc: RpcFields => "",
+    }
+}
+
+header_struct! {
+    /// `SEND_MESSAGE_V2` (310) request header (`SendMessageRequestHeaderV2`): the fields of
+    /// [`SendMessageRequestHeader`] under one-letter keys, to keep headers short.
+    pub struct SendMessageRequestHeaderV2 {
+        /// `a`: producerGroup.
+        req a: String => "a",
+        /// `b`: topic.
+        req b: String => "b",
+        /// `c`: defaultTopic.
+        req c: String => "c",
+        /// `d`: defaultTopicQueueNums.
+        req d: i32 => "d",
+        /// `e`: queueId.
+        req e: i32 => "e",
+        /// `f`: sysFlag.
+        req f: i32 => "f",
+        /// `g`: bornTimestamp.
+        req g: i64 => "g",
+        /// `h`: flag.
+        req h: i32 => "h",
+        /// `i`: properties.
+        opt i: String => "i",
+        /// `j`: reconsumeTimes.
+        opt j: i32 => "j",
+        /// `k`: unitMode.
+        opt k: bool => "k",
+        /// `l`: maxReconsumeTimes (Java calls it consumeRetryTimes here).
+        opt l: i32 => "l",
+        /// `m`: batch.
+        opt m: bool => "m",
+        /// `n`: brokerName (V1's `bname`).
+        opt n: String => "n",
+        /// The RPC fields, which V2 requests may carry too.
+        flat rpc: RpcFields => "",
+    }
+}
+
+impl SendMessageRequestHeaderV2 {
+    /// The same request as a V1 header (`createSendMessageRequestHeaderV1`): `n` becomes
+    /// `bname` unless the request carried a `bname` of its own.
+    pub fn into_v1(self) -> SendMessageRequestHeader {
+        let mut rpc = self.rpc;
+        if self.n.is_some() {
+            rpc.broker_name = self.n;
+        }
+        SendMessageRequestHeader {
+            producer_group: self.a,
+            topic: self.b,
+            default_topic: self.c,
+            default_topic_queue_nums: self.d,
+            queue_id: self.e,
+            sys_flag: self.f,
+            born_timestamp: self.g,
+            flag: self.h,
+            properties: self.i,
+            reconsume_times: self.j,
+            unit_mode: self.k,
+            batch: self.m,
+            max_reconsume_times: self.l,
+            rpc,
+        }
+    }
+}
+
+impl From<SendMessageRequestHeaderV2> for SendMessageRequestHeader {
+    fn from(v2: SendMessageRequestHeaderV2) -> Self {
+        v2.into_v1()
+    }
+}
+
+impl From<SendMessageRequestHeader> for SendMessageRequestHeaderV2 {
+    /// `createSendMessageRequestHeaderV2`: `bname` becomes `n`.
+    fn from(v1: SendMessageRequestHeader) -> Self {
+        SendMessageRequestHeaderV2 {
+            a: v1.producer_group,
+            b: v1.topic,
+            c: v1.default_topic,
+            d: v1.default_topic_queue_nums,
+            e: v1.queue_id,
+            f: v1.sys_flag,
+            g: v1.born_timestamp,
+            h: v1.flag,
+            i: v1.properties,
+            j: v1.reconsume_times,
+            k: v1.unit_mode,
+            l: v1.max_reconsume_times,
+            m: v1.batch,
+            n: v1.rpc.broker_name.clone(),
+            rpc: RpcFields {
+                broker_name: None,
+                ..v1.rpc
+            },
+        }
+    }
+}
+
+impl SendMessageRequestHeader {
+    /// Reads the send header of a `SEND_MESSAGE` (10), `SEND_BATCH_MESSAGE` (320) or
+    /// `SEND_MESSAGE_V2` (310) request, converting V2 to V1.
+    pub fn decode_any(command: &crate::command::RemotingCommand) -> Result<Self, WireError> {
+        if command.code == crate::code::RequestCode::SendMessageV2.as_i32() {
+            SendMessageRequestHeaderV2::decode(command).map(SendMessageRequestHeaderV2::into_v1)
+        } else {
+            SendMessageRequestHeader::decode(command)
+        }
+    }
+
+    /// Whether `sysFlag` marks the body as compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.sys_flag & sys_flag::COMPRESSED != 0
+    }
+
+    /// The transaction type bits of `sysFlag` (see [`sys_flag`]).
+    pub fn transaction_type(&self) -> i32 {
+        self.sys_flag & sys_flag::TRANSACTION_MASK
+    }
+}
+
+header_struct! {
+    /// Response header of the send family (`SendMessageResponseHeader`).
+    pub struct SendMessageResponseHeader {
+        /// `msgId`: the broker's offset message id (store host + commit log offset).
+        req msg_id: String => "msgId",
+        /// `queueId` the message was stored in.
+        req queue_id: i32 => "queueId",
+        /// `queueOffset`: its consume queue offset.
+        req queue_offset: i64 => "queueOffset",
+        /// `transactionId`.
+        opt transaction_id: String => "transactionId",
+        /// `batchUniqId`: the unique ids of a batch, comma separated.
+        opt batch_uniq_id: String => "batchUniqId",
+        /// `recallHandle` (5.x delayed-message recall).
+        opt recall_handle: String => "recallHandle",
+    }
+}
+
+/// Checks a header's contract: it round-trips through `extFields`, writes exactly the
+/// `expected` wire names, and reading it without any one of the `required` names fails with
+/// [`WireError::MissingField`] naming that field.
+#[cfg(test)]
+pub(crate) fn assert_header_contract<H>(header: &H, expected: &[&str], required: &[&str])
+where
+    H: CommandHeader + PartialEq + std::fmt::Debug,
+{
+    let mut fields = ExtFields::new();
+    header.write_to(&mut fields);
+    let mut written: Vec<&str> = fields.keys().map(String::as_str).collect();
+    let mut expected = expected.to_vec();
+    written.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(written, expected, "wire names of {header:?}");
+    assert_eq!(H::read_from(&Fields(&fields)).as_ref(), Ok(header));
+    for name in required {
+        let mut without = fields.clone();
+        without.remove(*name);
+        match H::read_from(&Fields(&without)) {
+            Err(WireError::MissingField { field }) => assert_eq!(field, *name),
+            other => panic!("without {name}: expected MissingField, got {other:?}"),
+        }
+    }
+    for name in expected {
+        let mut garbled = fields.clone();
+        garbled.insert(name.to_owned(), "\u{1}not-a-value".to_owned());
+        // Strings accept anything; numbers and booleans must fail naming the field.
+        if let Err(error) = H::read_from(&Fields(&garbled)) {
+            assert!(
+                matches!(error, WireError::InvalidField { field, .. } if field == name),
+                "garbled {name}: {error:?}"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::code::RequestCode;
+    use crate::command::RemotingCommand;
+
+    fn v2() -> SendMessageRequestHeaderV2 {
+        SendMessageRequestHeaderV2 {
+            a: "PG".into(),
+            b: "TopicTest".into(),
+            c: "TBW102".into(),
+            d: 4,
+            e: 3,
+            f: 0,
+            g: 1_700_000_000_123,
+            h: 0,
+            i: Some("TAGS\u{1}TagA\u{2}".into()),
+            j: Some(0),
+            k: Some(false),
+            l: None,
+            m: Some(false),
+            n: Some("broker-a".into()),
+            rpc: RpcFields::default(),
+        }
+    }
+
+    #[test]
+    fn v2_round_trip_and_wire_names() {
+        let header = v2();
+        let mut fields = ExtFields::new();
+        header.write_to(&mut fields);
+        let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "m", "n"
+            ]
+        );
+        assert_eq!(fields["g"], "1700000000123");
+        assert_eq!(fields["k"], "false");
+        assert_eq!(
+            SendMessageRequestHeaderV2::read_from(&Fields(&fields)),
+            Ok(header)
+        );
+    }
+
+    #[test]
+    fn v1_v2_conversion_keeps_every_field() {
+        let v1 = v2().into_v1();
+        assert_eq!(v1.producer_group, "PG");
+        assert_eq!(v1.queue_id, 3);
+        assert_eq!(v1.rpc.broker_name.as_deref(), Some("broker-a"));
+        let mut fields = ExtFields::new();
+        v1.write_to(&mut fields);
+        assert_eq!(fields["bname"], "broker-a");
+        assert_eq!(fields["producerGroup"], "PG");
+        assert_eq!(fields["defaultTopicQueueNums"], "4");
+        assert_eq!(
+            SendMessageRequestHeader::read_from(&Fields(&fields)),
+            Ok(v1.clone())
+        );
+        assert_eq!(SendMessageRequestHeaderV2::from(v1), v2());
+    }
+
+    #[test]
+    fn missing_and_malformed_fields_are_named() {
+        let mut fields = ExtFields::new();
+        v2().write_to(&mut fields);
+        for required in ["a", "b", "c", "d", "e", "f", "g", "h"] {
+            let mut without = fields.clone();
+            without.remove(required);
+            assert!(matches!(
+                SendMessageRequestHeaderV2::read_from(&Fields(&without)),
+                Err(WireError::MissingField { field }) if field == required
+            ));
+        }
+        let mut bad = fields.clone();
+        bad.insert("g".into(), "yesterday".into());
+        assert!(matches!(
+            SendMessageRequestHeaderV2::read_from(&Fields(&bad)),
+            Err(WireError::InvalidField { field: "g", .. })
+        ));
+        let mut bad = fields;
+        bad.insert("k".into(), "maybe".into());
+        assert!(matches!(
+            SendMessageRequestHeaderV2::read_from(&Fields(&bad)),
+            Err(WireError::InvalidField { field: "k", .. })
+        ));
+    }
+
+    #[test]
+    fn rpc_fields_are_tolerated() {
+        let mut command = RemotingCommand::request(RequestCode::SendMessage);
+        v2().into_v1().encode_into(&mut command);
+        for (key, value) in [
+            ("ns", "tenant"),
+            ("nsd", "true"),
+            ("oway", "x"),
+            ("lo", "0"),
+        ] {
+            command.ext_fields.insert(key.into(), value.into());
+        }
+        let header = SendMessageRequestHeader::decode_any(&command).unwrap();
+        assert_eq!(header.rpc.namespace.as_deref(), Some("tenant"));
+        assert_eq!(header.rpc.namespaced, Some(true));
+        assert_eq!(header.rpc.oneway, None);
+        assert_eq!(header.rpc.logic, Some(false));
+        assert!(!header.is_compressed());
+    }
+
+    #[test]
+    fn decode_any_converts_v2() {
+        let mut command = RemotingCommand::request(RequestCode::SendMessageV2);
+        v2().encode_into(&mut command);
+        assert_eq!(
+            SendMessageRequestHeader::decode_any(&command),
+            Ok(v2().into_v1())
+        );
+    }
+
+    #[test]
+    fn response_round_trip() {
+        let header = SendMessageResponseHeader {
+            msg_id: "7F00000100002A9F0000000000000000".into(),
+            queue_id: 1,
+            queue_offset: 42,
+            transaction_id: None,
+            batch_uniq_id: Some("u1,u2".into()),
+            recall_handle: None,
+        };
+        let mut fields = ExtFields::new();
+        header.write_to(&mut fields);
+        assert_eq!(fields.len(), 4);
+        assert_eq!(fields["queueOffset"], "42");
+        assert_eq!(
+            SendMessageResponseHeader::read_from(&Fields(&fields)),
+            Ok(header)
+        );
+    }
+}
