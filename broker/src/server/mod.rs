@@ -13,6 +13,7 @@ pub mod lock;
 pub mod long_poll;
 pub mod offset;
 pub mod producer;
+pub mod store;
 pub mod topic;
 
 /// Identifies one client connection on a shard. Assigned by the connection loop; never
