@@ -11,6 +11,7 @@ pub mod consumer;
 pub mod group;
 pub mod lock;
 pub mod long_poll;
+pub mod mem_store;
 pub mod offset;
 pub mod producer;
 pub mod store;

@@ -2,7 +2,7 @@
 //! its CommitLog, ConsumeQueues and index, on one shard.
 //!
 //! The real per-shard store (`crate::store`) plugs in through a small adapter implementing
-//! [`ShardStore`]; [`mem::MemStore`] is an in-memory implementation for tests. All calls
+//! [`ShardStore`]; [`crate::server::mem_store::MemStore`] is an in-memory implementation for tests. All calls
 //! are synchronous and run on the shard's thread: `append` only places the record in the
 //! shard's write buffer and returns where it went; durability is reported separately by
 //! [`ShardStore::durable_offset`], which the shard polls to release send acknowledgements.
