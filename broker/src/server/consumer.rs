@@ -23,105 +23,32 @@ pub const CONSUMERS_PER_GROUP_MAX: usize = 10_000;
 /// Most subscriptions per consumer group.
 pub const SUBSCRIPTIONS_PER_GROUP_MAX: usize = 10_000;
 
-/// The expression that matches every tag.
-pub const SUB_ALL: &str = "*";
+pub use ringmq_wire::body::heartbeat::{
+    ConsumeFromWhere, ConsumeType, MessageModel, SUB_ALL, SubscriptionData,
+};
 
-/// A group's subscription to one topic (`SubscriptionData`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriptionData {
-    /// The topic.
-    pub topic: String,
-    /// The expression as sent, e.g. `*` or `TagA || TagB`.
-    pub sub_string: String,
-    /// The tags of a TAG expression (empty for `*`).
-    pub tags: Vec<String>,
-    /// Hash codes of `tags`, as stored in ConsumeQueue entries.
-    pub codes: Vec<i64>,
-    /// Version the client attached (its creation time in ms).
-    pub sub_version: i64,
-    /// `TAG` or `SQL92`.
-    pub expression_type: String,
+/// Whether a subscription takes every message (`*` or empty).
+pub fn matches_all(sub: &SubscriptionData) -> bool {
+    sub.tags_set.is_empty() || sub.sub_string.trim() == SUB_ALL || sub.sub_string.trim().is_empty()
 }
 
-impl SubscriptionData {
-    /// Parses a TAG expression (`*`, empty, or `a || b`), hashing each tag with `hash`
-    /// (the ConsumeQueue tag code function).
-    pub fn tag(
-        topic: impl Into<String>,
-        sub_string: &str,
-        sub_version: i64,
-        hash: impl Fn(&str) -> i64,
-    ) -> Self {
-        let trimmed = sub_string.trim();
-        let tags: Vec<String> = if trimmed.is_empty() || trimmed == SUB_ALL {
-            Vec::new()
-        } else {
-            trimmed
-                .split("||")
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect()
-        };
-        let codes = tags.iter().map(|t| hash(t)).collect();
-        SubscriptionData {
-            topic: topic.into(),
-            sub_string: if trimmed.is_empty() {
-                SUB_ALL.to_owned()
-            } else {
-                trimmed.to_owned()
-            },
-            tags,
-            codes,
-            sub_version,
-            expression_type: "TAG".to_owned(),
-        }
-    }
-
-    /// Whether every message matches.
-    pub fn matches_all(&self) -> bool {
-        self.tags.is_empty()
-    }
-
-    /// First-stage filter on a ConsumeQueue entry's tag code.
-    pub fn matches_code(&self, code: i64) -> bool {
-        self.matches_all() || self.codes.contains(&code)
-    }
-
-    /// Second-stage filter on the stored record's actual tags (hashes can collide).
-    pub fn matches_tags(&self, tags: Option<&str>) -> bool {
-        if self.matches_all() {
-            return true;
-        }
-        match tags {
-            None => false,
-            Some(tags) => tags
-                .split("||")
-                .any(|t| self.tags.iter().any(|want| want == t.trim())),
-        }
-    }
+/// First-stage tag filter, on a ConsumeQueue entry's tag code (RocketMQ compares the
+/// code's `int` value with the subscription's code set).
+pub fn matches_code(sub: &SubscriptionData, code: i64) -> bool {
+    matches_all(sub) || sub.code_set.contains(&(code as i32))
 }
 
-/// How a group consumes (`ConsumeType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ConsumeType {
-    /// Pull consumer (`CONSUME_ACTIVELY`).
-    Actively,
-    /// Push consumer (`CONSUME_PASSIVELY`).
-    #[default]
-    Passively,
-    /// Pop consumer (`CONSUME_POP`).
-    Pop,
-}
-
-/// Clustering or broadcasting (`MessageModel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MessageModel {
-    /// Every client gets all queues.
-    Broadcasting,
-    /// Queues are divided among the group.
-    #[default]
-    Clustering,
+/// Second-stage tag filter, on the stored record's actual tags (hash codes can collide).
+pub fn matches_tags(sub: &SubscriptionData, tags: Option<&str>) -> bool {
+    if matches_all(sub) {
+        return true;
+    }
+    match tags {
+        None => false,
+        Some(tags) => tags
+            .split("||")
+            .any(|t| sub.tags_set.iter().any(|want| want == t.trim())),
+    }
 }
 
 /// A heartbeat's consumer entry, converted from the wire body.
@@ -133,8 +60,8 @@ pub struct ConsumerHeartbeat {
     pub consume_type: ConsumeType,
     /// Clustering or broadcasting.
     pub message_model: MessageModel,
-    /// `CONSUME_FROM_LAST_OFFSET` etc., kept as sent.
-    pub consume_from_where: String,
+    /// Where a group without offsets starts.
+    pub consume_from_where: ConsumeFromWhere,
     /// The subscriptions.
     pub subscriptions: Vec<SubscriptionData>,
 }
@@ -156,7 +83,7 @@ pub struct ConsumerGroupInfo {
     /// Clustering or broadcasting.
     pub message_model: MessageModel,
     /// As sent by the last heartbeat.
-    pub consume_from_where: String,
+    pub consume_from_where: ConsumeFromWhere,
     /// Topic → subscription, from the latest heartbeats.
     pub subscriptions: BTreeMap<String, SubscriptionData>,
     /// Connection → client.
@@ -354,19 +281,15 @@ impl ConsumerManager {
 mod tests {
     use super::*;
 
-    fn hash(tag: &str) -> i64 {
-        tag.len() as i64
-    }
-
     fn heartbeat(group: &str, topics: &[(&str, &str)]) -> ConsumerHeartbeat {
         ConsumerHeartbeat {
             group: group.into(),
-            consume_type: ConsumeType::Passively,
+            consume_type: ConsumeType::ConsumePassively,
             message_model: MessageModel::Clustering,
-            consume_from_where: "CONSUME_FROM_LAST_OFFSET".into(),
+            consume_from_where: ConsumeFromWhere::ConsumeFromLastOffset,
             subscriptions: topics
                 .iter()
-                .map(|(t, e)| SubscriptionData::tag(*t, e, 1, hash))
+                .map(|(t, e)| SubscriptionData::tags(t, e, 1))
                 .collect(),
         }
     }
@@ -471,17 +394,13 @@ mod tests {
             )
             .expect("registered");
         let sub = manager.subscription("G", "T").expect("subscribed");
-        assert_eq!(sub.tags, vec!["A", "B"]);
-        assert!(
-            manager
-                .subscription("G", "U")
-                .is_some_and(SubscriptionData::matches_all)
-        );
+        assert_eq!(sub.tags_set, vec!["A", "B"]);
+        assert!(manager.subscription("G", "U").is_some_and(matches_all));
         manager
             .register(heartbeat("G", &[("T", "C")]), client(1, "c", 5))
             .expect("registered");
         assert_eq!(
-            manager.subscription("G", "T").map(|s| s.tags.clone()),
+            manager.subscription("G", "T").map(|s| s.tags_set.clone()),
             Some(vec!["C".to_owned()])
         );
         assert!(manager.subscription("G", "U").is_none());
@@ -489,15 +408,16 @@ mod tests {
 
     #[test]
     fn tag_filter_checks_hash_then_exact_tag() {
-        let sub = SubscriptionData::tag("T", " TagA || TagB ", 1, hash);
-        assert_eq!(sub.sub_string, "TagA || TagB");
-        assert!(sub.matches_code(4));
-        assert!(!sub.matches_code(3));
-        assert!(sub.matches_tags(Some("TagB")));
-        assert!(!sub.matches_tags(Some("TagC")));
-        assert!(!sub.matches_tags(None));
-        let all = SubscriptionData::tag("T", "", 1, hash);
-        assert!(all.matches_all() && all.matches_code(99) && all.matches_tags(None));
+        let sub = SubscriptionData::tags("T", " TagA || TagB ", 1);
+        let code_a = ringmq_wire::record::tag_hash_code(Some("TagA"));
+        let code_c = ringmq_wire::record::tag_hash_code(Some("TagC"));
+        assert!(matches_code(&sub, code_a));
+        assert!(!matches_code(&sub, code_c));
+        assert!(matches_tags(&sub, Some("TagB")));
+        assert!(!matches_tags(&sub, Some("TagC")));
+        assert!(!matches_tags(&sub, None));
+        let all = SubscriptionData::tags("T", "", 1);
+        assert!(matches_all(&all) && matches_code(&all, 99) && matches_tags(&all, None));
         assert_eq!(all.sub_string, "*");
     }
 }

@@ -6,50 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::server::topic::DataVersion;
+pub use ringmq_wire::body::subscription::SubscriptionGroupConfig;
+
+use crate::server::topic::{DataVersion, bump};
 
 /// Most groups one shard holds.
 pub const GROUPS_MAX: usize = 100_000;
-
-/// One consumer group's settings (`SubscriptionGroupConfig`, RocketMQ's defaults).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubscriptionGroupConfig {
-    /// The group.
-    pub group_name: String,
-    /// Pulls are refused when false.
-    pub consume_enable: bool,
-    /// Start from the min offset when the group has none.
-    pub consume_from_min_enable: bool,
-    /// Broadcast consumption allowed.
-    pub consume_broadcast_enable: bool,
-    /// Queues of the group's retry topic (1).
-    pub retry_queue_nums: u32,
-    /// Reconsumes before the dead-letter topic (16).
-    pub retry_max_times: i32,
-    /// Broker id to consume from (0 = master).
-    pub broker_id: u64,
-    /// Broker id suggested when consumption is slow (1).
-    pub which_broker_when_consume_slowly: u64,
-    /// Send `NOTIFY_CONSUMER_IDS_CHANGED` to members when membership changes.
-    pub notify_consumer_ids_changed_enable: bool,
-}
-
-impl SubscriptionGroupConfig {
-    /// A group with RocketMQ's defaults.
-    pub fn new(group: impl Into<String>) -> Self {
-        SubscriptionGroupConfig {
-            group_name: group.into(),
-            consume_enable: true,
-            consume_from_min_enable: true,
-            consume_broadcast_enable: true,
-            retry_queue_nums: 1,
-            retry_max_times: 16,
-            broker_id: 0,
-            which_broker_when_consume_slowly: 1,
-            notify_consumer_ids_changed_enable: true,
-        }
-    }
-}
 
 /// Why a group operation was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -132,7 +94,7 @@ impl SubscriptionGroupManager {
         }
         tracing::info!(target: "ringmq::server::group", group = %config.group_name, "subscription group created or updated");
         self.groups.insert(config.group_name.clone(), config);
-        self.data_version.next(now_ms);
+        bump(&mut self.data_version, now_ms);
         Ok(())
     }
 
@@ -140,7 +102,7 @@ impl SubscriptionGroupManager {
     pub fn delete(&mut self, group: &str, now_ms: u64) -> bool {
         let existed = self.groups.remove(group).is_some();
         if existed {
-            self.data_version.next(now_ms);
+            bump(&mut self.data_version, now_ms);
         }
         existed
     }

@@ -13,16 +13,7 @@ pub const LOCK_MAX_LIVE_MS: u64 = 60_000;
 /// Most locked queues per shard.
 pub const LOCKS_MAX: usize = 1_000_000;
 
-/// A queue as clients name it (`MessageQueue`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MessageQueue {
-    /// The topic.
-    pub topic: String,
-    /// The broker name the client saw in the route.
-    pub broker_name: String,
-    /// The queue.
-    pub queue_id: i32,
-}
+pub use ringmq_wire::body::consumer::MessageQueue;
 
 #[derive(Debug, Clone)]
 struct LockEntry {

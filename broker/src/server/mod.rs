@@ -9,10 +9,14 @@
 
 pub mod consumer;
 pub mod group;
+pub mod handler;
 pub mod lock;
 pub mod long_poll;
+pub mod mem_store;
 pub mod offset;
 pub mod producer;
+pub mod state;
+pub mod store;
 pub mod topic;
 
 /// Identifies one client connection on a shard. Assigned by the connection loop; never

@@ -7,30 +7,8 @@
 
 use std::collections::BTreeMap;
 
-/// Permission bits of a topic or broker (RocketMQ's `PermName`).
-pub mod perm {
-    /// The topic may be read (pulled).
-    pub const READ: u32 = 0x4;
-    /// The topic may be written (sent to).
-    pub const WRITE: u32 = 0x2;
-    /// Topics auto-created from this one inherit its config (only on `TBW102`).
-    pub const INHERIT: u32 = 0x1;
-
-    /// Whether `perm` allows reads.
-    pub const fn readable(perm: u32) -> bool {
-        perm & READ != 0
-    }
-
-    /// Whether `perm` allows writes.
-    pub const fn writeable(perm: u32) -> bool {
-        perm & WRITE != 0
-    }
-
-    /// Whether `perm` lets other topics be auto-created from this one.
-    pub const fn inheritable(perm: u32) -> bool {
-        perm & INHERIT != 0
-    }
-}
+pub use ringmq_wire::body::register::DataVersion;
+pub use ringmq_wire::body::topic::{TopicConfig, TopicFilterType, perm};
 
 /// Names of RocketMQ's system topics and prefixes (`TopicValidator`, `MixAll`).
 pub mod system {
@@ -53,7 +31,7 @@ pub mod system {
     /// Prefix of a group's dead-letter topic.
     pub const DLQ_GROUP_TOPIC_PREFIX: &str = "%DLQ%";
     /// Queues of `SCHEDULE_TOPIC_XXXX`: one per delay level.
-    pub const SCHEDULE_QUEUE_NUMS: u32 = 18;
+    pub const SCHEDULE_QUEUE_NUMS: i32 = 18;
 
     /// Topics producers may not send to directly.
     pub fn is_not_allowed_send_topic(topic: &str) -> bool {
@@ -84,7 +62,7 @@ pub const TOPIC_NAME_BYTES_MAX: usize = 127;
 
 /// Most queues one topic may have on one shard: bounds per-topic tables, and RocketMQ's
 /// admin tools never create more.
-pub const TOPIC_QUEUE_NUMS_MAX: u32 = 1024;
+pub const TOPIC_QUEUE_NUMS_MAX: i32 = 1024;
 
 /// Most topics one shard holds: bounds the table that every registration sends in full.
 pub const TOPICS_MAX: usize = 100_000;
@@ -112,11 +90,11 @@ pub enum TopicError {
         /// The topic.
         topic: String,
         /// Requested read queues.
-        read: u32,
+        read: i32,
         /// Requested write queues.
-        write: u32,
+        write: i32,
         /// The limit.
-        max: u32,
+        max: i32,
     },
     /// Permission not among 2/4/6 (plus the inherit bit on the template).
     #[error("topic {topic}: permission {perm} is invalid, use 2 (write), 4 (read) or 6 (both)")]
@@ -124,7 +102,7 @@ pub enum TopicError {
         /// The topic.
         topic: String,
         /// Requested permission.
-        perm: u32,
+        perm: i32,
     },
     /// The shard's topic table is full.
     #[error("too many topics on this broker (limit {max})")]
@@ -169,105 +147,13 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     }
 }
 
-/// How tags are filtered for a topic (`TopicFilterType`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TopicFilterType {
-    /// One tag per message (the default).
-    #[default]
-    SingleTag,
-    /// Several tags per message.
-    MultiTag,
-}
-
-impl TopicFilterType {
-    /// The wire name (`SINGLE_TAG`, `MULTI_TAG`).
-    pub const fn name(self) -> &'static str {
-        match self {
-            TopicFilterType::SingleTag => "SINGLE_TAG",
-            TopicFilterType::MultiTag => "MULTI_TAG",
-        }
-    }
-
-    /// Parses a wire name; anything else is single-tag, as RocketMQ defaults.
-    pub fn from_name(name: &str) -> Self {
-        if name == "MULTI_TAG" {
-            TopicFilterType::MultiTag
-        } else {
-            TopicFilterType::SingleTag
-        }
-    }
-}
-
-/// One topic's configuration on this shard (`TopicConfig`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicConfig {
-    /// The topic.
-    pub topic_name: String,
-    /// Queues consumers read.
-    pub read_queue_nums: u32,
-    /// Queues producers write.
-    pub write_queue_nums: u32,
-    /// Permission bits ([`perm`]).
-    pub perm: u32,
-    /// Tag filter type.
-    pub topic_filter_type: TopicFilterType,
-    /// Topic system flag (unit flags; 0 normally).
-    pub topic_sys_flag: u32,
-    /// Ordered topic.
-    pub order: bool,
-}
-
-impl TopicConfig {
-    /// A read/write topic with `queues` read and write queues.
-    pub fn new(topic: impl Into<String>, queues: u32) -> Self {
-        TopicConfig {
-            topic_name: topic.into(),
-            read_queue_nums: queues,
-            write_queue_nums: queues,
-            perm: perm::READ | perm::WRITE,
-            topic_filter_type: TopicFilterType::SingleTag,
-            topic_sys_flag: 0,
-            order: false,
-        }
-    }
-
-    /// Builder: sets the permission.
-    pub fn with_perm(mut self, perm: u32) -> Self {
-        self.perm = perm;
-        self
-    }
-
-    /// The larger of read and write queue counts: queues that may hold data.
-    pub fn queue_nums_max(&self) -> u32 {
-        self.read_queue_nums.max(self.write_queue_nums)
-    }
-}
-
-/// RocketMQ's `DataVersion`: changes whenever the topic table changes, so that NameServers
-/// rewrite their route tables only then.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DataVersion {
-    /// Wall-clock ms of the last change.
-    pub timestamp_ms: u64,
-    /// Number of changes.
-    pub counter: u64,
-}
-
-impl DataVersion {
-    /// Records one change at `now_ms`.
-    pub fn next(&mut self, now_ms: u64) {
-        self.timestamp_ms = now_ms;
-        self.counter += 1;
-    }
-}
-
 /// The settings the manager needs from the broker config.
 #[derive(Debug, Clone)]
 pub struct TopicSettings {
     /// Auto-create topics from `TBW102` on send.
     pub auto_create_topic: bool,
     /// Queues of `TBW102` (and so of auto-created topics).
-    pub default_topic_queue_nums: u32,
+    pub default_topic_queue_nums: i32,
     /// The cluster name: RocketMQ registers a topic of that name (1 queue) so that
     /// `updateTopic -c <cluster>` style tools can find the cluster's brokers.
     pub cluster_name: String,
@@ -287,15 +173,15 @@ impl TopicConfigManager {
     /// A manager holding RocketMQ's system topics (and `TBW102` when auto-creation is on).
     pub fn new(settings: TopicSettings, now_ms: u64) -> Self {
         let mut topics = BTreeMap::new();
-        let rw = perm::READ | perm::WRITE;
+        let rw = perm::READ_WRITE;
         let mut add = |config: TopicConfig| {
             topics.insert(config.topic_name.clone(), config);
         };
         if settings.auto_create_topic {
-            add(
-                TopicConfig::new(system::AUTO_CREATE_TOPIC, settings.default_topic_queue_nums)
-                    .with_perm(rw | perm::INHERIT),
-            );
+            add(with_perm(
+                TopicConfig::new(system::AUTO_CREATE_TOPIC, settings.default_topic_queue_nums),
+                rw | perm::INHERIT,
+            ));
         }
         add(TopicConfig::new(system::SELF_TEST_TOPIC, 1));
         add(TopicConfig::new(
@@ -305,10 +191,16 @@ impl TopicConfigManager {
         add(TopicConfig::new(system::TRANS_HALF_TOPIC, 1));
         add(TopicConfig::new(system::TRANS_OP_HALF_TOPIC, 1));
         add(TopicConfig::new(system::OFFSET_MOVED_EVENT, 1));
-        add(TopicConfig::new(settings.cluster_name.clone(), 16).with_perm(rw));
-        add(TopicConfig::new(settings.broker_name.clone(), 1).with_perm(rw));
+        add(with_perm(
+            TopicConfig::new(settings.cluster_name.clone(), 16),
+            rw,
+        ));
+        add(with_perm(
+            TopicConfig::new(settings.broker_name.clone(), 1),
+            rw,
+        ));
         let mut data_version = DataVersion::default();
-        data_version.next(now_ms);
+        bump(&mut data_version, now_ms);
         TopicConfigManager {
             topics,
             data_version,
@@ -376,7 +268,7 @@ impl TopicConfigManager {
             read = config.read_queue_nums, write = config.write_queue_nums, perm = config.perm,
             "topic created or updated");
         self.topics.insert(config.topic_name.clone(), config);
-        self.data_version.next(now_ms);
+        bump(&mut self.data_version, now_ms);
         Ok(())
     }
 
@@ -393,7 +285,7 @@ impl TopicConfigManager {
         }
         let existed = self.topics.remove(topic).is_some();
         if existed {
-            self.data_version.next(now_ms);
+            bump(&mut self.data_version, now_ms);
             tracing::info!(target: "ringmq::server::topic", topic, "topic deleted");
         }
         Ok(existed)
@@ -408,7 +300,7 @@ impl TopicConfigManager {
         topic: &str,
         default_topic: &str,
         client_queue_nums: i32,
-        topic_sys_flag: u32,
+        topic_sys_flag: i32,
         now_ms: u64,
     ) -> Result<(TopicConfig, bool), TopicError> {
         if let Some(config) = self.topics.get(topic) {
@@ -421,13 +313,15 @@ impl TopicConfigManager {
         let template = self.topics.get(default_topic).ok_or_else(not_exist)?;
         if default_topic != system::AUTO_CREATE_TOPIC
             || !self.settings.auto_create_topic
-            || !perm::inheritable(template.perm)
+            || template.perm & perm::INHERIT == 0
         {
             return Err(not_exist());
         }
-        let client_queues = u32::try_from(client_queue_nums).unwrap_or(0).max(1);
-        let queues = client_queues.min(template.write_queue_nums);
-        let mut config = TopicConfig::new(topic, queues).with_perm(template.perm & !perm::INHERIT);
+        let queues = client_queue_nums.max(1).min(template.write_queue_nums);
+        let mut config = with_perm(
+            TopicConfig::new(topic, queues),
+            template.perm & !perm::INHERIT,
+        );
         config.topic_sys_flag = topic_sys_flag;
         self.insert(config.clone(), now_ms)?;
         Ok((config, true))
@@ -439,7 +333,7 @@ impl TopicConfigManager {
     pub fn find_or_create_retry_topic(
         &mut self,
         group: &str,
-        retry_queue_nums: u32,
+        retry_queue_nums: i32,
         now_ms: u64,
     ) -> Result<(TopicConfig, bool), TopicError> {
         self.find_or_create_internal(system::retry_topic(group), retry_queue_nums, now_ms)
@@ -457,7 +351,7 @@ impl TopicConfigManager {
     fn find_or_create_internal(
         &mut self,
         topic: String,
-        queues: u32,
+        queues: i32,
         now_ms: u64,
     ) -> Result<(TopicConfig, bool), TopicError> {
         if let Some(config) = self.topics.get(&topic) {
@@ -468,6 +362,18 @@ impl TopicConfigManager {
         self.insert(config.clone(), now_ms)?;
         Ok((config, true))
     }
+}
+
+/// Builder-style permission setter for a wire [`TopicConfig`].
+pub fn with_perm(mut config: TopicConfig, perm: i32) -> TopicConfig {
+    config.perm = perm;
+    config
+}
+
+/// Records one change of a data version at `now_ms`.
+pub fn bump(version: &mut DataVersion, now_ms: u64) {
+    version.timestamp = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    version.counter += 1;
 }
 
 fn check_queue_nums(config: &TopicConfig) -> Result<(), TopicError> {
@@ -573,7 +479,7 @@ mod tests {
         );
         let v1 = manager.data_version();
         assert_eq!(v1.counter, v0.counter + 1);
-        assert_eq!(v1.timestamp_ms, 5);
+        assert_eq!(v1.timestamp, 5);
         assert_eq!(
             manager.create_or_update(TopicConfig::new("A", 8), 6),
             Ok(false)
@@ -601,7 +507,7 @@ mod tests {
             Err(TopicError::InvalidQueueNums { .. })
         ));
         assert!(matches!(
-            manager.create_or_update(TopicConfig::new("P", 1).with_perm(1), 2),
+            manager.create_or_update(with_perm(TopicConfig::new("P", 1), 1), 2),
             Err(TopicError::InvalidPerm { .. })
         ));
         validate_topic_name("%RETRY%group-1|x").expect("retry names are valid");
