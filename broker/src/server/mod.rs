@@ -15,6 +15,7 @@ pub mod long_poll;
 pub mod mem_store;
 pub mod offset;
 pub mod producer;
+pub mod register;
 pub mod state;
 pub mod store;
 pub mod topic;
