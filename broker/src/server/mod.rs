@@ -16,6 +16,7 @@ pub mod mem_store;
 pub mod offset;
 pub mod producer;
 pub mod register;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod topic;
