@@ -17,7 +17,6 @@
 //! A response is encoded in the encoding of its request.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -203,10 +202,8 @@ impl RemotingCommand {
 
     /// The encoded header, in this command's serialize type.
     pub fn encode_header(&self) -> Result<Vec<u8>, WireError> {
-        let header = match self.serialize_type {
-            SerializeType::Json => encode_json_header(self),
-            SerializeType::RocketMq => encode_binary_header(self)?,
-        };
+        let mut header = Vec::with_capacity(self.header_capacity());
+        self.write_header(&mut header)?;
         if header.len() > HEADER_BYTES_MAX {
             return Err(WireError::TooLong {
                 what: "header",
@@ -221,27 +218,19 @@ impl RemotingCommand {
     /// bytes that the caller sends separately (e.g. spliced from a file). The returned bytes
     /// followed by the body form one frame.
     pub fn encode_prefix(&self, body_len: usize) -> Result<BytesMut, WireError> {
-        let header = self.encode_header()?;
-        let frame_len = HEADER_WORD_BYTES + header.len() + body_len;
-        if frame_len > FRAME_BYTES_MAX {
-            return Err(WireError::TooLong {
-                what: "frame",
-                len: frame_len,
-                max: FRAME_BYTES_MAX,
-            });
-        }
-        let mut out = BytesMut::with_capacity(LENGTH_PREFIX_BYTES + frame_len - body_len);
-        out.put_u32(frame_len as u32);
-        out.put_u32((u32::from(self.serialize_type.as_u8()) << 24) | header.len() as u32);
-        out.put_slice(&header);
+        let mut out = BytesMut::with_capacity(
+            LENGTH_PREFIX_BYTES + HEADER_WORD_BYTES + self.header_capacity(),
+        );
+        self.write_prefix(&mut out, body_len)?;
         Ok(out)
     }
 
     /// Appends the whole frame (prefix, header, body) to `out`.
     pub fn encode_into(&self, out: &mut BytesMut) -> Result<(), WireError> {
-        let prefix = self.encode_prefix(self.body.len())?;
-        out.reserve(prefix.len() + self.body.len());
-        out.put_slice(&prefix);
+        out.reserve(
+            LENGTH_PREFIX_BYTES + HEADER_WORD_BYTES + self.header_capacity() + self.body.len(),
+        );
+        self.write_prefix(out, self.body.len())?;
         out.put_slice(&self.body);
         Ok(())
     }
@@ -252,70 +241,206 @@ impl RemotingCommand {
         self.encode_into(&mut out)?;
         Ok(out.freeze())
     }
+
+    /// A guess of the encoded header's size, to allocate once.
+    fn header_capacity(&self) -> usize {
+        let ext: usize = self
+            .ext_fields
+            .iter()
+            .map(|(key, value)| key.len() + value.len() + 8)
+            .sum();
+        160 + ext + self.remark.as_ref().map_or(0, |remark| remark.len() + 16)
+    }
+
+    /// Writes the header in this command's serialize type.
+    fn write_header<B: BufMut + JsonSink>(&self, out: &mut B) -> Result<(), WireError> {
+        match self.serialize_type {
+            SerializeType::Json => {
+                write_json_header(self, out);
+                Ok(())
+            }
+            SerializeType::RocketMq => write_binary_header(self, out),
+        }
+    }
+
+    /// Appends the length prefix, the header word and the header, written in place (no
+    /// intermediate buffer); on error `out` is left as it was.
+    fn write_prefix(&self, out: &mut BytesMut, body_len: usize) -> Result<(), WireError> {
+        let start = out.len();
+        out.put_u64(0); // length prefix and header word, patched below
+        let checked = self.write_header(out).and_then(|()| {
+            let header_len = out.len() - start - LENGTH_PREFIX_BYTES - HEADER_WORD_BYTES;
+            if header_len > HEADER_BYTES_MAX {
+                return Err(WireError::TooLong {
+                    what: "header",
+                    len: header_len,
+                    max: HEADER_BYTES_MAX,
+                });
+            }
+            let frame_len = HEADER_WORD_BYTES + header_len + body_len;
+            if frame_len > FRAME_BYTES_MAX {
+                return Err(WireError::TooLong {
+                    what: "frame",
+                    len: frame_len,
+                    max: FRAME_BYTES_MAX,
+                });
+            }
+            Ok((frame_len, header_len))
+        });
+        match checked {
+            Ok((frame_len, header_len)) => {
+                let word = (u32::from(self.serialize_type.as_u8()) << 24) | header_len as u32;
+                out[start..start + 4].copy_from_slice(&(frame_len as u32).to_be_bytes());
+                out[start + 4..start + 8].copy_from_slice(&word.to_be_bytes());
+                Ok(())
+            }
+            Err(error) => {
+                out.truncate(start);
+                Err(error)
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // JSON header
 
-fn encode_json_header(command: &RemotingCommand) -> Vec<u8> {
-    let mut out = String::with_capacity(160 + command.ext_fields.len() * 32);
-    let _ = write!(out, "{{\"code\":{}", command.code);
+/// Where the JSON header writer puts its text: a `String`, a `Vec<u8>` or a `BytesMut`.
+/// Only whole UTF-8 strings and ASCII bytes are pushed, so a `String` stays valid.
+pub trait JsonSink {
+    /// Appends text.
+    fn push_text(&mut self, text: &str);
+    /// Appends one ASCII byte.
+    fn push_ascii(&mut self, byte: u8);
+}
+
+impl JsonSink for String {
+    fn push_text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+    fn push_ascii(&mut self, byte: u8) {
+        debug_assert!(byte.is_ascii());
+        self.push(char::from(byte));
+    }
+}
+
+impl JsonSink for Vec<u8> {
+    fn push_text(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+    fn push_ascii(&mut self, byte: u8) {
+        self.push(byte);
+    }
+}
+
+impl JsonSink for BytesMut {
+    fn push_text(&mut self, text: &str) {
+        self.extend_from_slice(text.as_bytes());
+    }
+    fn push_ascii(&mut self, byte: u8) {
+        self.put_u8(byte);
+    }
+}
+
+/// Appends a decimal integer without going through `fmt`.
+fn push_int<S: JsonSink>(out: &mut S, value: i32) {
+    let mut digits = [0u8; 11];
+    let mut at = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    for &digit in &digits[at..] {
+        out.push_ascii(digit);
+    }
+}
+
+fn write_json_header<S: JsonSink>(command: &RemotingCommand, out: &mut S) {
+    out.push_text("{\"code\":");
+    push_int(out, command.code);
     if !command.ext_fields.is_empty() {
-        out.push_str(",\"extFields\":{");
+        out.push_text(",\"extFields\":{");
         for (i, (key, value)) in command.ext_fields.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                out.push_ascii(b',');
             }
-            write_json_str(&mut out, key);
-            out.push(':');
-            write_json_str(&mut out, value);
+            write_json_str_to(out, key);
+            out.push_ascii(b':');
+            write_json_str_to(out, value);
         }
-        out.push('}');
+        out.push_ascii(b'}');
     }
-    let _ = write!(
-        out,
-        ",\"flag\":{},\"language\":\"{}\",\"opaque\":{}",
-        command.flag,
-        command.language.name(),
-        command.opaque
-    );
+    out.push_text(",\"flag\":");
+    push_int(out, command.flag);
+    out.push_text(",\"language\":\"");
+    out.push_text(command.language.name());
+    out.push_text("\",\"opaque\":");
+    push_int(out, command.opaque);
     if let Some(remark) = &command.remark {
-        out.push_str(",\"remark\":");
-        write_json_str(&mut out, remark);
+        out.push_text(",\"remark\":");
+        write_json_str_to(out, remark);
     }
-    let _ = write!(
-        out,
-        ",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":{}}}",
-        command.version
-    );
-    out.into_bytes()
+    out.push_text(",\"serializeTypeCurrentRPC\":\"JSON\",\"version\":");
+    push_int(out, command.version);
+    out.push_ascii(b'}');
 }
+
+/// For each byte: 0 if it needs no escaping, else the character after the backslash
+/// (`u` for `\u00XX`).
+const JSON_ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = b'u';
+        byte += 1;
+    }
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table
+};
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends `value` as a JSON string literal, escaping quotes, backslashes and control
 /// characters (RocketMQ's property separators 0x01/0x02 become `\u0001`/`\u0002`).
 pub fn write_json_str(out: &mut String, value: &str) {
-    out.push('"');
+    write_json_str_to(out, value);
+}
+
+/// [`write_json_str`] into any [`JsonSink`].
+pub fn write_json_str_to<S: JsonSink>(out: &mut S, value: &str) {
+    out.push_ascii(b'"');
     let mut start = 0;
-    for (i, byte) in value.bytes().enumerate() {
-        let escape = match byte {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&value[start..i]);
-        if escape.is_empty() {
-            let _ = write!(out, "\\u{byte:04x}");
-        } else {
-            out.push_str(escape);
+    for (i, &byte) in value.as_bytes().iter().enumerate() {
+        let escape = JSON_ESCAPES[usize::from(byte)];
+        if escape == 0 {
+            continue;
+        }
+        // Escaped bytes are ASCII, so `start` and `i` are character boundaries.
+        out.push_text(&value[start..i]);
+        out.push_ascii(b'\\');
+        out.push_ascii(escape);
+        if escape == b'u' {
+            out.push_text("00");
+            out.push_ascii(HEX_DIGITS[usize::from(byte >> 4)]);
+            out.push_ascii(HEX_DIGITS[usize::from(byte & 0xf)]);
         }
         start = i + 1;
     }
-    out.push_str(&value[start..]);
-    out.push('"');
+    out.push_text(&value[start..]);
+    out.push_ascii(b'"');
 }
 
 #[derive(Deserialize)]
@@ -362,7 +487,7 @@ fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, WireError> {
 // ---------------------------------------------------------------------------------------
 // ROCKETMQ binary header
 
-fn encode_binary_header(command: &RemotingCommand) -> Result<Vec<u8>, WireError> {
+fn write_binary_header<B: BufMut>(command: &RemotingCommand, out: &mut B) -> Result<(), WireError> {
     let code = u16::try_from(command.code).map_err(|_| WireError::TooLong {
         what: "code (binary headers carry 16 bits)",
         len: command.code as usize,
@@ -375,7 +500,18 @@ fn encode_binary_header(command: &RemotingCommand) -> Result<Vec<u8>, WireError>
         .map(|(key, value)| 2 + key.len() + 4 + value.len())
         .sum();
     let remark = command.remark.as_deref().unwrap_or("");
-    let mut out = Vec::with_capacity(21 + remark.len() + ext_len);
+    // Check every key before writing anything, so that an error leaves `out` untouched.
+    if let Some(key) = command
+        .ext_fields
+        .keys()
+        .find(|key| key.len() > usize::from(u16::MAX))
+    {
+        return Err(WireError::TooLong {
+            what: "extFields key",
+            len: key.len(),
+            max: u16::MAX as usize,
+        });
+    }
     out.put_u16(code);
     out.put_u8(command.language.as_u8());
     out.put_u16(command.version as u16);
@@ -388,17 +524,12 @@ fn encode_binary_header(command: &RemotingCommand) -> Result<Vec<u8>, WireError>
         if key.is_empty() {
             continue;
         }
-        let key_len = u16::try_from(key.len()).map_err(|_| WireError::TooLong {
-            what: "extFields key",
-            len: key.len(),
-            max: u16::MAX as usize,
-        })?;
-        out.put_u16(key_len);
+        out.put_u16(key.len() as u16);
         out.put_slice(key.as_bytes());
         out.put_i32(value.len() as i32);
         out.put_slice(value.as_bytes());
     }
-    Ok(out)
+    Ok(())
 }
 
 fn take(buf: &mut Bytes, len: usize, what: &'static str) -> Result<Bytes, WireError> {
@@ -560,7 +691,7 @@ mod tests {
         command
             .ext_fields
             .insert("i".into(), "TAGS\u{1}a\u{2}KEYS\u{1}k \"q\"\\\u{2}".into());
-        let header = encode_json_header(&command);
+        let header = command.encode_header().unwrap();
         let text = std::str::from_utf8(&header).unwrap();
         assert!(
             text.contains(r#""TAGS\u0001a\u0002KEYS\u0001k \"q\"\\\u0002""#),
@@ -576,7 +707,7 @@ mod tests {
     fn binary_truncations_are_errors() {
         let mut command = golden_json_request();
         command.serialize_type = SerializeType::RocketMq;
-        let header = encode_binary_header(&command).unwrap();
+        let header = command.encode_header().unwrap();
         for cut in 0..header.len() {
             assert!(
                 decode_binary_header(Bytes::copy_from_slice(&header[..cut])).is_err(),
@@ -584,5 +715,48 @@ mod tests {
             );
         }
         assert!(decode_binary_header(Bytes::from(header)).is_ok());
+    }
+
+    #[test]
+    fn integers_and_escapes_written_in_place() {
+        let mut command = golden_json_request();
+        command.code = i32::MIN;
+        command.opaque = -1;
+        command.flag = i32::MAX;
+        command.version = 0;
+        command.remark = Some("\u{0}\u{1f}\u{7f}é\"\\\r\n\t".into());
+        let header = String::from_utf8(command.encode_header().unwrap()).unwrap();
+        assert!(header.starts_with(r#"{"code":-2147483648,"#), "{header}");
+        assert!(header.contains(r#""flag":2147483647,"#), "{header}");
+        assert!(header.contains(r#""opaque":-1,"#), "{header}");
+        assert!(
+            header.contains("\"remark\":\"\\u0000\\u001f\u{7f}é\\\"\\\\\\r\\n\\t\""),
+            "{header}"
+        );
+        assert!(header.ends_with(r#""version":0}"#), "{header}");
+        let decoded = RemotingCommand::decode(command.encode_frame().unwrap().slice(4..)).unwrap();
+        assert_eq!(decoded, command);
+    }
+
+    #[test]
+    fn prefix_plus_body_is_the_frame_and_errors_leave_the_buffer_alone() {
+        for serialize_type in [SerializeType::Json, SerializeType::RocketMq] {
+            let mut command = golden_json_request();
+            command.serialize_type = serialize_type;
+            let mut joined = command.encode_prefix(command.body.len()).unwrap();
+            joined.extend_from_slice(&command.body);
+            assert_eq!(joined.freeze(), command.encode_frame().unwrap());
+        }
+        let mut too_big = golden_json_request();
+        too_big.serialize_type = SerializeType::RocketMq;
+        too_big.code = 70_000;
+        let mut out = BytesMut::from(&b"keep"[..]);
+        assert!(too_big.encode_into(&mut out).is_err());
+        assert_eq!(&out[..], b"keep");
+        let command = golden_json_request();
+        assert!(matches!(
+            command.encode_prefix(FRAME_BYTES_MAX),
+            Err(WireError::TooLong { what: "frame", .. })
+        ));
     }
 }

@@ -207,14 +207,48 @@ pub mod lenient {
             .map_err(|_| E::custom(format!("expected {what}, got {s:?}")))
     }
 
+    /// Reads an integer field without allocating: JSON numbers directly, strings parsed,
+    /// null as 0; booleans, arrays and objects are errors. (This is on the path of every
+    /// JSON header, so it avoids the `Scalar` detour through a `String`.)
+    struct IntVisitor<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T> Visitor<'de> for IntVisitor<T>
+    where
+        T: std::str::FromStr + TryFrom<i64> + TryFrom<u64> + Default,
+    {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an integer, a string holding one, or null")
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            T::try_from(v).map_err(|_| E::custom(format!("{v} is out of range")))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            // As before: a float that prints as an integer (`3.0` -> "3") is accepted.
+            parse_number(&v.to_string(), "an integer")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            parse_number(v, "an integer")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<T, E> {
+            Ok(T::default())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
     macro_rules! lenient_int {
         ($name:ident, $ty:ty) => {
             #[doc = concat!("A `", stringify!($ty), "` that may arrive as a string or null (read as 0).")]
             pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
-                match <Scalar as de::Deserialize>::deserialize(d)?.0 {
-                    None => Ok(0),
-                    Some(s) => parse_number(&s, stringify!($ty)),
-                }
+                d.deserialize_any(IntVisitor::<$ty>(std::marker::PhantomData))
             }
         };
     }
@@ -234,12 +268,59 @@ pub mod lenient {
 
     /// A language given by name (`"JAVA"`) or ordinal (`0`); unknown names read as `OTHER`.
     pub fn language<'de, D: Deserializer<'de>>(d: D) -> Result<Option<LanguageCode>, D::Error> {
-        Ok(<Scalar as de::Deserialize>::deserialize(d)?
-            .0
-            .map(|s| match s.parse::<u8>() {
-                Ok(n) => LanguageCode::from_u8_lenient(n),
-                Err(_) => LanguageCode::from_name(&s).unwrap_or(LanguageCode::Other),
-            }))
+        struct LanguageVisitor;
+        impl<'de> Visitor<'de> for LanguageVisitor {
+            type Value = Option<LanguageCode>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a language name or ordinal")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Some(match s.parse::<u8>() {
+                    Ok(n) => LanguageCode::from_u8_lenient(n),
+                    Err(_) => LanguageCode::from_name(s).unwrap_or(LanguageCode::Other),
+                }))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Some(u8::try_from(v).map_or(
+                    LanguageCode::Other,
+                    LanguageCode::from_u8_lenient,
+                )))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Some(u8::try_from(v).map_or(
+                    LanguageCode::Other,
+                    LanguageCode::from_u8_lenient,
+                )))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                self.visit_str(if v { "true" } else { "false" })
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(None)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                <de::IgnoredAny as de::Deserialize>::deserialize(
+                    de::value::SeqAccessDeserializer::new(seq),
+                )?;
+                Ok(Some(LanguageCode::Other))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                <de::IgnoredAny as de::Deserialize>::deserialize(
+                    de::value::MapAccessDeserializer::new(map),
+                )?;
+                Ok(Some(LanguageCode::Other))
+            }
+        }
+        d.deserialize_any(LanguageVisitor)
     }
 }
 
@@ -294,5 +375,32 @@ mod tests {
             assert_eq!(parse_bool(s), Some(b));
         }
         assert_eq!(parse_bool("yes"), None);
+    }
+
+    #[test]
+    fn lenient_integers_and_languages() {
+        #[derive(serde::Deserialize)]
+        struct Probe {
+            #[serde(default, deserialize_with = "lenient::i32")]
+            n: i32,
+            #[serde(default, deserialize_with = "lenient::language")]
+            l: Option<crate::code::LanguageCode>,
+        }
+        let read = |text: &str| serde_json::from_str::<Probe>(text).map(|p| (p.n, p.l));
+        use crate::code::LanguageCode::{Cpp, Java, Other};
+        assert_eq!(read(r#"{"n":7,"l":"JAVA"}"#).unwrap(), (7, Some(Java)));
+        assert_eq!(read(r#"{"n":" -7 ","l":1}"#).unwrap(), (-7, Some(Cpp)));
+        assert_eq!(read(r#"{"n":null,"l":null}"#).unwrap(), (0, None));
+        assert_eq!(read(r#"{"n":3.0,"l":"x"}"#).unwrap(), (3, Some(Other)));
+        assert_eq!(read(r#"{"l":[1],"n":1}"#).unwrap(), (1, Some(Other)));
+        assert_eq!(read(r#"{"l":300}"#).unwrap(), (0, Some(Other)));
+        for bad in [
+            r#"{"n":true}"#,
+            r#"{"n":2147483648}"#,
+            r#"{"n":[1]}"#,
+            r#"{"n":1.5}"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -1,1 +1,467 @@
-//! The per-shard storage engine: CommitLog, ConsumeQueues, IndexFile, checkpoint, recovery.
+//! The per-shard storage engine: CommitLog, ConsumeQueues, IndexFile, checkpoint, recovery,
+//! retention, and the config/offset snapshots.
+//!
+//! A [`Store`] lives on one shard's thread and is never shared (`!Send` is fine). All file
+//! I/O goes through the [`io::StoreFs`]/[`io::StoreFile`] traits: [`io::StdFs`] on std files
+//! (also the non-io_uring fallback), [`sim::SimFs`] for fault-injection tests, and later an
+//! io_uring implementation over `runtime/`.
+//!
+//! Driving it (what the server does each executor tick):
+//!
+//! ```
+//! use ringmq_broker::store::{io::{block_on, StdFs}, AppendMessage, Store, StoreConfig};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let config = StoreConfig::for_tests(dir.path());
+//! let mut store = block_on(Store::open(StdFs, config)).unwrap();
+//! let ticket = store.append(&AppendMessage::new("TopicA", 0, b"hello")).unwrap();
+//! // ... at the end of the tick: one group commit for everything appended in it.
+//! block_on(store.commit_step()).unwrap();
+//! assert!(store.is_acknowledged(&ticket));
+//! block_on(store.close()).unwrap();
+//! ```
+//!
+//! See `docs/storage.md` for the formats, the guarantees of each flush mode and recovery.
+
+pub mod checkpoint;
+pub mod commit_log;
+pub mod config;
+pub mod consume_queue;
+pub mod error;
+pub mod index;
+pub mod io;
+mod read;
+pub mod recovery;
+pub mod retention;
+pub mod sim;
+pub mod snapshot;
+pub mod verify;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ringmq_wire::record::{self, RecordFields, property, sys_flag};
+
+pub use config::{FlushMode, StoreConfig};
+pub use error::{StoreError, StoreResult};
+pub use read::{GetMessage, GetResult, GetStatus, ReadRecord, RecordData};
+
+use checkpoint::{Checkpoint, CheckpointFile};
+use commit_log::{CommitLog, CommitLogConfig};
+use consume_queue::{ConsumeQueue, CqEntry};
+use index::IndexService;
+use io::{OpenMode, StoreFile, StoreFs};
+
+/// One message to append. Borrowed: the store encodes it straight into its write buffer.
+#[derive(Debug, Clone)]
+pub struct AppendMessage<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Queue id.
+    pub queue_id: i32,
+    /// User flag.
+    pub flag: i32,
+    /// SYSFLAG bits (host bits are set by the store).
+    pub sys_flag: i32,
+    /// Producer timestamp (ms).
+    pub born_timestamp: i64,
+    /// Producer address.
+    pub born_host: SocketAddr,
+    /// Reconsume times.
+    pub reconsume_times: i32,
+    /// Prepared transaction offset.
+    pub prepared_transaction_offset: i64,
+    /// Body as sent.
+    pub body: &'a [u8],
+    /// Encoded properties string.
+    pub properties: &'a [u8],
+    /// ConsumeQueue tag slot override; `None` = [`recovery::tag_code_of`] (the TAGS hash, or
+    /// the delivery time for `SCHEDULE_TOPIC_XXXX`), which is also what recovery rebuilds.
+    pub tag_code: Option<i64>,
+}
+
+impl<'a> AppendMessage<'a> {
+    /// A message with defaults for everything but topic, queue and body.
+    pub fn new(topic: &'a str, queue_id: i32, body: &'a [u8]) -> Self {
+        AppendMessage {
+            topic,
+            queue_id,
+            flag: 0,
+            sys_flag: 0,
+            born_timestamp: now_ms(),
+            born_host: SocketAddr::from(([127, 0, 0, 1], 0)),
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            body,
+            properties: b"",
+            tag_code: None,
+        }
+    }
+}
+
+/// What an append was assigned. The send is acknowledged once
+/// [`Store::is_acknowledged`] says so (at once in `memory` mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendTicket {
+    /// CommitLog offset of the record.
+    pub physical_offset: u64,
+    /// Logical offset in its queue.
+    pub queue_offset: u64,
+    /// Record size.
+    pub size: u32,
+    /// Store timestamp written into the record.
+    pub store_timestamp: i64,
+}
+
+impl AppendTicket {
+    /// CommitLog offset just past the record.
+    pub fn end_offset(&self) -> u64 {
+        self.physical_offset + u64::from(self.size)
+    }
+}
+
+/// RocketMQ's topic rule (`^[%|a-zA-Z0-9_-]+$`, at most 255 bytes here). Topics name
+/// directories, so this also keeps paths like `../x` out of the store.
+pub fn is_valid_topic(topic: &str) -> bool {
+    !topic.is_empty()
+        && topic.len() <= ringmq_wire::limits::TOPIC_BYTES_MAX
+        && topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'%' | b'|' | b'_' | b'-'))
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+type Queues<File> = HashMap<String, BTreeMap<i32, ConsumeQueue<File>>>;
+
+/// The storage engine of one shard.
+#[derive(Debug)]
+pub struct Store<F: StoreFs> {
+    fs: F,
+    config: StoreConfig,
+    log: CommitLog<F>,
+    queues: Queues<F::File>,
+    index: IndexService<F::File>,
+    checkpoint: CheckpointFile<F::File>,
+    pins: read::Pins,
+    meta: snapshot::MetaStore,
+    last_store_timestamp: i64,
+    disk_full: bool,
+    /// Whether the last open found the `abort` file (the previous run crashed).
+    pub recovered_from_crash: bool,
+}
+
+fn abort_path(root: &Path) -> PathBuf {
+    root.join("abort")
+}
+
+impl<F: StoreFs> Store<F> {
+    /// Opens the store at `config.root`, recovering from whatever state it was left in.
+    pub async fn open(fs: F, config: StoreConfig) -> StoreResult<Self> {
+        config.validate()?;
+        for dir in [
+            config.root.clone(),
+            config.commit_log_dir(),
+            config.consume_queue_dir(),
+            config.index_dir(),
+            config.config_dir(),
+        ] {
+            fs.create_dir_all(&dir)
+                .map_err(|e| StoreError::io("create directory", &dir, e))?;
+        }
+        let abort = abort_path(&config.root);
+        let crashed = fs.exists(&abort);
+        let outcome = recovery::recover(&fs, &config, crashed).await?;
+        let log = CommitLog::open(
+            fs.clone(),
+            &config.commit_log_dir(),
+            CommitLogConfig {
+                segment_bytes: config.segment_bytes,
+                write_buffer_bytes: config.write_buffer_bytes,
+                max_record_bytes: config.max_record_bytes(),
+                write_buffers_max: config.write_buffers_max,
+                sync: config.flush_mode == FlushMode::Sync,
+                direct_io: config.direct_io,
+                tail_cache_bytes: config.tail_cache_bytes,
+            },
+            outcome.end,
+        )
+        .await?;
+        let file = fs
+            .open(
+                &abort,
+                OpenMode {
+                    create: true,
+                    direct: false,
+                },
+            )
+            .map_err(|e| StoreError::io("create", &abort, e))?;
+        file.sync_data()
+            .await
+            .map_err(|e| StoreError::io("fdatasync", &abort, e))?;
+        fs.sync_dir(&config.root)
+            .map_err(|e| StoreError::io("fsync directory", &config.root, e))?;
+        let meta = snapshot::MetaStore::open(&fs, &config.config_dir()).await?;
+        tracing::info!(target: "store", root = %config.root.display(), end = outcome.end,
+            crashed, scanned_from = outcome.scan_start, "store opened");
+        Ok(Store {
+            fs,
+            log,
+            queues: outcome.queues,
+            index: outcome.index,
+            checkpoint: outcome.checkpoint,
+            pins: read::Pins::default(),
+            meta,
+            last_store_timestamp: outcome.last_store_timestamp,
+            disk_full: false,
+            recovered_from_crash: crashed,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Appends one message: encodes it once into the write buffer, assigns its queue offset,
+    /// physical offset and store timestamp, and adds its ConsumeQueue and index entries.
+    /// Never waits; refuses with [`StoreError::Busy`] when the disk is behind.
+    pub fn append(&mut self, msg: &AppendMessage<'_>) -> StoreResult<AppendTicket> {
+        if self.disk_full {
+            return Err(StoreError::DiskFull {
+                used_percent: f64::from(self.config.disk_warning_percent),
+                limit_percent: self.config.disk_warning_percent,
+            });
+        }
+        if !is_valid_topic(msg.topic) {
+            return Err(StoreError::Message(ringmq_wire::WireError::invalid_field(
+                "topic",
+                msg.topic,
+                "a topic is 1 to 255 characters of [%|a-zA-Z0-9_-]",
+            )));
+        }
+        if msg.body.len() > self.config.max_body_bytes {
+            return Err(StoreError::Message(ringmq_wire::WireError::TooLong {
+                what: "message body",
+                len: msg.body.len(),
+                max: self.config.max_body_bytes,
+            }));
+        }
+        let queue = self.queue_mut(msg.topic, msg.queue_id);
+        let queue_offset = queue.max_offset();
+        // Store timestamps never go backwards, so time lookups can binary-search a queue.
+        let store_timestamp = now_ms().max(self.last_store_timestamp);
+        let mut fields = RecordFields {
+            topic: msg.topic,
+            queue_id: msg.queue_id,
+            flag: msg.flag,
+            queue_offset: queue_offset as i64,
+            physical_offset: 0,
+            sys_flag: msg.sys_flag,
+            born_timestamp: msg.born_timestamp,
+            born_host: msg.born_host,
+            store_timestamp,
+            store_host: self.config.store_host,
+            reconsume_times: msg.reconsume_times,
+            prepared_transaction_offset: msg.prepared_transaction_offset,
+            body: msg.body,
+            properties: msg.properties,
+        };
+        let len = fields.encoded_len()?;
+        let physical_offset = self.log.append(len, |out, phys| {
+            fields.physical_offset = phys as i64;
+            fields.encode_into(out)?;
+            Ok(())
+        })?;
+        self.last_store_timestamp = store_timestamp;
+        let tag_code = msg
+            .tag_code
+            .unwrap_or_else(|| recovery::tag_code_of(msg.topic, msg.properties, store_timestamp));
+        let entry = CqEntry {
+            phys: physical_offset,
+            size: len as u32,
+            tag_code,
+        };
+        self.queue_mut(msg.topic, msg.queue_id).push(entry);
+        self.index_record(
+            msg.topic,
+            msg.sys_flag,
+            msg.properties,
+            physical_offset,
+            store_timestamp,
+        )?;
+        Ok(AppendTicket {
+            physical_offset,
+            queue_offset,
+            size: len as u32,
+            store_timestamp,
+        })
+    }
+
+    fn index_record(
+        &mut self,
+        topic: &str,
+        sys: i32,
+        properties: &[u8],
+        phys: u64,
+        store_ts: i64,
+    ) -> StoreResult<()> {
+        if !self.config.index_enabled
+            || sys & sys_flag::TRANSACTION_MASK == sys_flag::TRANSACTION_ROLLBACK
+        {
+            return Ok(());
+        }
+        let uniq = record::property_value(properties, property::UNIQ_KEY);
+        let keys = record::property_value(properties, property::KEYS).unwrap_or_default();
+        let all = uniq.into_iter().chain(keys.split(property::KEY_SEPARATOR));
+        self.index.put(&self.fs, all, topic, phys, store_ts)
+    }
+
+    fn queue_mut(&mut self, topic: &str, queue_id: i32) -> &mut ConsumeQueue<F::File> {
+        let dir = self
+            .config
+            .consume_queue_dir()
+            .join(topic)
+            .join(queue_id.to_string());
+        let per_file = self.config.cq_entries_per_file;
+        if !self.queues.contains_key(topic) {
+            self.queues.insert(topic.to_owned(), BTreeMap::new());
+        }
+        let topic_queues = self.queues.get_mut(topic).unwrap_or_else(|| unreachable!());
+        topic_queues
+            .entry(queue_id)
+            .or_insert_with(|| ConsumeQueue::new(dir, per_file, 0))
+    }
+
+    /// The offset up to which appends are acknowledged: written (async), synced (sync) or
+    /// appended (memory).
+    pub fn ack_offset(&self) -> u64 {
+        match self.config.flush_mode {
+            FlushMode::Memory => self.log.append_offset(),
+            FlushMode::Async | FlushMode::Sync => self.log.ack_offset(),
+        }
+    }
+
+    /// Whether the append behind `ticket` may be acknowledged to the producer.
+    pub fn is_acknowledged(&self, ticket: &AppendTicket) -> bool {
+        self.ack_offset() >= ticket.end_offset()
+    }
+
+    /// Group commit; call at the end of each executor tick. Returns the new ack offset.
+    pub async fn commit_step(&mut self) -> StoreResult<u64> {
+        self.log.commit_step().await?;
+        Ok(self.ack_offset())
+    }
+
+    /// Persists what runs behind the CommitLog: syncs the CommitLog (the periodic flush of
+    /// async mode), writes ConsumeQueue and index entries, and stores the checkpoint. Call
+    /// every `flush_interval_ms`.
+    pub async fn persist_step(&mut self) -> StoreResult<()> {
+        let written = self.log.written_offset();
+        let synced = self.log.sync().await?;
+        for queues in self.queues.values_mut() {
+            for q in queues.values_mut() {
+                if q.is_dirty() {
+                    q.persist(&self.fs, written).await?;
+                }
+            }
+        }
+        if self.config.index_enabled {
+            self.index.persist(&self.fs).await?;
+        }
+        self.meta.persist(&self.fs).await?;
+        let previous = self.checkpoint.get();
+        if previous.commit_log_synced == synced && previous.dispatch_persisted == written {
+            return Ok(());
+        }
+        self.checkpoint
+            .store(Checkpoint {
+                sequence: 0,
+                physic_msg_timestamp: self.last_store_timestamp,
+                logics_msg_timestamp: self.last_store_timestamp,
+                index_msg_timestamp: self.last_store_timestamp,
+                commit_log_synced: synced,
+                dispatch_persisted: written,
+            })
+            .await
+    }
+
+    /// Clean shutdown: writes and syncs everything, stores the checkpoint and removes the
+    /// `abort` file, so the next start trusts the checkpoint.
+    pub async fn close(mut self) -> StoreResult<()> {
+        while self.log.has_pending() {
+            self.log.commit_step().await?;
+        }
+        self.persist_step().await?;
+        let abort = abort_path(&self.config.root);
+        self.fs
+            .remove_file(&abort)
+            .map_err(|e| StoreError::io("remove", &abort, e))?;
+        tracing::info!(target: "store", root = %self.config.root.display(), "store closed cleanly");
+        Ok(())
+    }
+
+    /// Smallest retained logical offset of a queue (0 for an unknown queue).
+    pub fn min_offset(&self, topic: &str, queue_id: i32) -> u64 {
+        self.queue(topic, queue_id).map_or(0, |q| q.min_offset())
+    }
+
+    /// Offset the next visible message of a queue gets: only acknowledged records count.
+    pub fn max_offset(&self, topic: &str, queue_id: i32) -> u64 {
+        let limit = self.ack_offset();
+        self.queue(topic, queue_id)
+            .map_or(0, |q| q.visible_max_offset(limit))
+    }
+
+    fn queue(&self, topic: &str, queue_id: i32) -> Option<&ConsumeQueue<F::File>> {
+        self.queues.get(topic)?.get(&queue_id)
+    }
+
+    /// Every (topic, queue id) the store holds.
+    pub fn queue_ids(&self) -> Vec<(String, i32)> {
+        let mut out: Vec<(String, i32)> = self
+            .queues
+            .iter()
+            .flat_map(|(t, qs)| qs.keys().map(move |q| (t.clone(), *q)))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The CommitLog (read-only view, e.g. for the server's splice path).
+    pub fn commit_log(&self) -> &CommitLog<F> {
+        &self.log
+    }
+
+    /// Topic configs, subscription groups and consumer offsets.
+    pub fn meta(&self) -> &snapshot::MetaStore {
+        &self.meta
+    }
+
+    /// Mutable metadata; changes are written by [`Self::persist_meta`] or the next
+    /// [`Self::persist_step`].
+    pub fn meta_mut(&mut self) -> &mut snapshot::MetaStore {
+        &mut self.meta
+    }
+
+    /// Writes changed metadata snapshots now (call after a topic or group change).
+    pub async fn persist_meta(&mut self) -> StoreResult<()> {
+        self.meta.persist(&self.fs).await
+    }
+
+    /// Whether disk usage has crossed the warning ratio (appends refused).
+    pub fn is_disk_full(&self) -> bool {
+        self.disk_full
+    }
+}
+
+#[cfg(test)]
+mod tests;

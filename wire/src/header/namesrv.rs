@@ -99,6 +99,12 @@ macro_rules! header {
     )*};
 }
 
+/// The `bodyCrc32` of a `REGISTER_BROKER` request: CRC32 of the body with the top bit
+/// cleared, as RocketMQ's `UtilAll.crc32` computes it.
+pub fn register_body_crc32(body: &[u8]) -> i32 {
+    (crc32fast::hash(body) & 0x7FFF_FFFF) as i32
+}
+
 header! {
     /// `GET_ROUTEINFO_BY_TOPIC` (105) request.
     GetRouteInfoRequestHeader {
@@ -330,6 +336,13 @@ mod tests {
             key: "k".into(),
             value: "v w".into(),
         });
+    }
+
+    #[test]
+    fn body_crc_is_java_masked_crc32() {
+        // CRC32("123456789") = 0xCBF43926; Java masks the top bit.
+        assert_eq!(register_body_crc32(b"123456789"), 0x4BF4_3926);
+        assert_eq!(register_body_crc32(b""), 0);
     }
 
     #[test]

@@ -1,0 +1,288 @@
+//! Files on the shard's ring. Operations take owned buffers and return them with the result
+//! (`(io::Result<usize>, B)`); the fd is shared with in-flight operations so it is never
+//! closed (and its number reused) while the kernel may still use it. Shard-local (`!Send`).
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+
+use io_uring::{opcode, types};
+
+use super::buf::{IoBuf, IoBufMut};
+use super::driver::bump;
+use super::executor::core;
+use super::op::Op;
+
+/// Logged once per process: pool buffers are being written with plain Read/Write.
+static FIXED_FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
+
+/// A file driven by the shard's ring. Opening is a plain (blocking) `open`; every read,
+/// write and sync goes through io_uring.
+#[derive(Debug)]
+pub struct File {
+    fd: Rc<OwnedFd>,
+}
+
+impl File {
+    /// Wraps an open std file (e.g. one opened with `custom_flags(libc::O_DIRECT)`).
+    pub fn from_std(file: std::fs::File) -> Self {
+        File {
+            fd: Rc::new(OwnedFd::from(file)),
+        }
+    }
+
+    /// Opens an existing file read-only.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        Ok(Self::from_std(std::fs::File::open(path)?))
+    }
+
+    /// Opens with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, options: &std::fs::OpenOptions) -> io::Result<Self> {
+        Ok(Self::from_std(options.open(path)?))
+    }
+
+    pub(crate) fn shared_fd(&self) -> &Rc<OwnedFd> {
+        &self.fd
+    }
+
+    /// Reads into `buf` (filling up to its capacity) at `pos`; `buf` comes back with its length
+    /// set to the bytes read. Uses `ReadFixed` for registered pool buffers.
+    pub async fn read_at<B: IoBufMut>(&self, mut buf: B, pos: u64) -> (io::Result<usize>, B) {
+        let fd = types::Fd(self.fd.as_raw_fd());
+        let ptr = buf.stable_mut_ptr();
+        let len = clamp_len(buf.bytes_total());
+        let entry = match buf.fixed_index() {
+            Some(i) => opcode::ReadFixed::new(fd, ptr, len, i).offset(pos).build(),
+            None => {
+                note_fixed_fallback(&buf);
+                opcode::Read::new(fd, ptr, len).offset(pos).build()
+            }
+        };
+        let tag = buf.lease_tag();
+        let (c, (mut buf, _fd)) = match Op::submit(entry, (buf, self.fd.clone()), tag) {
+            Ok(op) => op.await,
+            Err((e, (buf, _))) => return (Err(e), buf),
+        };
+        match c.result() {
+            Ok(n) => {
+                // SAFETY: the kernel initialised the first n bytes it reported.
+                unsafe { buf.set_filled(n as usize) };
+                (Ok(n as usize), buf)
+            }
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    /// Writes `buf`'s contents at `pos` once (may be short). Uses `WriteFixed` for registered
+    /// pool buffers, plain `Write` otherwise.
+    pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> (io::Result<usize>, B) {
+        let len = buf.bytes_init();
+        self.write_range(buf, 0, len, pos).await
+    }
+
+    /// Writes all of `buf` at `pos`, continuing short writes.
+    pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> (io::Result<()>, B) {
+        let total = buf.bytes_init();
+        let mut buf = buf;
+        let mut done = 0;
+        while done < total {
+            let (res, b) = self
+                .write_range(buf, done, total - done, pos + done as u64)
+                .await;
+            buf = b;
+            match res {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    async fn write_range<B: IoBuf>(
+        &self,
+        buf: B,
+        start: usize,
+        len: usize,
+        pos: u64,
+    ) -> (io::Result<usize>, B) {
+        let fd = types::Fd(self.fd.as_raw_fd());
+        // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
+        let ptr = unsafe { buf.stable_ptr().add(start) };
+        let len = clamp_len(len);
+        let entry = match buf.fixed_index() {
+            Some(i) => opcode::WriteFixed::new(fd, ptr, len, i).offset(pos).build(),
+            None => {
+                note_fixed_fallback(&buf);
+                opcode::Write::new(fd, ptr, len).offset(pos).build()
+            }
+        };
+        let tag = buf.lease_tag();
+        match Op::submit(entry, (buf, self.fd.clone()), tag) {
+            Ok(op) => {
+                let (c, (buf, _fd)) = op.await;
+                (c.result().map(|n| n as usize), buf)
+            }
+            Err((e, (buf, _))) => (Err(e), buf),
+        }
+    }
+
+    /// `fsync`: data and metadata.
+    pub async fn sync_all(&self) -> io::Result<()> {
+        self.fsync(types::FsyncFlags::empty()).await
+    }
+
+    /// `fdatasync`: data and the metadata needed to read it back.
+    pub async fn sync_data(&self) -> io::Result<()> {
+        self.fsync(types::FsyncFlags::DATASYNC).await
+    }
+
+    async fn fsync(&self, flags: types::FsyncFlags) -> io::Result<()> {
+        let entry = opcode::Fsync::new(types::Fd(self.fd.as_raw_fd()))
+            .flags(flags)
+            .build();
+        simple(entry, self.fd.clone()).await.map(drop)
+    }
+
+    /// `fallocate(mode, offset, len)`; mode 0 allocates and extends the size, e.g.
+    /// `libc::FALLOC_FL_KEEP_SIZE` does not extend it.
+    pub async fn fallocate(&self, offset: u64, len: u64, mode: i32) -> io::Result<()> {
+        let entry = opcode::Fallocate::new(types::Fd(self.fd.as_raw_fd()), len)
+            .offset(offset)
+            .mode(mode)
+            .build();
+        simple(entry, self.fd.clone()).await.map(drop)
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Runs an operation whose only resource is an fd; returns `res`.
+pub(crate) async fn simple(entry: io_uring::squeue::Entry, fd: Rc<OwnedFd>) -> io::Result<u32> {
+    match Op::submit(entry, fd, None) {
+        Ok(op) => op.await.0.result(),
+        Err((e, _)) => Err(e),
+    }
+}
+
+/// The kernel takes 32-bit lengths; a longer buffer is handled as a short operation.
+pub(crate) fn clamp_len(len: usize) -> u32 {
+    len.min(i32::MAX as usize & !4095) as u32
+}
+
+fn note_fixed_fallback<B: IoBuf>(buf: &B) {
+    if buf.lease_tag().is_none() {
+        return;
+    }
+    bump(&core().shared.stats.fixed_fallback_ops, 1);
+    if !FIXED_FALLBACK_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            target: "ringmq::runtime",
+            "pool buffers are not registered with io_uring (memlock budget or ENOMEM): \
+             using plain Read/Write on the same aligned buffers"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{AlignedBuf, RuntimeConfig, Shard};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    fn shard() -> Shard {
+        Shard::new(&RuntimeConfig::for_tests()).expect("shard")
+    }
+
+    #[test]
+    fn write_read_sync_fallocate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        shard().block_on(async {
+            let mut o = std::fs::OpenOptions::new();
+            o.read(true).write(true).create(true).truncate(true);
+            let f = File::open_with(&path, &o).expect("open");
+            f.fallocate(0, 1 << 20, 0).await.expect("fallocate");
+            assert_eq!(std::fs::metadata(&path).expect("meta").len(), 1 << 20);
+            let (r, _) = f.write_all_at(b"hello world".to_vec(), 4096).await;
+            r.expect("write");
+            f.sync_data().await.expect("fdatasync");
+            f.sync_all().await.expect("fsync");
+            let (r, buf) = f.read_at(Vec::with_capacity(11), 4096).await;
+            assert_eq!(r.expect("read"), 11);
+            assert_eq!(&buf[..], b"hello world");
+            // Reading past the end gives 0.
+            let (r, _) = f.read_at(Vec::with_capacity(16), 2 << 20).await;
+            assert_eq!(r.expect("read eof"), 0);
+        });
+    }
+
+    #[test]
+    fn fixed_and_direct_io() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("d");
+        let shard = shard();
+        shard.block_on(async {
+            let mut o = std::fs::OpenOptions::new();
+            o.read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_DIRECT);
+            let f = File::open_with(&path, &o).expect("open O_DIRECT");
+            f.fallocate(0, 1 << 20, 0).await.expect("fallocate");
+            let pool = crate::runtime::buf_pool();
+            let mut b = pool.take().await;
+            let cap = b.capacity();
+            b.as_full_mut().fill(7);
+            b.set_len(cap);
+            assert!(b.is_registered());
+            let (r, b) = f.write_all_at(b, 0).await;
+            r.expect("WriteFixed");
+            drop(b);
+            let b = pool.take().await;
+            let (r, b) = f.read_at(b, 0).await;
+            assert_eq!(r.expect("ReadFixed"), cap);
+            assert!(b.iter().all(|&x| x == 7));
+            // Plain aligned buffer, O_DIRECT, non-fixed path.
+            let a = AlignedBuf::from_slice(&[9u8; 4096]);
+            let (r, _) = f.write_at(a, 8192).await;
+            assert_eq!(r.expect("write aligned"), 4096);
+            drop(b);
+            assert_eq!(pool.stats().violations, 0);
+        });
+        assert_eq!(shard.stats().fixed_fallback_ops, 0);
+    }
+
+    #[test]
+    fn unregistered_pool_falls_back_to_plain_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("u");
+        let mut cfg = RuntimeConfig::for_tests();
+        cfg.register_buffers = false;
+        let shard = Shard::new(&cfg).expect("shard");
+        shard.block_on(async {
+            let mut o = std::fs::OpenOptions::new();
+            o.read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_DIRECT);
+            let f = File::open_with(&path, &o).expect("open");
+            let mut b = crate::runtime::buf_pool().take().await;
+            assert!(!b.is_registered());
+            b.extend_from_slice(&[1u8; 4096]);
+            let (r, _) = f.write_all_at(b, 0).await;
+            r.expect("plain write from pool buffer");
+        });
+        assert!(shard.stats().fixed_fallback_ops >= 1);
+        assert_eq!(shard.stats().fixed_buffers_registered, 0);
+    }
+}

@@ -1,0 +1,719 @@
+//! The CommitLog: segment files, the aligned write buffers and group commit.
+//!
+//! Contract (one per shard, on the shard's thread):
+//! * [`CommitLog::append`] encodes a record once into the active aligned write buffer and
+//!   returns its physical offset; it never waits. It refuses with [`StoreError::Busy`] when
+//!   the write budget (`write_buffers_max` buffers) is used up.
+//! * [`CommitLog::commit_step`] swaps the active buffer for a fresh one that starts with a
+//!   copy of the partly filled last page, writes every dirty buffer (whole 4 KiB pages,
+//!   `O_DIRECT` where the file allows it), `fdatasync`s in sync mode, and advances
+//!   `written_offset` / `synced_offset`. Only one commit runs at a time; appends go on into
+//!   the new buffer while it runs.
+//! * A record never straddles two segments: when it does not fit (with 8 bytes to spare),
+//!   the segment is closed by a blank record and the record goes to the next one.
+//! * After a failed write the log is failed-stopped: no more appends or acknowledgements.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use ringmq_wire::record::{BLANK_RECORD_BYTES_MIN, RECORD_BYTES_MAX, encode_blank};
+
+use super::error::{StoreError, StoreResult};
+use super::io::{AlignedBuf, IO_ALIGN, OpenMode, StoreFile, StoreFs, align_down, align_up};
+
+/// Largest record for a given body limit: body, the largest properties string and topic, and
+/// the fixed fields (with IPv6 hosts and a V2 topic length, rounded up).
+pub const fn record_bytes_max(max_body_bytes: usize) -> usize {
+    max_body_bytes
+        + ringmq_wire::limits::PROPERTIES_BYTES_MAX
+        + ringmq_wire::limits::TOPIC_BYTES_MAX
+        + 128
+}
+
+/// Smallest capacity of one write buffer: the largest record plus the partial page carried
+/// over from the previous buffer (and a blank record), so any record fits a fresh buffer.
+pub const fn write_buffer_bytes_min(max_body_bytes: usize) -> usize {
+    record_bytes_max(max_body_bytes) + 2 * IO_ALIGN
+}
+
+const _: () =
+    assert!(record_bytes_max(ringmq_wire::limits::MESSAGE_BODY_BYTES_MAX) <= RECORD_BYTES_MAX);
+
+/// The 20-digit file name of an offset.
+pub fn file_name(offset: u64) -> String {
+    format!("{offset:020}")
+}
+
+/// Parses a 20-digit file name.
+pub fn parse_file_name(name: &str) -> Option<u64> {
+    if name.len() == 20 && name.bytes().all(|b| b.is_ascii_digit()) {
+        name.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// One segment file: a writer handle (direct when possible) and a buffered reader handle.
+#[derive(Debug)]
+pub struct Segment<File> {
+    /// Commit log offset of the first byte.
+    pub start: u64,
+    /// Path of the file.
+    pub path: PathBuf,
+    writer: File,
+    /// Buffered handle for reads (and for `splice`).
+    pub reader: File,
+    allocated: bool,
+}
+
+/// A write buffer destined for one segment, starting at an aligned file position.
+#[derive(Debug)]
+struct WriteChunk {
+    segment: u64,
+    file_pos: u64,
+    buf: AlignedBuf,
+    len: usize,
+}
+
+impl WriteChunk {
+    fn end_offset(&self) -> u64 {
+        self.segment + self.file_pos + self.len as u64
+    }
+}
+
+/// Recent records kept in memory for consumers following the tail: sealed `Bytes` chunks,
+/// oldest evicted first once over budget. Reads from here are zero-copy slices.
+#[derive(Debug)]
+struct TailCache {
+    chunks: VecDeque<(u64, Bytes)>,
+    open: BytesMut,
+    open_start: u64,
+    bytes: usize,
+    max_bytes: usize,
+    chunk_bytes: usize,
+}
+
+impl TailCache {
+    fn new(max_bytes: usize) -> Self {
+        let chunk_bytes = (max_bytes / 16).clamp(64 * 1024, 4 * 1024 * 1024);
+        TailCache {
+            chunks: VecDeque::new(),
+            open: BytesMut::new(),
+            open_start: 0,
+            bytes: 0,
+            max_bytes,
+            chunk_bytes,
+        }
+    }
+
+    fn push(&mut self, offset: u64, record: &[u8]) {
+        if self.max_bytes == 0 {
+            return;
+        }
+        let contiguous = self.open_start + self.open.len() as u64 == offset;
+        if !contiguous || self.open.len() + record.len() > self.chunk_bytes {
+            self.seal();
+            self.open_start = offset;
+            self.open.reserve(self.chunk_bytes.max(record.len()));
+        }
+        self.open.extend_from_slice(record);
+    }
+
+    fn seal(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let chunk = self.open.split().freeze();
+        self.bytes += chunk.len();
+        self.chunks.push_back((self.open_start, chunk));
+        while self.bytes > self.max_bytes {
+            match self.chunks.pop_front() {
+                Some((_, c)) => self.bytes -= c.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn get(&self, offset: u64, len: usize) -> Option<Bytes> {
+        let end = offset + len as u64;
+        let open_end = self.open_start + self.open.len() as u64;
+        if offset >= self.open_start && end <= open_end {
+            let at = (offset - self.open_start) as usize;
+            return Some(Bytes::copy_from_slice(&self.open[at..at + len]));
+        }
+        let idx = self.chunks.partition_point(|(start, _)| *start <= offset);
+        let (start, chunk) = self.chunks.get(idx.checked_sub(1)?)?;
+        let at = (offset - start) as usize;
+        (at + len <= chunk.len()).then(|| chunk.slice(at..at + len))
+    }
+
+    fn drop_below(&mut self, offset: u64) {
+        while let Some((start, c)) = self.chunks.front() {
+            if start + c.len() as u64 <= offset {
+                self.bytes -= c.len();
+                self.chunks.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+/// Sizes and behaviour of a [`CommitLog`].
+#[derive(Debug, Clone)]
+pub struct CommitLogConfig {
+    /// Segment size in bytes.
+    pub segment_bytes: u64,
+    /// Capacity of one write buffer (raised to [`write_buffer_bytes_min`]).
+    pub write_buffer_bytes: usize,
+    /// Largest record accepted ([`record_bytes_max`] of the body limit).
+    pub max_record_bytes: usize,
+    /// Write buffers that may hold unwritten data at once; the in-flight budget.
+    pub write_buffers_max: usize,
+    /// `fdatasync` after every commit (sync flush mode).
+    pub sync: bool,
+    /// Ask for `O_DIRECT` on segment writers.
+    pub direct_io: bool,
+    /// Bytes of recent records kept in memory.
+    pub tail_cache_bytes: usize,
+}
+
+/// Where a record of the log lives on disk: for `splice` or a buffered read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRange {
+    /// Start offset of the segment (its file name).
+    pub segment: u64,
+    /// Position within the segment file.
+    pub file_pos: u64,
+    /// Length in bytes.
+    pub len: u32,
+}
+
+/// The CommitLog of one shard; see the module docs for the contract.
+#[derive(Debug)]
+pub struct CommitLog<F: StoreFs> {
+    fs: F,
+    dir: PathBuf,
+    config: CommitLogConfig,
+    segments: BTreeMap<u64, Segment<F::File>>,
+    append_offset: u64,
+    written_offset: u64,
+    synced_offset: u64,
+    active: Option<WriteChunk>,
+    sealed: VecDeque<WriteChunk>,
+    spare: Vec<AlignedBuf>,
+    buffers_live: usize,
+    committing: bool,
+    failed: Option<String>,
+    tail: TailCache,
+}
+
+impl<F: StoreFs> CommitLog<F> {
+    /// Opens the log over the segments found in `dir`, with its end at `end_offset` (as
+    /// established by recovery). Segments past the end's segment must already be removed.
+    pub async fn open(
+        fs: F,
+        dir: &Path,
+        config: CommitLogConfig,
+        end_offset: u64,
+    ) -> StoreResult<Self> {
+        let buffer_min = config.max_record_bytes + 2 * IO_ALIGN;
+        if config.segment_bytes < (2 * buffer_min) as u64
+            || !config.segment_bytes.is_multiple_of(IO_ALIGN as u64)
+        {
+            return Err(StoreError::Config(format!(
+                "segment_bytes {} must be a multiple of {IO_ALIGN} and at least {}",
+                config.segment_bytes,
+                2 * buffer_min
+            )));
+        }
+        fs.create_dir_all(dir)
+            .map_err(|e| StoreError::io("create directory", dir, e))?;
+        let mut log = CommitLog {
+            fs,
+            dir: dir.to_path_buf(),
+            tail: TailCache::new(config.tail_cache_bytes),
+            config: CommitLogConfig {
+                write_buffer_bytes: config.write_buffer_bytes.max(buffer_min),
+                write_buffers_max: config.write_buffers_max.max(2),
+                ..config
+            },
+            segments: BTreeMap::new(),
+            append_offset: end_offset,
+            written_offset: end_offset,
+            synced_offset: end_offset,
+            active: None,
+            sealed: VecDeque::new(),
+            spare: Vec::new(),
+            buffers_live: 0,
+            committing: false,
+            failed: None,
+        };
+        for start in list_segments(&log.fs, dir)? {
+            log.open_segment(start, false)?;
+        }
+        let seg = log.segment_start(end_offset);
+        if !log.segments.contains_key(&seg) {
+            log.open_segment(seg, true)?;
+        }
+        let pos = end_offset - seg;
+        let file_pos = align_down(pos);
+        let mut buf = log.take_buffer()?;
+        if pos > file_pos {
+            // Reload the partial last page so the next write rewrites it whole.
+            let (page, n) = log.segments[&seg]
+                .reader
+                .read_at(vec![0; IO_ALIGN], file_pos)
+                .await;
+            let n = n.map_err(|e| StoreError::io("read", &log.segments[&seg].path, e))?;
+            let want = (pos - file_pos) as usize;
+            if n < want {
+                return Err(StoreError::Corrupt {
+                    what: "commit log segment",
+                    path: log.segments[&seg].path.clone(),
+                    offset: file_pos + n as u64,
+                    reason: format!("file ends before the recovered end {end_offset}"),
+                });
+            }
+            buf[..want].copy_from_slice(&page[..want]);
+        }
+        log.active = Some(WriteChunk {
+            segment: seg,
+            file_pos,
+            buf,
+            len: (pos - file_pos) as usize,
+        });
+        Ok(log)
+    }
+
+    /// Start offset of the segment holding `offset`.
+    pub fn segment_start(&self, offset: u64) -> u64 {
+        offset / self.config.segment_bytes * self.config.segment_bytes
+    }
+
+    /// The segment size.
+    pub fn segment_bytes(&self) -> u64 {
+        self.config.segment_bytes
+    }
+
+    fn open_segment(&mut self, start: u64, create: bool) -> StoreResult<()> {
+        let path = self.dir.join(file_name(start));
+        let writer = self
+            .fs
+            .open(
+                &path,
+                OpenMode {
+                    create,
+                    direct: self.config.direct_io,
+                },
+            )
+            .map_err(|e| StoreError::io("open", &path, e))?;
+        let reader = self
+            .fs
+            .open(
+                &path,
+                OpenMode {
+                    create: false,
+                    direct: false,
+                },
+            )
+            .map_err(|e| StoreError::io("open", &path, e))?;
+        let allocated = !create;
+        self.segments.insert(
+            start,
+            Segment {
+                start,
+                path,
+                writer,
+                reader,
+                allocated,
+            },
+        );
+        Ok(())
+    }
+
+    fn take_buffer(&mut self) -> StoreResult<AlignedBuf> {
+        if let Some(buf) = self.spare.pop() {
+            return Ok(buf);
+        }
+        self.buffers_live += 1;
+        Ok(AlignedBuf::zeroed(self.config.write_buffer_bytes))
+    }
+
+    /// Next record's physical offset: the end of everything appended.
+    pub fn append_offset(&self) -> u64 {
+        self.append_offset
+    }
+    /// End of what the disk has been handed and confirmed written.
+    pub fn written_offset(&self) -> u64 {
+        self.written_offset
+    }
+    /// End of what is known to be on stable storage (`fdatasync`ed).
+    pub fn synced_offset(&self) -> u64 {
+        self.synced_offset
+    }
+    /// Start offset of the oldest segment.
+    pub fn min_offset(&self) -> u64 {
+        self.segments.keys().next().copied().unwrap_or(0)
+    }
+    /// Segments, oldest first.
+    pub fn segments(&self) -> impl Iterator<Item = &Segment<F::File>> {
+        self.segments.values()
+    }
+    /// The failure that stopped the log, if any.
+    pub fn failure(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+    /// Bytes appended but not yet written.
+    pub fn pending_bytes(&self) -> u64 {
+        self.append_offset - self.written_offset
+    }
+
+    fn budget_bytes(&self) -> u64 {
+        (self.config.write_buffers_max * self.config.write_buffer_bytes) as u64
+    }
+
+    /// Appends one record of `len` bytes, encoded by `encode` straight into the write buffer
+    /// at the physical offset it is given. Returns that offset.
+    pub fn append(
+        &mut self,
+        len: usize,
+        encode: impl FnOnce(&mut [u8], u64) -> StoreResult<()>,
+    ) -> StoreResult<u64> {
+        if let Some(reason) = &self.failed {
+            return Err(StoreError::Failed(reason.clone()));
+        }
+        if len > self.config.max_record_bytes {
+            return Err(StoreError::Message(ringmq_wire::WireError::TooLong {
+                what: "record",
+                len,
+                max: self.config.max_record_bytes,
+            }));
+        }
+        let seg_bytes = self.config.segment_bytes;
+        let pos = self.append_offset - self.segment_start(self.append_offset);
+        if pos + (len + BLANK_RECORD_BYTES_MIN) as u64 > seg_bytes {
+            self.roll_segment()?;
+        }
+        self.ensure_room(len)?;
+        let offset = self.append_offset;
+        let chunk = self
+            .active
+            .as_mut()
+            .ok_or_else(|| StoreError::Failed("no write buffer".into()))?;
+        let at = chunk.len;
+        encode(&mut chunk.buf[at..at + len], offset)?;
+        chunk.len += len;
+        self.append_offset += len as u64;
+        self.tail.push(offset, &chunk.buf[at..at + len]);
+        Ok(offset)
+    }
+
+    /// Closes the current segment with a blank record and moves to the next one.
+    fn roll_segment(&mut self) -> StoreResult<()> {
+        let seg = self.segment_start(self.append_offset);
+        let remaining = (seg + self.config.segment_bytes - self.append_offset) as usize;
+        self.ensure_room(BLANK_RECORD_BYTES_MIN)?;
+        let chunk = self
+            .active
+            .as_mut()
+            .ok_or_else(|| StoreError::Failed("no write buffer".into()))?;
+        let at = chunk.len;
+        encode_blank(&mut chunk.buf[at..at + BLANK_RECORD_BYTES_MIN], remaining)?;
+        chunk.len += BLANK_RECORD_BYTES_MIN;
+        let next = seg + self.config.segment_bytes;
+        if !self.segments.contains_key(&next) {
+            self.open_segment(next, true)?;
+        }
+        let buf = self.new_buffer_or_busy()?;
+        let old = self.active.replace(WriteChunk {
+            segment: next,
+            file_pos: 0,
+            buf,
+            len: 0,
+        });
+        self.sealed.extend(old);
+        self.append_offset = next;
+        self.tail.seal();
+        Ok(())
+    }
+
+    fn new_buffer_or_busy(&mut self) -> StoreResult<AlignedBuf> {
+        if self.spare.is_empty() && self.buffers_live >= self.config.write_buffers_max {
+            return Err(StoreError::Busy {
+                pending_bytes: self.pending_bytes(),
+                budget_bytes: self.budget_bytes(),
+            });
+        }
+        self.take_buffer()
+    }
+
+    /// Makes room for `len` bytes in the active buffer, sealing it if full.
+    fn ensure_room(&mut self, len: usize) -> StoreResult<()> {
+        let Some(chunk) = self.active.as_ref() else {
+            return Err(StoreError::Failed("no write buffer".into()));
+        };
+        if chunk.len + len <= chunk.buf.capacity() {
+            return Ok(());
+        }
+        let buf = self.new_buffer_or_busy()?;
+        let old = self.swap_active(buf)?;
+        self.sealed.push_back(old);
+        Ok(())
+    }
+
+    /// Replaces the active buffer by `buf`, which gets a copy of the partial last page (the
+    /// page is written again, whole, with whatever follows it). Returns the old buffer.
+    fn swap_active(&mut self, mut buf: AlignedBuf) -> StoreResult<WriteChunk> {
+        let old = self
+            .active
+            .take()
+            .ok_or_else(|| StoreError::Failed("no write buffer".into()))?;
+        let carry_from = align_down(old.len as u64) as usize;
+        let carry = old.len - carry_from;
+        buf[..carry].copy_from_slice(&old.buf[carry_from..old.len]);
+        self.active = Some(WriteChunk {
+            segment: old.segment,
+            file_pos: old.file_pos + carry_from as u64,
+            buf,
+            len: carry,
+        });
+        Ok(old)
+    }
+
+    /// Whether there is anything appended that a commit would write.
+    pub fn has_pending(&self) -> bool {
+        self.append_offset > self.written_offset
+            || (self.config.sync && self.synced_offset < self.written_offset)
+    }
+
+    /// Group commit: writes everything appended so far (and syncs in sync mode). Returns the
+    /// new acknowledged offset (`written_offset`, or `synced_offset` in sync mode).
+    pub async fn commit_step(&mut self) -> StoreResult<u64> {
+        if let Some(reason) = &self.failed {
+            return Err(StoreError::Failed(reason.clone()));
+        }
+        if self.committing || !self.has_pending() {
+            return Ok(self.ack_offset());
+        }
+        self.committing = true;
+        let result = self.commit_inner().await;
+        self.committing = false;
+        if let Err(e) = &result {
+            tracing::error!(target: "store::commit_log", error = %e, "commit failed; the store stops accepting writes");
+            self.failed = Some(e.to_string());
+        }
+        result
+    }
+
+    async fn commit_inner(&mut self) -> StoreResult<u64> {
+        self.prepare_segments().await?;
+        let target = self.append_offset;
+        let mut chunks = std::mem::take(&mut self.sealed);
+        if let Some(active) = self.active.as_ref()
+            && active.len > 0
+            && active.end_offset() > self.written_offset
+        {
+            // Swap in a fresh buffer carrying the partial last page, so appends go on while
+            // the old one is being written.
+            let buf = self.take_buffer()?;
+            chunks.push_back(self.swap_active(buf)?);
+        }
+        let mut touched: Vec<u64> = Vec::new();
+        for mut chunk in chunks {
+            let write_len = align_up(chunk.len as u64) as usize;
+            chunk.buf[chunk.len..write_len].fill(0);
+            let seg = self
+                .segments
+                .get(&chunk.segment)
+                .ok_or_else(|| StoreError::Failed(format!("segment {} vanished", chunk.segment)))?;
+            let (buf, res) = seg
+                .writer
+                .write_at(chunk.buf, write_len, chunk.file_pos)
+                .await;
+            self.spare.push(buf);
+            res.map_err(|e| StoreError::io("write", &seg.path, e))?;
+            if touched.last() != Some(&chunk.segment) {
+                touched.push(chunk.segment);
+            }
+        }
+        self.written_offset = target;
+        if self.config.sync {
+            for seg in &touched {
+                if let Some(seg) = self.segments.get(seg) {
+                    seg.writer
+                        .sync_data()
+                        .await
+                        .map_err(|e| StoreError::io("fdatasync", &seg.path, e))?;
+                }
+            }
+            self.synced_offset = target;
+        }
+        // Keep at most the budget of spare buffers.
+        while self.spare.len() > 1 && self.buffers_live > self.config.write_buffers_max {
+            self.spare.pop();
+            self.buffers_live -= 1;
+        }
+        Ok(self.ack_offset())
+    }
+
+    /// Preallocates the active segment and prepares the next one once the active segment is
+    /// half full, so appends never wait on file creation or allocation.
+    async fn prepare_segments(&mut self) -> StoreResult<()> {
+        let seg = self.segment_start(self.append_offset);
+        let half = seg + self.config.segment_bytes / 2;
+        let next = seg + self.config.segment_bytes;
+        if self.append_offset >= half && !self.segments.contains_key(&next) {
+            self.open_segment(next, true)?;
+        }
+        let seg_bytes = self.config.segment_bytes;
+        let fs = &self.fs;
+        let dir = &self.dir;
+        for segment in self.segments.values_mut().filter(|s| !s.allocated) {
+            segment
+                .writer
+                .allocate(seg_bytes)
+                .await
+                .map_err(|e| StoreError::io("fallocate", &segment.path, e))?;
+            segment.allocated = true;
+            // The new file's directory entry must be durable before data in it is acked.
+            fs.sync_dir(dir)
+                .map_err(|e| StoreError::io("fsync directory", dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// `fdatasync`s every segment written since the last sync (used by the checkpoint in
+    /// async mode). Returns the synced offset.
+    pub async fn sync(&mut self) -> StoreResult<u64> {
+        if self.synced_offset >= self.written_offset {
+            return Ok(self.synced_offset);
+        }
+        let target = self.written_offset;
+        let from = self.segment_start(self.synced_offset);
+        for seg in self.segments.range(from..=target).map(|(_, s)| s) {
+            seg.writer
+                .sync_data()
+                .await
+                .map_err(|e| StoreError::io("fdatasync", &seg.path, e))?;
+        }
+        self.synced_offset = target;
+        Ok(target)
+    }
+
+    /// The offset up to which appends are acknowledged in this log's mode.
+    pub fn ack_offset(&self) -> u64 {
+        if self.config.sync {
+            self.synced_offset
+        } else {
+            self.written_offset
+        }
+    }
+
+    /// Where `[offset, offset + len)` lives on disk, if it is written and within one segment.
+    pub fn file_range(&self, offset: u64, len: u32) -> Option<FileRange> {
+        let seg = self.segment_start(offset);
+        let segment = self.segments.get(&seg)?;
+        (offset + u64::from(len) <= self.written_offset
+            && offset - seg + u64::from(len) <= self.config.segment_bytes)
+            .then_some(FileRange {
+                segment: segment.start,
+                file_pos: offset - seg,
+                len,
+            })
+    }
+
+    /// The segment starting at `start`.
+    pub fn segment(&self, start: u64) -> Option<&Segment<F::File>> {
+        self.segments.get(&start)
+    }
+
+    /// The bytes `[offset, offset + len)` if the tail cache holds them (zero-copy).
+    pub fn cached(&self, offset: u64, len: usize) -> Option<Bytes> {
+        self.tail.get(offset, len)
+    }
+
+    /// Reads `len` bytes at `offset`: from the tail cache when there, else from the file.
+    /// The range must lie within one segment and below `limit` (the caller's visibility).
+    pub async fn read(&self, offset: u64, len: usize) -> StoreResult<Bytes> {
+        if let Some(bytes) = self.tail.get(offset, len) {
+            return Ok(bytes);
+        }
+        let seg = self.segment_start(offset);
+        let segment = self.segments.get(&seg).ok_or_else(|| StoreError::Corrupt {
+            what: "commit log",
+            path: self.dir.clone(),
+            offset,
+            reason: "no segment holds this offset".into(),
+        })?;
+        if offset + len as u64 > self.written_offset {
+            // Not yet on disk and not in the cache: only the active buffer has it.
+            if let Some(chunk) = self.active.as_ref() {
+                let start = chunk.segment + chunk.file_pos;
+                if offset >= start && offset + len as u64 <= chunk.end_offset() {
+                    let at = (offset - start) as usize;
+                    return Ok(Bytes::copy_from_slice(&chunk.buf[at..at + len]));
+                }
+            }
+            for chunk in &self.sealed {
+                let start = chunk.segment + chunk.file_pos;
+                if offset >= start && offset + len as u64 <= chunk.end_offset() {
+                    let at = (offset - start) as usize;
+                    return Ok(Bytes::copy_from_slice(&chunk.buf[at..at + len]));
+                }
+            }
+        }
+        let (buf, n) = segment.reader.read_at(vec![0; len], offset - seg).await;
+        let n = n.map_err(|e| StoreError::io("read", &segment.path, e))?;
+        if n < len {
+            return Err(StoreError::Corrupt {
+                what: "commit log segment",
+                path: segment.path.clone(),
+                offset: offset - seg + n as u64,
+                reason: format!("file ends inside a {len}-byte read"),
+            });
+        }
+        Ok(Bytes::from(buf))
+    }
+
+    /// Deletes the segment starting at `start` (retention). Never the active one.
+    pub fn remove_segment(&mut self, start: u64) -> StoreResult<bool> {
+        if start == self.segment_start(self.append_offset) || !self.segments.contains_key(&start) {
+            return Ok(false);
+        }
+        if let Some(seg) = self.segments.remove(&start) {
+            self.fs
+                .remove_file(&seg.path)
+                .map_err(|e| StoreError::io("remove", &seg.path, e))?;
+            self.tail.drop_below(start + self.config.segment_bytes);
+        }
+        Ok(true)
+    }
+
+    /// Last-modified time of a segment file.
+    pub fn segment_modified_ms(&self, start: u64) -> StoreResult<i64> {
+        let seg = self
+            .segments
+            .get(&start)
+            .ok_or_else(|| StoreError::Config(format!("no segment {start}")))?;
+        self.fs
+            .modified_ms(&seg.path)
+            .map_err(|e| StoreError::io("stat", &seg.path, e))
+    }
+}
+
+/// Start offsets of the segment files in `dir`, sorted; other files are ignored.
+pub fn list_segments<F: StoreFs>(fs: &F, dir: &Path) -> StoreResult<Vec<u64>> {
+    if !fs.exists(dir) {
+        return Ok(Vec::new());
+    }
+    let mut starts: Vec<u64> = fs
+        .list_dir(dir)
+        .map_err(|e| StoreError::io("list", dir, e))?
+        .iter()
+        .filter_map(|n| parse_file_name(n))
+        .collect();
+    starts.sort_unstable();
+    Ok(starts)
+}

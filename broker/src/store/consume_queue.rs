@@ -1,0 +1,307 @@
+//! ConsumeQueue: per topic/queue, the logical index of the CommitLog.
+//!
+//! Each entry is 20 bytes, as RocketMQ stores it: `commit log offset i64 | size i32 | tag
+//! hash code i64`. Entry `n` lives at byte `n × 20` of the queue's address space, cut into
+//! files of `entries_per_file` entries (300 000 by default) named by their 20-digit start
+//! byte offset, under `consumequeue/<topic>/<queueId>/`.
+//!
+//! Entries are produced in memory at append time and written behind the CommitLog by
+//! [`ConsumeQueue::persist`]; they can always be rebuilt from the CommitLog. All entries of
+//! the retained range are kept in memory (20 bytes per message).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+
+use super::commit_log::{file_name, parse_file_name};
+use super::error::{StoreError, StoreResult};
+use super::io::{AlignedBuf, OpenMode, StoreFile, StoreFs};
+
+/// Bytes of one entry.
+pub const CQ_ENTRY_BYTES: u64 = 20;
+
+/// Entries per ConsumeQueue file by default (`mappedFileSizeConsumeQueue` / 20).
+pub const CQ_ENTRIES_PER_FILE: u64 = 300_000;
+
+/// One ConsumeQueue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CqEntry {
+    /// CommitLog offset of the record.
+    pub phys: u64,
+    /// Record size.
+    pub size: u32,
+    /// Tag hash code (delivery time for schedule topics).
+    pub tag_code: i64,
+}
+
+impl CqEntry {
+    /// CommitLog offset just past the record.
+    pub fn end(&self) -> u64 {
+        self.phys + u64::from(self.size)
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        out[0..8].copy_from_slice(&(self.phys as i64).to_be_bytes());
+        out[8..12].copy_from_slice(&(self.size as i32).to_be_bytes());
+        out[12..20].copy_from_slice(&self.tag_code.to_be_bytes());
+    }
+
+    fn decode(b: &[u8]) -> Option<CqEntry> {
+        let phys = i64::from_be_bytes(b[0..8].try_into().ok()?);
+        let size = i32::from_be_bytes(b[8..12].try_into().ok()?);
+        let tag_code = i64::from_be_bytes(b[12..20].try_into().ok()?);
+        // size 0 = never written; i32::MAX = RocketMQ's pre-blank filler.
+        if size <= 0 || size == i32::MAX || phys < 0 {
+            return None;
+        }
+        Some(CqEntry {
+            phys: phys as u64,
+            size: size as u32,
+            tag_code,
+        })
+    }
+}
+
+/// The ConsumeQueue of one topic/queue.
+#[derive(Debug)]
+pub struct ConsumeQueue<File> {
+    dir: PathBuf,
+    min: u64,
+    entries: VecDeque<CqEntry>,
+    persisted: u64,
+    entries_per_file: u64,
+    files: BTreeMap<u64, File>,
+}
+
+impl<File: StoreFile> ConsumeQueue<File> {
+    /// An empty queue whose files go to `dir`, starting at logical offset `min`.
+    pub fn new(dir: PathBuf, entries_per_file: u64, min: u64) -> Self {
+        ConsumeQueue {
+            dir,
+            min,
+            entries: VecDeque::new(),
+            persisted: min,
+            entries_per_file,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Loads a queue from its files; entries pointing below `cl_min` (deleted by retention)
+    /// are skipped. Stops at the first unwritten or invalid slot.
+    pub async fn load<F: StoreFs<File = File>>(
+        fs: &F,
+        dir: PathBuf,
+        entries_per_file: u64,
+        cl_min: u64,
+    ) -> StoreResult<Self> {
+        let mut names: Vec<u64> = fs
+            .list_dir(&dir)
+            .map_err(|e| StoreError::io("list", &dir, e))?
+            .iter()
+            .filter_map(|n| parse_file_name(n))
+            .collect();
+        names.sort_unstable();
+        let file_bytes = entries_per_file * CQ_ENTRY_BYTES;
+        let mut queue = ConsumeQueue::new(dir.clone(), entries_per_file, 0);
+        let mut started = false;
+        'files: for start_byte in names {
+            let path = dir.join(file_name(start_byte));
+            let file = fs
+                .open(
+                    &path,
+                    OpenMode {
+                        create: false,
+                        direct: false,
+                    },
+                )
+                .map_err(|e| StoreError::io("open", &path, e))?;
+            if !start_byte.is_multiple_of(file_bytes) {
+                return Err(StoreError::Corrupt {
+                    what: "consume queue file name",
+                    path,
+                    offset: 0,
+                    reason: format!("start {start_byte} is not a multiple of {file_bytes}"),
+                });
+            }
+            let (buf, n) = file.read_at(vec![0; file_bytes as usize], 0).await;
+            let n = n.map_err(|e| StoreError::io("read", &path, e))?;
+            let first = start_byte / CQ_ENTRY_BYTES;
+            queue.files.insert(first, file);
+            for (i, raw) in buf[..n].chunks_exact(CQ_ENTRY_BYTES as usize).enumerate() {
+                let logical = first + i as u64;
+                let Some(entry) = CqEntry::decode(raw) else {
+                    if started {
+                        break 'files;
+                    }
+                    continue;
+                };
+                if !started {
+                    if entry.phys < cl_min {
+                        continue;
+                    }
+                    started = true;
+                    queue.min = logical;
+                } else if logical != queue.max_offset() {
+                    break 'files;
+                }
+                queue.entries.push_back(entry);
+            }
+        }
+        queue.persisted = queue.max_offset();
+        Ok(queue)
+    }
+
+    /// Logical offset of the first retained entry.
+    pub fn min_offset(&self) -> u64 {
+        self.min
+    }
+
+    /// Logical offset the next entry gets.
+    pub fn max_offset(&self) -> u64 {
+        self.min + self.entries.len() as u64
+    }
+
+    /// Number of entries whose record ends at or below `limit` (entries are in CommitLog
+    /// order, so these are a prefix); the queue's visible max offset is `min + this`.
+    pub fn visible_max_offset(&self, limit: u64) -> u64 {
+        let mut n = self.entries.len();
+        while n > 0 && self.entries[n - 1].end() > limit {
+            n -= 1;
+        }
+        self.min + n as u64
+    }
+
+    /// The entry at a logical offset.
+    pub fn get(&self, offset: u64) -> Option<CqEntry> {
+        let idx = offset.checked_sub(self.min)?;
+        self.entries.get(usize::try_from(idx).ok()?).copied()
+    }
+
+    /// Appends an entry at [`Self::max_offset`].
+    pub fn push(&mut self, entry: CqEntry) {
+        if let Some(last) = self.entries.back() {
+            assert!(
+                entry.phys >= last.end(),
+                "consume queue entries must follow the commit log"
+            );
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// Starts an empty queue at `offset` (rebuilding a queue whose earlier entries are gone).
+    pub fn reset_to(&mut self, offset: u64) {
+        assert!(self.entries.is_empty());
+        self.min = offset;
+        self.persisted = offset;
+    }
+
+    /// Drops entries whose record ends past `end` (recovery cut the CommitLog there).
+    pub fn truncate_past(&mut self, end: u64) {
+        while self.entries.back().is_some_and(|e| e.end() > end) {
+            self.entries.pop_back();
+        }
+        self.persisted = self.persisted.min(self.max_offset());
+    }
+
+    /// Drops entries from `offset` on.
+    pub fn truncate_from(&mut self, offset: u64) {
+        let keep = offset.saturating_sub(self.min) as usize;
+        self.entries.truncate(keep);
+        self.persisted = self.persisted.min(self.max_offset());
+    }
+
+    /// Drops entries pointing below `cl_min` (retention) and the files holding only those.
+    pub fn drop_below<F: StoreFs<File = File>>(&mut self, fs: &F, cl_min: u64) -> StoreResult<()> {
+        while self.entries.front().is_some_and(|e| e.phys < cl_min) {
+            self.entries.pop_front();
+            self.min += 1;
+        }
+        self.persisted = self.persisted.max(self.min);
+        let per_file = self.entries_per_file;
+        let dead: Vec<u64> = self
+            .files
+            .keys()
+            .copied()
+            .filter(|first| first + per_file <= self.min)
+            .collect();
+        for first in dead {
+            self.files.remove(&first);
+            let path = self.dir.join(file_name(first * CQ_ENTRY_BYTES));
+            fs.remove_file(&path)
+                .map_err(|e| StoreError::io("remove", &path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether some entries are not yet written to files.
+    pub fn is_dirty(&self) -> bool {
+        self.persisted < self.max_offset()
+    }
+
+    /// Writes the entries whose records end at or below `limit` to the files and syncs
+    /// them. Returns whether anything was written.
+    pub async fn persist<F: StoreFs<File = File>>(
+        &mut self,
+        fs: &F,
+        limit: u64,
+    ) -> StoreResult<bool> {
+        let upto = self.visible_max_offset(limit);
+        if upto <= self.persisted {
+            return Ok(false);
+        }
+        fs.create_dir_all(&self.dir)
+            .map_err(|e| StoreError::io("create directory", &self.dir, e))?;
+        let mut at = self.persisted;
+        while at < upto {
+            let first = at / self.entries_per_file * self.entries_per_file;
+            let end = upto.min(first + self.entries_per_file);
+            let path = self.dir.join(file_name(first * CQ_ENTRY_BYTES));
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.files.entry(first) {
+                let file = fs
+                    .open(
+                        &path,
+                        OpenMode {
+                            create: true,
+                            direct: false,
+                        },
+                    )
+                    .map_err(|e| StoreError::io("open", &path, e))?;
+                fs.sync_dir(&self.dir)
+                    .map_err(|e| StoreError::io("fsync directory", &self.dir, e))?;
+                slot.insert(file);
+            }
+            let mut raw = vec![0u8; ((end - at) * CQ_ENTRY_BYTES) as usize];
+            for (i, chunk) in raw.chunks_exact_mut(CQ_ENTRY_BYTES as usize).enumerate() {
+                if let Some(entry) = self.get(at + i as u64) {
+                    entry.encode(chunk);
+                }
+            }
+            let buf = AlignedBuf::from_slice(&raw);
+            let file = &self.files[&first];
+            let (_, res) = file
+                .write_at(buf, raw.len(), (at - first) * CQ_ENTRY_BYTES)
+                .await;
+            res.map_err(|e| StoreError::io("write", &path, e))?;
+            file.sync_data()
+                .await
+                .map_err(|e| StoreError::io("fdatasync", &path, e))?;
+            at = end;
+        }
+        self.persisted = upto;
+        Ok(true)
+    }
+
+    /// The directory of this queue.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Iterates over `(logical offset, entry)` from `from`.
+    pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, CqEntry)> + '_ {
+        let skip = from.saturating_sub(self.min) as usize;
+        self.entries
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, e)| (self.min + i as u64, *e))
+    }
+}

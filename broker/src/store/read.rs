@@ -1,0 +1,347 @@
+//! Reads: by queue (pull), by physical offset (msgId), by key (index), by time; and the
+//! read pins that keep retention away from segments a reader still uses.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use ringmq_wire::record::{RecordAt, StoredMessage, decode_record_at};
+
+use super::Store;
+use super::commit_log::FileRange;
+use super::error::{StoreError, StoreResult};
+use super::io::StoreFs;
+
+/// A pull request as the store sees it.
+#[derive(Debug, Clone)]
+pub struct GetMessage<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Queue id.
+    pub queue_id: i32,
+    /// First logical offset wanted.
+    pub offset: u64,
+    /// At most this many messages (capped by the store's `pull_messages_max`).
+    pub max_count: usize,
+    /// At most this many bytes (the first message is always returned whole).
+    pub max_bytes: usize,
+    /// Tag hash codes accepted; `None` or empty = every message.
+    pub tag_codes: Option<&'a [i64]>,
+    /// Return records not in memory as file ranges (for `splice`) instead of reading them.
+    pub file_ranges: bool,
+}
+
+/// The outcome of a queue read (RocketMQ's `GetMessageStatus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetStatus {
+    /// Messages were found.
+    Found,
+    /// Messages exist from `offset` on but none matched the tag filter (within the scan).
+    NoMatchedMessage,
+    /// The queue is empty.
+    NoMessageInQueue,
+    /// `offset` equals the max offset: nothing new yet (long-poll).
+    OffsetOverflowOne,
+    /// `offset` is beyond the max offset.
+    OffsetOverflowBadly,
+    /// `offset` is below the min offset (retention deleted it): answer "offset moved".
+    OffsetTooSmall,
+    /// The queue does not exist.
+    NoMatchedLogicQueue,
+}
+
+/// Where a returned record's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordData {
+    /// In memory (tail cache or read from the file).
+    Memory(Bytes),
+    /// On disk, for `splice`; the range is pinned while the [`ReadRecord`] lives.
+    File(FileRange),
+}
+
+/// One record of a read.
+#[derive(Debug)]
+pub struct ReadRecord {
+    /// Logical offset in its queue.
+    pub queue_offset: u64,
+    /// CommitLog offset.
+    pub physical_offset: u64,
+    /// Record size.
+    pub size: u32,
+    /// Tag code from the queue entry.
+    pub tag_code: i64,
+    /// The bytes.
+    pub data: RecordData,
+    _pin: Option<Pin>,
+}
+
+/// Result of [`Store::get_message`].
+#[derive(Debug)]
+pub struct GetResult {
+    /// Status.
+    pub status: GetStatus,
+    /// Records, in queue order.
+    pub records: Vec<ReadRecord>,
+    /// Offset to pull next (for `OffsetTooSmall`, the new minimum).
+    pub next_offset: u64,
+    /// Queue min offset.
+    pub min_offset: u64,
+    /// Queue max (visible) offset.
+    pub max_offset: u64,
+    /// Sum of record sizes.
+    pub total_bytes: usize,
+}
+
+/// Segment pin counts shared with outstanding [`ReadRecord`]s.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Pins(Rc<RefCell<BTreeMap<u64, u32>>>);
+
+impl Pins {
+    fn pin(&self, segment: u64) -> Pin {
+        *self.0.borrow_mut().entry(segment).or_default() += 1;
+        Pin {
+            pins: self.clone(),
+            segment,
+        }
+    }
+
+    pub(super) fn is_pinned(&self, segment: u64) -> bool {
+        self.0.borrow().get(&segment).is_some_and(|n| *n > 0)
+    }
+}
+
+/// Keeps a segment from being deleted while a reader uses it.
+#[derive(Debug)]
+struct Pin {
+    pins: Pins,
+    segment: u64,
+}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        let mut map = self.pins.0.borrow_mut();
+        if let Some(n) = map.get_mut(&self.segment) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.segment);
+            }
+        }
+    }
+}
+
+/// How many queue entries one read may scan past non-matching tags (bounds the work of a
+/// filtered pull).
+const FILTER_SCAN_MAX: usize = 16 * 1024;
+
+impl<F: StoreFs> Store<F> {
+    /// Reads messages of a queue from `req.offset`. Only acknowledged records are visible.
+    pub async fn get_message(&self, req: &GetMessage<'_>) -> StoreResult<GetResult> {
+        let mut result = GetResult {
+            status: GetStatus::NoMatchedLogicQueue,
+            records: Vec::new(),
+            next_offset: req.offset,
+            min_offset: 0,
+            max_offset: 0,
+            total_bytes: 0,
+        };
+        let Some(q) = self.queue(req.topic, req.queue_id) else {
+            result.next_offset = 0;
+            return Ok(result);
+        };
+        let limit = self.ack_offset();
+        result.min_offset = q.min_offset();
+        result.max_offset = q.visible_max_offset(limit);
+        if result.max_offset == result.min_offset {
+            result.status = GetStatus::NoMessageInQueue;
+            result.next_offset = result.min_offset;
+            return Ok(result);
+        }
+        if req.offset < result.min_offset {
+            result.status = GetStatus::OffsetTooSmall;
+            result.next_offset = result.min_offset;
+            return Ok(result);
+        }
+        if req.offset == result.max_offset {
+            result.status = GetStatus::OffsetOverflowOne;
+            return Ok(result);
+        }
+        if req.offset > result.max_offset {
+            result.status = GetStatus::OffsetOverflowBadly;
+            result.next_offset = result.max_offset;
+            return Ok(result);
+        }
+        let max_count = req.max_count.clamp(1, self.config.pull_messages_max.max(1));
+        let filter = req.tag_codes.filter(|c| !c.is_empty());
+        let mut next = req.offset;
+        for (scanned, (offset, entry)) in q.iter_from(req.offset).enumerate() {
+            if offset >= result.max_offset
+                || result.records.len() >= max_count
+                || scanned >= FILTER_SCAN_MAX
+                || (!result.records.is_empty()
+                    && result.total_bytes + entry.size as usize > req.max_bytes)
+            {
+                break;
+            }
+            next = offset + 1;
+            if filter.is_some_and(|codes| !codes.contains(&entry.tag_code)) {
+                continue;
+            }
+            let seg = self.log.segment_start(entry.phys);
+            let data = match self.log.cached(entry.phys, entry.size as usize) {
+                Some(bytes) => RecordData::Memory(bytes),
+                None => match self.log.file_range(entry.phys, entry.size) {
+                    Some(range) if req.file_ranges => RecordData::File(range),
+                    _ => RecordData::Memory(self.read_checked(entry.phys, entry.size).await?),
+                },
+            };
+            let pin = matches!(data, RecordData::File(_)).then(|| self.pins.pin(seg));
+            result.total_bytes += entry.size as usize;
+            result.records.push(ReadRecord {
+                queue_offset: offset,
+                physical_offset: entry.phys,
+                size: entry.size,
+                tag_code: entry.tag_code,
+                data,
+                _pin: pin,
+            });
+        }
+        result.next_offset = next;
+        result.status = if result.records.is_empty() {
+            GetStatus::NoMatchedMessage
+        } else {
+            GetStatus::Found
+        };
+        Ok(result)
+    }
+
+    /// Reads a record from the CommitLog and checks it (structure, CRC, position) before it
+    /// is served: a damaged record is an error, never a response.
+    async fn read_checked(&self, phys: u64, size: u32) -> StoreResult<Bytes> {
+        let raw = self.log.read(phys, size as usize).await?;
+        match decode_record_at(&raw, phys as usize, true) {
+            Ok(RecordAt::Message(l))
+                if l.physical_offset == phys as i64 && l.total_size == size as usize =>
+            {
+                Ok(raw)
+            }
+            Ok(_) => Err(self.corrupt(
+                phys,
+                "queue entry does not point at a record of its size".into(),
+            )),
+            Err(e) => Err(self.corrupt(phys, e.to_string())),
+        }
+    }
+
+    fn corrupt(&self, phys: u64, reason: String) -> StoreError {
+        let seg = self.log.segment_start(phys);
+        StoreError::Corrupt {
+            what: "commit log record",
+            path: self
+                .config
+                .commit_log_dir()
+                .join(super::commit_log::file_name(seg)),
+            offset: phys - seg,
+            reason,
+        }
+    }
+
+    /// Reads and checks (CRC included) the record at a CommitLog offset, e.g. from an offset
+    /// msgId. `None` when the offset is outside the visible log or holds no record.
+    pub async fn read_message_at(&self, phys: u64) -> StoreResult<Option<StoredMessage>> {
+        if phys < self.log.min_offset() || phys + 8 > self.ack_offset() {
+            return Ok(None);
+        }
+        let head = self.log.read(phys, 8).await?;
+        let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        if size < 8
+            || phys + size as u64 > self.ack_offset()
+            || size as usize > self.config.max_record_bytes()
+        {
+            return Ok(None);
+        }
+        let raw = self.log.read(phys, size as usize).await?;
+        match decode_record_at(&raw, phys as usize, true) {
+            Ok(RecordAt::Message(layout)) if layout.physical_offset == phys as i64 => {
+                Ok(Some(StoredMessage { raw, layout }))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => Err(self.corrupt(phys, e.to_string())),
+        }
+    }
+
+    /// Messages of `topic` whose KEYS or UNIQ_KEY include `key`, stored within
+    /// `[begin_ms, end_ms]`, newest first, at most `max`.
+    pub async fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<StoredMessage>> {
+        let max = max.min(self.config.pull_messages_max.max(64));
+        let candidates = self
+            .index
+            .query(topic, key, max * 2, begin_ms, end_ms)
+            .await?;
+        let mut out = Vec::new();
+        for phys in candidates {
+            if out.len() >= max {
+                break;
+            }
+            let Ok(Some(msg)) = self.read_message_at(phys).await else {
+                continue;
+            };
+            let matches = msg.topic() == topic
+                && (msg.uniq_key() == Some(key) || msg.keys().any(|k| k == key));
+            if matches {
+                out.push(msg);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The first logical offset of a queue whose store time is at or after `timestamp_ms`
+    /// (the max offset when none is). Binary search: store times never decrease.
+    pub async fn offset_by_timestamp(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+    ) -> StoreResult<u64> {
+        let Some(q) = self.queue(topic, queue_id) else {
+            return Ok(0);
+        };
+        let (mut lo, mut hi) = (q.min_offset(), q.visible_max_offset(self.ack_offset()));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let Some(entry) = q.get(mid) else { break };
+            let ts = self.store_timestamp_at(entry.phys, entry.size).await?;
+            if ts < timestamp_ms {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    async fn store_timestamp_at(&self, phys: u64, size: u32) -> StoreResult<i64> {
+        let raw = self.log.read(phys, size as usize).await?;
+        match decode_record_at(&raw, phys as usize, false) {
+            Ok(RecordAt::Message(layout)) => Ok(layout.store_timestamp),
+            Ok(RecordAt::Blank { .. }) | Err(_) => Err(StoreError::Corrupt {
+                what: "commit log record",
+                path: self.config.commit_log_dir(),
+                offset: phys,
+                reason: "queue entry points at no valid record".into(),
+            }),
+        }
+    }
+
+    /// Whether retention must keep the segment starting at `start` (a reader holds it).
+    pub fn is_segment_pinned(&self, start: u64) -> bool {
+        self.pins.is_pinned(start)
+    }
+}

@@ -1,0 +1,52 @@
+//! The library API used by `ringmq-broker standalone`: a NameServer on its own thread, and
+//! one on the caller's tokio runtime; both bind port 0 and shut down cleanly.
+
+mod common;
+
+use common::{Client, kv_path, master, route};
+use ringmq_namesrv::{NameServer, NameServerConfig};
+use ringmq_wire::SerializeType;
+
+fn config(kv: std::path::PathBuf) -> NameServerConfig {
+    NameServerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        kv_config_path: kv,
+        ..NameServerConfig::default()
+    }
+}
+
+#[test]
+fn background_name_server_serves_and_stops() {
+    let (_dir, kv) = kv_path();
+    let server = NameServer::start_in_background(config(kv)).unwrap();
+    let addr = server.local_addr();
+    assert_ne!(addr.port(), 0);
+    let mut client = Client::connect(addr);
+    master("broker-a", "127.0.0.1:10911", &[("T", 4)]).register(&mut client);
+    assert!(route(&mut client, "T", SerializeType::Json).is_ok());
+    server.shutdown();
+    assert!(client.is_closed_by_server());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn name_server_on_the_callers_runtime() {
+    let (_dir, kv) = kv_path();
+    let server = NameServer::start(config(kv)).await.unwrap();
+    let addr = server.local_addr();
+    let stats = tokio::task::spawn_blocking(move || {
+        let mut client = Client::connect(addr);
+        master("broker-a", "127.0.0.1:10911", &[("T", 4), ("U", 1)]).register(&mut client);
+        client
+    })
+    .await
+    .unwrap();
+    assert_eq!(server.stats().topics, 2);
+    assert_eq!(server.stats().live_brokers, 1);
+    drop(stats);
+    server.shutdown().await;
+
+    let (_dir2, kv2) = kv_path();
+    let mut bad = config(kv2);
+    bad.scan_interval_ms = 0;
+    assert!(NameServer::start(bad).await.is_err());
+}
