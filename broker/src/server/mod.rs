@@ -13,6 +13,7 @@ pub mod handler;
 pub mod lock;
 pub mod long_poll;
 pub mod mem_store;
+pub mod net;
 pub mod offset;
 pub mod producer;
 pub mod register;
