@@ -17,7 +17,7 @@ use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use ringmq_wire::code::ResponseCode;
 use ringmq_wire::header::CommandHeader;
 use ringmq_wire::header::send::{SendMessageRequestHeaderV2, SendMessageResponseHeader};
@@ -149,4 +149,48 @@ criterion_group! {
     config = Criterion::default().with_measurement(ThreadCpuTime);
     targets = cpu
 }
-criterion_main!(wall_benches, cpu_benches);
+
+/// `WIRE_BENCH_ITERS=n [WIRE_BENCH_CASE=json/send_path]`: run each case (or one) exactly `n`
+/// times and print thread-CPU ns per iteration, for `perf stat` (instructions and cycles per
+/// iteration do not depend on what the neighbours do).
+fn fixed_iterations(iterations: u64, only: Option<&str>) {
+    for (name, bytes) in requests() {
+        let content = bytes.slice(4..);
+        let mut out = BytesMut::with_capacity(4096);
+        let mut decoder = FrameDecoder::default();
+        for case in ["decode_reencode", "send_path"] {
+            let label = format!("{name}/{case}");
+            if only.is_some_and(|only| only != label) {
+                continue;
+            }
+            let start = thread_cpu_ns();
+            for _ in 0..iterations {
+                if case == "send_path" {
+                    send_path(&mut decoder, black_box(&bytes), &mut out);
+                } else {
+                    let command =
+                        RemotingCommand::decode(black_box(content.clone())).expect("decodes");
+                    out.clear();
+                    command.encode_into(&mut out).expect("encodes");
+                    black_box(&out);
+                }
+            }
+            let per_iteration = (thread_cpu_ns() - start) as f64 / iterations as f64;
+            println!("{label}: {per_iteration:.0} ns CPU per iteration ({iterations} iterations)");
+        }
+    }
+}
+
+fn main() {
+    if let Some(iterations) = std::env::var("WIRE_BENCH_ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let only = std::env::var("WIRE_BENCH_CASE").ok();
+        fixed_iterations(iterations, only.as_deref());
+        return;
+    }
+    wall_benches();
+    cpu_benches();
+    Criterion::default().configure_from_args().final_summary();
+}

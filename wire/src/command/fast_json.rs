@@ -143,7 +143,15 @@ impl Parser<'_> {
     fn string(&mut self) -> Option<String> {
         self.expect(b'"')?;
         let start = self.at;
-        // Plain run: no escapes, no control characters.
+        // Plain run: no escapes, no control characters; skip 8 clean bytes at a time.
+        while let Some(chunk) = self.input.get(self.at..self.at + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if super::needs_escape(u64::from_le_bytes(word)) {
+                break;
+            }
+            self.at += 8;
+        }
         while let Some(&byte) = self.input.get(self.at) {
             match byte {
                 b'"' => {
