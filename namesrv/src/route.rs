@@ -261,7 +261,7 @@ impl RouteTables {
 
         let timeout = reg.timeout.unwrap_or(default_timeout);
         if self.broker_live.contains_key(&key) {
-            info!(broker = %reg.broker_addr, name = %reg.broker_name, id = reg.broker_id, "broker registration refreshed");
+            tracing::debug!(broker = %reg.broker_addr, name = %reg.broker_name, id = reg.broker_id, "broker registration refreshed");
         } else {
             info!(broker = %reg.broker_addr, name = %reg.broker_name, id = reg.broker_id, cluster = %reg.cluster, "new broker registered");
         }

@@ -199,3 +199,26 @@ fn namesrv_config_get_and_update() {
     assert_eq!(response.code, ResponseCode::NoPermission.as_i32());
     assert!(response.remark.unwrap().contains("kvConfigPath"));
 }
+
+#[test]
+fn connections_beyond_the_limit_are_closed() {
+    let (_dir, kv) = kv_path();
+    let server = Server::start(&kv, &["--max-connections", "2"]);
+    let mut first = server.connect();
+    let mut second = server.connect();
+    assert!(route(&mut first, "none", SerializeType::Json).is_err());
+    assert!(route(&mut second, "none", SerializeType::Json).is_err());
+    let mut third = server.connect();
+    assert!(third.is_closed_by_server(), "a third connection is refused");
+    // Once one closes, a new connection is served again.
+    drop(first);
+    common::eventually("a freed slot is reusable", || {
+        let mut again = server.connect();
+        again.send(&request(
+            RequestCode::GetRouteinfoByTopic,
+            SerializeType::Json,
+            &[("topic", "none")],
+        ));
+        !again.is_closed_by_server_quick()
+    });
+}
