@@ -24,6 +24,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::handler::{self, Handled, Shared};
 use crate::limits::WRITE_BATCH_MAX;
+use crate::metrics::Counters;
 use crate::route::ConnectionId;
 
 /// How long shutdown waits for connections to finish before aborting them.
@@ -52,11 +53,13 @@ pub(crate) async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = connections.clone().try_acquire_owned() else {
+                        Counters::bump(&shared.counters.connections_refused);
                         warn!(%peer, max = config.max_connections, "connection limit reached; closing new connection");
                         drop(stream);
                         continue;
                     };
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    Counters::bump(&shared.counters.connections_accepted);
                     tasks.spawn(serve_connection(
                         stream,
                         peer,
@@ -88,7 +91,12 @@ pub(crate) async fn run(
     }
 }
 
+/// How often the activity summary is logged.
+const ACTIVITY_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 async fn scan_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut last_log = Instant::now();
+    let mut last_requests = 0;
     loop {
         let interval = shared.config().scan_interval();
         tokio::select! {
@@ -98,6 +106,23 @@ async fn scan_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         let expired = shared.routes_mut().expire_brokers(Instant::now());
         if expired > 0 {
             info!(expired, "silent brokers dropped");
+        }
+        if last_log.elapsed() >= ACTIVITY_LOG_INTERVAL {
+            let stats = shared.stats();
+            if stats.requests != last_requests {
+                info!(
+                    requests = stats.requests,
+                    errors = stats.error_responses,
+                    route_queries = stats.route_queries,
+                    route_cache_hits = stats.route_cache_hits,
+                    connections = stats.connections_open,
+                    brokers = stats.live_brokers,
+                    topics = stats.topics,
+                    "NameServer activity"
+                );
+                last_requests = stats.requests;
+            }
+            last_log = Instant::now();
         }
     }
 }
@@ -114,6 +139,8 @@ async fn serve_connection(
         debug!(%peer, error = %e, "set_nodelay failed");
     }
     debug!(%peer, id, "connection opened");
+    let counters = &shared.counters;
+    counters.connections_open.fetch_add(1, Ordering::Relaxed);
     let config = shared.config();
     let (mut reader, writer) = stream.into_split();
     let (responses, queued) = mpsc::channel(config.max_in_flight_per_connection);
@@ -126,6 +153,7 @@ async fn serve_connection(
                 Ok(Some(content)) => content,
                 Ok(None) => break,
                 Err(error) => {
+                    Counters::bump(&counters.connections_closed_on_error);
                     warn!(%peer, %error, "framing error; closing the connection");
                     break 'connection;
                 }
@@ -133,6 +161,7 @@ async fn serve_connection(
             let request = match RemotingCommand::decode(content) {
                 Ok(request) => request,
                 Err(error) => {
+                    Counters::bump(&counters.connections_closed_on_error);
                     warn!(%peer, %error, "undecodable request header; closing the connection");
                     break 'connection;
                 }
@@ -141,11 +170,12 @@ async fn serve_connection(
                 debug!(%peer, opaque = request.opaque, "ignoring a response frame; the NameServer sends no requests");
                 continue;
             }
+            Counters::bump(&counters.requests);
             let oneway = request.is_oneway();
             let code = request.code;
             match handler::handle(&shared, id, request) {
                 Handled::Now(response) => {
-                    trace_response(peer, code, &response);
+                    trace_response(&shared, peer, code, &response);
                     if !oneway && responses.send(response).await.is_err() {
                         break 'connection;
                     }
@@ -155,9 +185,10 @@ async fn serve_connection(
                         break 'connection;
                     };
                     let responses = responses.clone();
+                    let shared = shared.clone();
                     tokio::spawn(async move {
                         let response = pending.await;
-                        trace_response(peer, code, &response);
+                        trace_response(&shared, peer, code, &response);
                         if !oneway {
                             // The connection may be gone; nothing to answer then.
                             let _ = responses.send(response).await;
@@ -196,11 +227,16 @@ async fn serve_connection(
     if let Err(e) = writer_task.await {
         error!(%peer, error = %e, "connection writer task failed");
     }
+    shared
+        .counters
+        .connections_open
+        .fetch_sub(1, Ordering::Relaxed);
     debug!(%peer, id, "connection closed");
 }
 
-fn trace_response(peer: SocketAddr, code: i32, response: &RemotingCommand) {
+fn trace_response(shared: &Shared, peer: SocketAddr, code: i32, response: &RemotingCommand) {
     if response.code != ResponseCode::Success.as_i32() {
+        Counters::bump(&shared.counters.error_responses);
         debug!(%peer, request = %RequestCode::describe(code), response_code = response.code, remark = response.remark.as_deref().unwrap_or(""), "request answered with an error");
     }
 }

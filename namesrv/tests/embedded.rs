@@ -33,16 +33,29 @@ async fn name_server_on_the_callers_runtime() {
     let (_dir, kv) = kv_path();
     let server = NameServer::start(config(kv)).await.unwrap();
     let addr = server.local_addr();
-    let stats = tokio::task::spawn_blocking(move || {
+    let client = tokio::task::spawn_blocking(move || {
         let mut client = Client::connect(addr);
         master("broker-a", "127.0.0.1:10911", &[("T", 4), ("U", 1)]).register(&mut client);
+        for _ in 0..3 {
+            assert!(route(&mut client, "T", SerializeType::Json).is_ok());
+        }
+        assert!(route(&mut client, "Absent", SerializeType::Json).is_err());
         client
     })
     .await
     .unwrap();
     assert_eq!(server.stats().topics, 2);
-    assert_eq!(server.stats().live_brokers, 1);
-    drop(stats);
+    let stats = server.stats();
+    assert_eq!(stats.live_brokers, 1);
+    assert_eq!(stats.requests, 5);
+    assert_eq!(stats.route_queries, 4);
+    assert_eq!(
+        stats.route_cache_hits, 2,
+        "the 2nd and 3rd query of T hit the cache"
+    );
+    assert_eq!(stats.error_responses, 1);
+    assert_eq!(stats.connections_open, 1);
+    drop(client);
     server.shutdown().await;
 
     let (_dir2, kv2) = kv_path();
