@@ -147,6 +147,8 @@ async fn serve_connection(
     let writer_task = tokio::spawn(write_loop(writer, queued, peer));
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight_per_connection));
     let mut decoder = FrameDecoder::new(config.max_frame_bytes);
+    let idle_limit =
+        (config.connection_idle_ms > 0).then(|| Duration::from_millis(config.connection_idle_ms));
     'connection: loop {
         loop {
             let content = match decoder.next_frame() {
@@ -202,7 +204,17 @@ async fn serve_connection(
         if buffer.capacity() - buffer.len() < READ_CHUNK_BYTES / 4 {
             buffer.reserve(READ_CHUNK_BYTES);
         }
+        let idle = async {
+            match idle_limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = idle => {
+                info!(%peer, idle_ms = config.connection_idle_ms, "closing an idle connection");
+                break;
+            }
             read = reader.read_buf(buffer) => match read {
                 Ok(0) => {
                     if decoder.buffered() > 0 {

@@ -254,3 +254,13 @@ fn random_frames_never_kill_the_server() {
     master("broker-a", "127.0.0.1:10911", &[("T", 4)]).register(&mut client);
     assert!(route(&mut client, "T", SerializeType::Json).is_ok());
 }
+
+#[test]
+fn idle_connections_are_closed() {
+    let (_dir, kv) = kv_path();
+    let server = Server::start(&kv, &["--connection-idle-ms", "300"]);
+    let mut idle = server.connect();
+    assert!(route(&mut idle, "none", SerializeType::Json).is_err());
+    // Say nothing more: the server closes the connection after the idle limit.
+    assert!(idle.is_closed_by_server());
+}
