@@ -227,3 +227,27 @@ fn slave_becoming_master_keeps_one_id_per_address() {
     assert_eq!(group.broker_addrs.len(), 1);
     assert_eq!(group.master_addr(), Some("h1:1"));
 }
+
+#[test]
+fn filter_servers_appear_in_routes_until_the_broker_leaves() {
+    let mut tables = RouteTables::new();
+    let now = Instant::now();
+    let mut reg = registration("a", 0, "h1:1", &[("T", 4)]);
+    reg.filter_servers = vec!["h1:3000".into()];
+    tables.register_broker(reg, now, EXPIRY, false).unwrap();
+    let route = tables.route("T").unwrap();
+    assert_eq!(
+        route.filter_server_table["h1:1"],
+        vec!["h1:3000".to_string()]
+    );
+    // A later registration without filter servers clears them.
+    tables
+        .register_broker(
+            registration("a", 0, "h1:1", &[("T", 4)]),
+            now,
+            EXPIRY,
+            false,
+        )
+        .unwrap();
+    assert!(tables.route("T").unwrap().filter_server_table.is_empty());
+}
