@@ -345,6 +345,13 @@ impl<F: StoreFs> CommitLog<F> {
         let seg = self.segment_start(self.append_offset);
         let remaining = (seg + self.config.segment_bytes - self.append_offset) as usize;
         self.ensure_room(BLANK_RECORD_BYTES_MIN)?;
+        let next = seg + self.config.segment_bytes;
+        if !self.segments.contains_key(&next) {
+            self.open_segment(next, true)?;
+        }
+        // Everything that can fail comes before the first change, so a refused roll leaves
+        // the buffers and offsets as they were.
+        let buf = self.new_buffer_or_busy()?;
         let chunk = self
             .active
             .as_mut()
@@ -352,11 +359,6 @@ impl<F: StoreFs> CommitLog<F> {
         let at = chunk.len;
         encode_blank(&mut chunk.buf[at..at + BLANK_RECORD_BYTES_MIN], remaining)?;
         chunk.len += BLANK_RECORD_BYTES_MIN;
-        let next = seg + self.config.segment_bytes;
-        if !self.segments.contains_key(&next) {
-            self.open_segment(next, true)?;
-        }
-        let buf = self.new_buffer_or_busy()?;
         let old = self.active.replace(WriteChunk {
             segment: next,
             file_pos: 0,
