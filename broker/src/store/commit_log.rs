@@ -422,11 +422,21 @@ impl<F: StoreFs> CommitLog<F> {
 
     /// Group commit: writes everything appended so far (and syncs in sync mode). Returns the
     /// new acknowledged offset (`written_offset`, or `synced_offset` in sync mode).
+    ///
+    /// Poll it to completion: a commit dropped mid-way stops the log (see
+    /// [`StoreError::Failed`]), since what reached the disk is then unknown.
     pub async fn commit_step(&mut self) -> StoreResult<u64> {
         if let Some(reason) = &self.failed {
             return Err(StoreError::Failed(reason.clone()));
         }
-        if self.committing || !self.has_pending() {
+        if self.committing {
+            // `&mut self` rules out a concurrent commit: this one was dropped mid-way, so
+            // what reached the disk is unknown. Fail-stop; a restart recovers.
+            let reason = "a commit was abandoned before completing; restart to recover".to_owned();
+            self.failed = Some(reason.clone());
+            return Err(StoreError::Failed(reason));
+        }
+        if !self.has_pending() {
             return Ok(self.ack_offset());
         }
         self.committing = true;
