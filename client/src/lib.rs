@@ -9,8 +9,8 @@
 //!
 //! - [`Producer`]: `send` is an `async fn` — await it, or spawn it for an asynchronous send
 //!   (the producer is a cheap `Clone`); `send_oneway`, `send_batch`, `send_to_queue`,
-//!   `send_ordered` / `send_with_selector`; retries on another broker, latency fault
-//!   avoidance, compression above 4 KiB, a bounded in-flight window.
+//!   `send_ordered` / `send_with_selector`, `send_in_transaction`; retries on another
+//!   broker, latency fault avoidance, compression above 4 KiB, a bounded in-flight window.
 //! - [`PushConsumer`]: clustering or broadcasting, concurrent or orderly listeners, tag
 //!   subscriptions, client-side rebalance, long polling, flow control, retry through the
 //!   broker, offsets committed every 5 s.
@@ -71,11 +71,9 @@
 //!
 //! # Not done yet
 //!
-//! Transactions (`send_message_in_transaction`, answering `CHECK_TRANSACTION_STATE`),
-//! request/reply, SQL92 subscriptions, answering `GET_CONSUMER_RUNNING_INFO` and
-//! `RESET_CONSUMER_CLIENT_OFFSET` (they are answered `REQUEST_CODE_NOT_SUPPORTED`), producer
-//! heartbeats, pulls from slaves (`suggestWhichBrokerId`), ACL, TLS, namespaces. See
-//! `docs/client.md`.
+//! Request/reply, SQL92 subscriptions, answering `GET_CONSUMER_RUNNING_INFO` and
+//! `RESET_CONSUMER_CLIENT_OFFSET` (they are answered `REQUEST_CODE_NOT_SUPPORTED`), pulls
+//! from slaves (`suggestWhichBrokerId`), ACL, TLS, namespaces. See `docs/client.md`.
 
 pub mod admin;
 pub mod consumer;
@@ -97,6 +95,7 @@ pub use consumer::{
 pub use error::{ClientError, Result};
 pub use instance::{ClientConfig, ClientInstance};
 pub use message::Message;
+pub use producer::transaction::{LocalTransactionState, TransactionSendResult};
 pub use producer::{Producer, ProducerConfig, SendResult, SendStatus};
 pub use queue::MessageQueue;
 pub use remoting::{RemotingClient, RemotingConfig, RequestHandler};
