@@ -1,0 +1,258 @@
+//! Statistics and introspection: `GET_BROKER_RUNTIME_INFO` (28), `GET_TOPIC_STATS_INFO`
+//! (202), `GET_CONSUME_STATS` (208), `GET_CONSUMER_CONNECTION_LIST` (203),
+//! `GET_BROKER_CONFIG` (26).
+
+use std::collections::BTreeMap;
+
+use ringmq_wire::body::consumer::{Connection, ConsumerConnection, MessageQueue};
+use ringmq_wire::body::kv::KvTable;
+use ringmq_wire::body::stats::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
+use ringmq_wire::header::admin::{
+    GetBrokerConfigResponseHeader, GetConsumeStatsRequestHeader,
+    GetConsumerConnectionListRequestHeader, GetTopicStatsInfoRequestHeader, encode_properties,
+};
+use ringmq_wire::{RemotingCommand, ResponseCode};
+
+use crate::server::handler::{HandlerResult, decode_header, error, success, success_with};
+use crate::server::state::ShardState;
+use crate::server::store::ShardStore;
+
+/// `GET_BROKER_RUNTIME_INFO`: a `KVTable` of counters, with RocketMQ's key names where we
+/// have the value.
+pub fn runtime_info<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+    now_ms: u64,
+) -> HandlerResult {
+    let stats = state.stats;
+    let mut table = BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        table.insert(k.to_owned(), v);
+    };
+    put(
+        "brokerVersionDesc",
+        format!("ringmq {}", env!("CARGO_PKG_VERSION")),
+    );
+    put(
+        "brokerVersion",
+        ringmq_wire::command::CURRENT_VERSION.to_string(),
+    );
+    put("bootTimestamp", stats.boot_timestamp_ms.to_string());
+    put(
+        "runtime",
+        format!("{} ms", now_ms.saturating_sub(stats.boot_timestamp_ms)),
+    );
+    put("msgPutTotalTodayNow", stats.put_messages.to_string());
+    put("msgGetTotalTodayNow", stats.get_messages.to_string());
+    put("putMessageFailedTimes", stats.put_failures.to_string());
+    put(
+        "commitLogMinOffset",
+        state.store.commit_log_min_offset().to_string(),
+    );
+    put(
+        "commitLogMaxOffset",
+        state.store.commit_log_max_offset().to_string(),
+    );
+    put("durableOffset", state.store.durable_offset().to_string());
+    put("pendingLongPolls", state.pulls.len().to_string());
+    put("shard", state.identity.shard.to_string());
+    put(
+        "flushMode",
+        format!("{:?}", state.config.store.flush_mode).to_lowercase(),
+    );
+    let body = ringmq_wire::json::to_vec(&KvTable { table });
+    Ok(Some(success(request).with_body(body)))
+}
+
+/// `GET_TOPIC_STATS_INFO`: min/max offset and last store time of each queue.
+pub fn topic_stats<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+) -> HandlerResult {
+    let h: GetTopicStatsInfoRequestHeader = decode_header(request)?;
+    let Some(config) = state.topics.get(&h.topic) else {
+        return Err(error(
+            request,
+            ResponseCode::TopicNotExist,
+            format!("topic[{}] not exist", h.topic),
+        ));
+    };
+    let mut table = TopicStatsTable::default();
+    for queue_id in 0..config.write_queue_nums.max(config.read_queue_nums) {
+        let min_offset = state.store.min_offset(&h.topic, queue_id);
+        let max_offset = state.store.max_offset(&h.topic, queue_id);
+        let last_update_timestamp = if max_offset > 0 {
+            state
+                .store
+                .store_time(&h.topic, queue_id, max_offset - 1)
+                .unwrap_or(0)
+        } else {
+            0
+        };
+        table.offset_table.insert(
+            MessageQueue::new(
+                h.topic.clone(),
+                state.identity.broker_name.clone(),
+                queue_id,
+            ),
+            TopicOffset {
+                last_update_timestamp,
+                max_offset,
+                min_offset,
+            },
+        );
+    }
+    Ok(Some(success(request).with_body(table.encode())))
+}
+
+/// `GET_CONSUME_STATS`: per queue, the broker's max offset and the group's committed one.
+pub fn consume_stats<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+) -> HandlerResult {
+    let h: GetConsumeStatsRequestHeader = decode_header(request)?;
+    let topics: Vec<String> = match &h.topic {
+        Some(topic) if !topic.is_empty() => vec![topic.clone()],
+        _ => state.offsets.topics_of_group(&h.consumer_group),
+    };
+    let mut stats = ConsumeStats::default();
+    for topic in topics {
+        let Some(config) = state.topics.get(&topic) else {
+            continue;
+        };
+        for queue_id in 0..config.read_queue_nums {
+            let broker_offset = state.store.max_offset(&topic, queue_id);
+            let consumer_offset = state
+                .offsets
+                .query(&h.consumer_group, &topic, queue_id)
+                .unwrap_or(0)
+                .max(0);
+            let last_timestamp = if consumer_offset > 0 {
+                state
+                    .store
+                    .store_time(&topic, queue_id, consumer_offset - 1)
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            stats.offset_table.insert(
+                MessageQueue::new(topic.clone(), state.identity.broker_name.clone(), queue_id),
+                OffsetWrapper {
+                    broker_offset,
+                    consumer_offset,
+                    last_timestamp,
+                    pull_offset: consumer_offset,
+                },
+            );
+        }
+    }
+    Ok(Some(success(request).with_body(stats.encode())))
+}
+
+/// `GET_CONSUMER_CONNECTION_LIST`: the group's live clients and subscriptions.
+pub fn consumer_connections<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+) -> HandlerResult {
+    let h: GetConsumerConnectionListRequestHeader = decode_header(request)?;
+    let Some(info) = state.consumers.group(&h.consumer_group) else {
+        return Err(error(
+            request,
+            ResponseCode::ConsumerNotOnline,
+            format!("the consumer group[{}] not online", h.consumer_group),
+        ));
+    };
+    let mut connection_set: Vec<Connection> = info
+        .clients
+        .values()
+        .map(|c| Connection {
+            client_addr: c.remote_addr.clone(),
+            client_id: c.client_id.clone(),
+            language: c.language,
+            version: c.version,
+        })
+        .collect();
+    connection_set.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let body = ConsumerConnection {
+        connection_set,
+        consume_from_where: info.consume_from_where,
+        consume_type: info.consume_type,
+        message_model: info.message_model,
+        subscription_table: info.subscriptions.clone(),
+    };
+    Ok(Some(success(request).with_body(body.encode())))
+}
+
+/// `GET_BROKER_CONFIG`: the configuration as Java properties text, with RocketMQ's key
+/// names where one exists.
+pub fn broker_config<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+) -> HandlerResult {
+    let c = &state.config;
+    let pairs: Vec<(&str, String)> = vec![
+        ("brokerClusterName", c.broker.cluster_name.clone()),
+        ("brokerName", state.identity.broker_name.clone()),
+        ("brokerId", c.broker.broker_id.to_string()),
+        ("brokerIP1", state.identity.store_host.ip().to_string()),
+        ("listenPort", state.identity.store_host.port().to_string()),
+        ("namesrvAddr", c.broker.namesrv_addrs.join(";")),
+        ("brokerPermission", c.broker.permission.to_string()),
+        (
+            "storePathRootDir",
+            c.shard_store_path(state.identity.shard)
+                .display()
+                .to_string(),
+        ),
+        (
+            "flushDiskType",
+            match c.store.flush_mode {
+                crate::config::FlushMode::Sync => "SYNC_FLUSH".to_owned(),
+                _ => "ASYNC_FLUSH".to_owned(),
+            },
+        ),
+        ("mappedFileSizeCommitLog", c.store.segment_bytes.to_string()),
+        (
+            "fileReservedTime",
+            c.retention.file_reserved_time_hours.to_string(),
+        ),
+        ("deleteWhen", c.retention.delete_when.clone()),
+        (
+            "diskMaxUsedSpaceRatio",
+            c.retention.disk_max_used_space_ratio.to_string(),
+        ),
+        ("maxMessageSize", c.limits.max_message_bytes.to_string()),
+        (
+            "autoCreateTopicEnable",
+            c.topics.auto_create_topic.to_string(),
+        ),
+        (
+            "autoCreateSubscriptionGroup",
+            c.topics.auto_create_subscription_group.to_string(),
+        ),
+        (
+            "defaultTopicQueueNums",
+            c.topics.default_topic_queue_nums.to_string(),
+        ),
+        ("longPollingEnable", c.polling.long_polling.to_string()),
+        (
+            "shortPollingTimeMills",
+            c.polling.short_polling_time_ms.to_string(),
+        ),
+        (
+            "registerNameServerPeriod",
+            c.broker.register_period_ms.to_string(),
+        ),
+    ];
+    let mut sorted = pairs;
+    sorted.sort_by(|a, b| a.0.cmp(b.0));
+    let text = encode_properties(sorted.iter().map(|(k, v)| (*k, v.as_str())));
+    let version = String::from_utf8_lossy(&ringmq_wire::json::to_vec(&state.topics.data_version()))
+        .into_owned();
+    let response = success_with(request, &GetBrokerConfigResponseHeader { version });
+    Ok(Some(response.with_body(text.into_bytes())))
+}
+
+#[cfg(test)]
+#[path = "admin_stats_tests.rs"]
+mod tests;

@@ -1,0 +1,449 @@
+//! `PULL_MESSAGE` (11) and `LITE_PULL_MESSAGE` (361), as RocketMQ's `PullMessageProcessor`
+//! and `DefaultMessageStore.getMessage` answer them: permission, group and subscription
+//! checks; the read with tag filtering (ConsumeQueue tag hash, then the record's exact tag);
+//! the offset-moved/illegal statuses and `nextBeginOffset` corrections; the piggy-backed
+//! offset commit; and long polling of pulls that find nothing.
+//!
+//! The body of a FOUND response is the stored records, concatenated byte for byte.
+
+use bytes::{Bytes, BytesMut};
+use ringmq_wire::body::heartbeat::{EXPRESSION_TYPE_TAG, SubscriptionData};
+use ringmq_wire::header::pull::{
+    PullMessageRequestHeader, PullMessageResponseHeader, pull_sys_flag,
+};
+use ringmq_wire::record::StoredMessage;
+use ringmq_wire::{RemotingCommand, ResponseCode};
+
+use crate::server::consumer::{MessageModel, matches_code, matches_tags};
+use crate::server::handler::{HandlerResult, decode_header, error};
+use crate::server::state::{Conn, ParkedPull, ShardState};
+use crate::server::store::ShardStore;
+use crate::server::topic::perm;
+
+/// ConsumeQueue entries one pull may scan while filtering (RocketMQ's
+/// `maxFilterMessageCount` floor).
+pub const FILTER_SCAN_ENTRIES_MAX: usize = 16_000;
+
+/// Longest suspend a client may ask for; longer requests are clamped (clients use 15–30 s).
+pub const SUSPEND_MS_MAX: u64 = 60_000;
+
+/// RocketMQ's `GetMessageStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetStatus {
+    /// Messages found.
+    Found,
+    /// Entries scanned but none matched the filter.
+    NoMatchedMessage,
+    /// The entries point at CommitLog data already deleted.
+    MessageWasRemoving,
+    /// The ConsumeQueue has no entry at an offset inside its range.
+    OffsetFoundNull,
+    /// Offset past the end by more than one.
+    OffsetOverflowBadly,
+    /// Offset exactly at the end: nothing new yet.
+    OffsetOverflowOne,
+    /// Offset below the queue's first entry.
+    OffsetTooSmall,
+    /// No such queue.
+    NoMatchedLogicQueue,
+    /// The queue is empty.
+    NoMessageInQueue,
+}
+
+/// The result of a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetResult {
+    /// Status.
+    pub status: GetStatus,
+    /// Where the client should pull next.
+    pub next_begin_offset: i64,
+    /// Queue min offset.
+    pub min_offset: i64,
+    /// Queue max offset.
+    pub max_offset: i64,
+    /// The records, concatenated.
+    pub body: Bytes,
+    /// How many records.
+    pub count: usize,
+}
+
+/// Reads up to `max_msgs` messages of a queue from `offset` matching `filter`, with
+/// RocketMQ's statuses and limits: the first message is always returned; after it, the
+/// batch stops at `max_bytes` or `max_msgs`.
+pub fn get_messages<S: ShardStore>(
+    store: &S,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+    max_msgs: usize,
+    max_bytes: usize,
+    filter: Option<&SubscriptionData>,
+) -> GetResult {
+    let min_offset = store.min_offset(topic, queue_id);
+    let max_offset = store.max_offset(topic, queue_id);
+    let mut result = GetResult {
+        status: GetStatus::NoMessageInQueue,
+        next_begin_offset: offset,
+        min_offset,
+        max_offset,
+        body: Bytes::new(),
+        count: 0,
+    };
+    if max_offset == 0 {
+        result.status = GetStatus::NoMessageInQueue;
+        result.next_begin_offset = 0;
+    } else if offset < min_offset {
+        result.status = GetStatus::OffsetTooSmall;
+        result.next_begin_offset = min_offset;
+    } else if offset == max_offset {
+        result.status = GetStatus::OffsetOverflowOne;
+        result.next_begin_offset = offset;
+    } else if offset > max_offset {
+        result.status = GetStatus::OffsetOverflowBadly;
+        result.next_begin_offset = if min_offset == 0 {
+            min_offset
+        } else {
+            max_offset
+        };
+    } else {
+        read_range(
+            store,
+            topic,
+            queue_id,
+            offset,
+            max_msgs,
+            max_bytes,
+            filter,
+            &mut result,
+        );
+    }
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn read_range<S: ShardStore>(
+    store: &S,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+    max_msgs: usize,
+    max_bytes: usize,
+    filter: Option<&SubscriptionData>,
+    result: &mut GetResult,
+) {
+    let scan_max = FILTER_SCAN_ENTRIES_MAX.max(max_msgs * 20);
+    let entries = store.entries(topic, queue_id, offset, scan_max);
+    if entries.is_empty() {
+        result.status = GetStatus::OffsetFoundNull;
+        result.next_begin_offset = offset;
+        return;
+    }
+    result.status = GetStatus::NoMatchedMessage;
+    let mut body = BytesMut::new();
+    let mut scanned = 0i64;
+    for entry in &entries {
+        if result.count > 0
+            && (result.count >= max_msgs || body.len() + entry.size as usize > max_bytes)
+        {
+            break;
+        }
+        scanned += 1;
+        if let Some(sub) = filter
+            && !matches_code(sub, entry.tags_code)
+        {
+            continue;
+        }
+        let Ok(record) = store.read(entry.physical_offset, entry.size) else {
+            if result.count == 0 {
+                result.status = GetStatus::MessageWasRemoving;
+            }
+            continue;
+        };
+        if let Some(sub) = filter {
+            // Second stage: the exact tag (hash codes collide). A record that does not
+            // decode is passed through untouched, as RocketMQ does: the client reports it.
+            let exact = StoredMessage::decode(&record, false)
+                .map(|m| matches_tags(sub, m.tags()))
+                .unwrap_or(true);
+            if !exact {
+                continue;
+            }
+        }
+        body.extend_from_slice(&record);
+        result.count += 1;
+        result.status = GetStatus::Found;
+    }
+    result.next_begin_offset = offset + scanned;
+    result.body = body.freeze();
+}
+
+/// Handles a pull as it arrives (suspension allowed).
+pub fn handle<S: ShardStore>(
+    state: &mut ShardState<S>,
+    conn: Conn,
+    request: &RemotingCommand,
+    now_ms: u64,
+) -> HandlerResult {
+    process(state, conn, request, true, now_ms)
+}
+
+/// Re-runs a parked pull after a wake-up or its timeout (no second suspension).
+pub fn rerun<S: ShardStore>(
+    state: &mut ShardState<S>,
+    parked: ParkedPull,
+    now_ms: u64,
+) -> Option<RemotingCommand> {
+    match process(state, parked.conn, &parked.request, false, now_ms) {
+        Ok(response) => response,
+        Err(error) => Some(error),
+    }
+}
+
+fn process<S: ShardStore>(
+    state: &mut ShardState<S>,
+    conn: Conn,
+    request: &RemotingCommand,
+    allow_suspend: bool,
+    now_ms: u64,
+) -> HandlerResult {
+    let header: PullMessageRequestHeader = decode_header(request)?;
+    let subscription = check(state, request, &header, now_ms)?;
+    let max_msgs = usize::try_from(header.max_msg_nums)
+        .unwrap_or(0)
+        .clamp(1, state.config.limits.max_pull_messages);
+    let max_bytes = header
+        .max_msg_bytes
+        .and_then(|b| usize::try_from(b).ok())
+        .filter(|b| *b > 0)
+        .unwrap_or(usize::MAX)
+        .min(state.config.limits.max_pull_bytes);
+    let result = get_messages(
+        &state.store,
+        &header.topic,
+        header.queue_id,
+        header.queue_offset,
+        max_msgs,
+        max_bytes,
+        Some(&subscription),
+    );
+    let code = response_code(result.status, header.queue_offset);
+    let mut response = RemotingCommand::response_to(request, code);
+    use ringmq_wire::header::CommandHeader;
+    PullMessageResponseHeader {
+        suggest_which_broker_id: 0,
+        next_begin_offset: result.next_begin_offset,
+        min_offset: result.min_offset,
+        max_offset: result.max_offset,
+        offset_delta: None,
+        topic_sys_flag: None,
+        group_sys_flag: None,
+        forbidden_type: None,
+    }
+    .encode_into(&mut response);
+    let outcome = match code {
+        ResponseCode::Success => {
+            state.stats.get_messages += result.count as u64;
+            state.stats.get_bytes += result.body.len() as u64;
+            response.body = result.body;
+            Some(response)
+        }
+        ResponseCode::PullNotFound if allow_suspend && header.has_flag(pull_sys_flag::SUSPEND) => {
+            let hold_ms = if state.config.polling.long_polling {
+                u64::try_from(header.suspend_timeout_millis)
+                    .unwrap_or(0)
+                    .min(SUSPEND_MS_MAX)
+            } else {
+                state.config.polling.short_polling_time_ms
+            };
+            let parked = ParkedPull {
+                conn,
+                request: request.clone(),
+            };
+            match state.pulls.park(
+                &header.topic,
+                header.queue_id,
+                header.queue_offset,
+                conn.id,
+                now_ms + hold_ms,
+                parked,
+            ) {
+                Ok(_) => None,
+                Err(_) => Some(response),
+            }
+        }
+        ResponseCode::PullOffsetMoved => {
+            tracing::info!(target: "ringmq::server::pull", group = %header.consumer_group,
+                topic = %header.topic, queue = header.queue_id, request_offset = header.queue_offset,
+                next = result.next_begin_offset, min = result.min_offset, max = result.max_offset,
+                "pull offset moved");
+            response.remark = Some(format!(
+                "the request offset {} is not in the queue [{}, {}), fix it to {}",
+                header.queue_offset, result.min_offset, result.max_offset, result.next_begin_offset
+            ));
+            Some(response)
+        }
+        _ => Some(response),
+    };
+    let commit = allow_suspend && header.has_flag(pull_sys_flag::COMMIT_OFFSET);
+    if commit {
+        state.offsets.commit(
+            &header.consumer_group,
+            &header.topic,
+            header.queue_id,
+            header.commit_offset,
+        );
+    }
+    Ok(outcome)
+}
+
+/// RocketMQ's status → response code mapping.
+pub fn response_code(status: GetStatus, request_offset: i64) -> ResponseCode {
+    match status {
+        GetStatus::Found => ResponseCode::Success,
+        GetStatus::MessageWasRemoving | GetStatus::NoMatchedMessage => {
+            ResponseCode::PullRetryImmediately
+        }
+        GetStatus::NoMatchedLogicQueue | GetStatus::NoMessageInQueue => {
+            if request_offset != 0 {
+                ResponseCode::PullOffsetMoved
+            } else {
+                ResponseCode::PullNotFound
+            }
+        }
+        GetStatus::OffsetFoundNull | GetStatus::OffsetOverflowOne => ResponseCode::PullNotFound,
+        GetStatus::OffsetOverflowBadly | GetStatus::OffsetTooSmall => ResponseCode::PullOffsetMoved,
+    }
+}
+
+/// Permission, group, topic, queue and subscription checks; returns the subscription to
+/// filter with.
+fn check<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+    header: &PullMessageRequestHeader,
+    now_ms: u64,
+) -> Result<SubscriptionData, RemotingCommand> {
+    let addr = state.identity.store_host;
+    if !perm::is_readable(state.config.broker.permission as i32) {
+        return Err(error(
+            request,
+            ResponseCode::NoPermission,
+            format!("the broker[{addr}] pulling message is forbidden"),
+        ));
+    }
+    let group = state
+        .groups
+        .find_or_create(&header.consumer_group, now_ms)
+        .map_err(|e| {
+            error(
+                request,
+                ResponseCode::SubscriptionGroupNotExist,
+                e.to_string(),
+            )
+        })?;
+    if !group.consume_enable {
+        return Err(error(
+            request,
+            ResponseCode::NoPermission,
+            format!(
+                "subscription group [{}] no permission",
+                header.consumer_group
+            ),
+        ));
+    }
+    let Some(topic) = state.topics.get(&header.topic) else {
+        return Err(error(
+            request,
+            ResponseCode::TopicNotExist,
+            format!("topic[{}] not exist, apply first please!", header.topic),
+        ));
+    };
+    if !perm::is_readable(topic.perm) {
+        return Err(error(
+            request,
+            ResponseCode::NoPermission,
+            format!("the topic[{}] pulling message is forbidden", header.topic),
+        ));
+    }
+    if header.queue_id < 0 || header.queue_id >= topic.read_queue_nums {
+        return Err(error(
+            request,
+            ResponseCode::SystemError,
+            format!(
+                "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}] consumer:[{}]",
+                header.queue_id,
+                header.topic,
+                topic.read_queue_nums,
+                conn_hint(request)
+            ),
+        ));
+    }
+    let expression_type = header
+        .expression_type
+        .clone()
+        .unwrap_or_else(|| EXPRESSION_TYPE_TAG.to_owned());
+    if expression_type != EXPRESSION_TYPE_TAG {
+        return Err(error(
+            request,
+            ResponseCode::SystemError,
+            format!("the broker does not support consumer to filter message by {expression_type}"),
+        ));
+    }
+    if header.has_flag(pull_sys_flag::SUBSCRIPTION) {
+        let expression = header.subscription.clone().unwrap_or_default();
+        return Ok(SubscriptionData::tags(
+            &header.topic,
+            &expression,
+            header.sub_version,
+        ));
+    }
+    let Some(info) = state.consumers.group(&header.consumer_group) else {
+        return Err(error(
+            request,
+            ResponseCode::SubscriptionNotExist,
+            format!(
+                "the consumer's group info not exist, group: {}",
+                header.consumer_group
+            ),
+        ));
+    };
+    if !group.consume_broadcast_enable && info.message_model == MessageModel::Broadcasting {
+        return Err(error(
+            request,
+            ResponseCode::NoPermission,
+            format!(
+                "the consumer group[{}] can not consume by broadcast way",
+                header.consumer_group
+            ),
+        ));
+    }
+    let Some(subscription) = info.subscriptions.get(&header.topic) else {
+        return Err(error(
+            request,
+            ResponseCode::SubscriptionNotExist,
+            format!(
+                "the consumer's subscription not exist, group: {} topic: {}",
+                header.consumer_group, header.topic
+            ),
+        ));
+    };
+    if subscription.sub_version < header.sub_version {
+        return Err(error(
+            request,
+            ResponseCode::SubscriptionNotLatest,
+            format!(
+                "the consumer's subscription not latest, group: {} topic: {}",
+                header.consumer_group, header.topic
+            ),
+        ));
+    }
+    Ok(subscription.clone())
+}
+
+fn conn_hint(request: &RemotingCommand) -> String {
+    request.ext("consumerGroup").unwrap_or_default().to_owned()
+}
+
+#[cfg(test)]
+#[path = "pull_tests.rs"]
+mod tests;

@@ -1,0 +1,292 @@
+//! The connection loop of one shard, on the shard runtime: listeners, one reader and one
+//! writer task per connection, and a timer task, all driving the shard's [`ShardService`].
+//!
+//! Runs on the shard's thread; everything here is `!Send` and shared through `Rc`. The
+//! service is borrowed only between awaits, never across one.
+//!
+//! - Each connection's reader feeds received bytes to [`ShardService::on_read`]; requests
+//!   are answered as soon as their answer exists, in any order (matched by `opaque`).
+//! - Each connection's writer sends whatever the service queued for it; writers of all
+//!   connections are woken after every read and tick, because a request on one connection
+//!   can complete a deferred request of another (a send wakes a parked pull).
+//! - The timer task ticks the service at its next deadline (long-poll expiry, durable
+//!   acknowledgements, client expiry), at least every [`TICK_MS_MAX`] ms, and at once when
+//!   [`ShardServer::kick`] is called (the store reports flush progress through it).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+use std::time::Duration;
+
+use crate::runtime::{TcpListener, TcpStream, sleep, spawn_local, timeout};
+use crate::server::ConnId;
+use crate::server::service::ShardService;
+use crate::server::store::ShardStore;
+
+/// Longest time between two ticks.
+pub const TICK_MS_MAX: u64 = 100;
+
+/// Bytes asked for per receive.
+pub const RECV_BYTES: usize = 64 * 1024;
+
+/// Pause before re-checking a connection held at its in-flight limit.
+pub const BACKPRESSURE_PAUSE_MS: u64 = 1;
+
+/// Wall-clock milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A single-threaded wake-up flag: `notify` sets it and wakes the one waiter.
+#[derive(Debug, Default)]
+pub struct Signal {
+    set: Cell<bool>,
+    closed: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Signal {
+    /// Sets the flag and wakes the waiter.
+    pub fn notify(&self) {
+        self.set.set(true);
+        if let Some(waker) = self.waker.borrow_mut().take() {
+            waker.wake();
+        }
+    }
+
+    /// Marks the signal closed (the waiter returns false) and wakes the waiter.
+    pub fn close(&self) {
+        self.closed.set(true);
+        self.notify();
+    }
+
+    /// Waits until notified; false once closed.
+    pub fn wait(&self) -> impl Future<Output = bool> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.closed.get() {
+                return Poll::Ready(false);
+            }
+            if self.set.replace(false) {
+                return Poll::Ready(true);
+            }
+            *self.waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+    }
+}
+
+/// One shard's server: its service and the signals of its tasks.
+pub struct ShardServer<S> {
+    /// The service (state + connections).
+    pub service: RefCell<ShardService<S>>,
+    writers: RefCell<HashMap<ConnId, Rc<Signal>>>,
+    timer: Signal,
+    stopped: Signal,
+}
+
+impl<S> std::fmt::Debug for ShardServer<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardServer")
+            .field("connections", &self.writers.borrow().len())
+            .finish()
+    }
+}
+
+impl<S: ShardStore + 'static> ShardServer<S> {
+    /// A server over `service`.
+    pub fn new(service: ShardService<S>) -> Rc<Self> {
+        Rc::new(ShardServer {
+            service: RefCell::new(service),
+            writers: RefCell::new(HashMap::new()),
+            timer: Signal::default(),
+            stopped: Signal::default(),
+        })
+    }
+
+    /// Serves `listeners` (the shard's client port and its VIP port) until [`Self::stop`].
+    /// Returns when the accept loops and the timer have ended.
+    pub async fn serve(self: Rc<Self>, listeners: Vec<TcpListener>) {
+        let mut tasks = Vec::new();
+        for listener in listeners {
+            let server = self.clone();
+            tasks.push(spawn_local(
+                async move { server.accept_loop(listener).await },
+            ));
+        }
+        let timer = {
+            let server = self.clone();
+            spawn_local(async move { server.timer_loop().await })
+        };
+        self.stopped.wait().await;
+        drop(tasks);
+        drop(timer);
+        for writer in self.writers.borrow().values() {
+            writer.close();
+        }
+    }
+
+    /// Asks [`Self::serve`] to return (connection tasks end when their peers go or their
+    /// next read completes).
+    pub fn stop(&self) {
+        self.stopped.close();
+        self.timer.close();
+    }
+
+    /// Ticks the service soon: call when the store made progress (durable offset moved).
+    pub fn kick(&self) {
+        self.timer.notify();
+    }
+
+    async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(target: "ringmq::server::net", %error, "accept failed");
+                    sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let Some(conn) = self.service.borrow_mut().accept(peer) else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let server = self.clone();
+            spawn_local(async move { server.connection(Rc::new(stream), conn, peer).await });
+        }
+    }
+
+    async fn connection(self: Rc<Self>, stream: Rc<TcpStream>, conn: ConnId, peer: SocketAddr) {
+        let signal = Rc::new(Signal::default());
+        self.writers.borrow_mut().insert(conn, signal.clone());
+        let writer = {
+            let server = self.clone();
+            let stream = stream.clone();
+            let signal = signal.clone();
+            spawn_local(async move { server.writer(stream, conn, signal).await })
+        };
+        let result = self.reader(&stream, conn).await;
+        if let Err(error) = result {
+            tracing::debug!(target: "ringmq::server::net", conn = conn.0, %peer, %error, "connection ended");
+        }
+        self.writers.borrow_mut().remove(&conn);
+        self.service.borrow_mut().close(conn);
+        signal.close();
+        let _ = writer.await;
+        self.wake_writers();
+    }
+
+    async fn reader(&self, stream: &TcpStream, conn: ConnId) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(RECV_BYTES);
+        loop {
+            while !self.service.borrow().wants_read(conn) {
+                sleep(Duration::from_millis(BACKPRESSURE_PAUSE_MS)).await;
+            }
+            buf.clear();
+            let (result, returned) = stream.recv(buf).await;
+            buf = returned;
+            let n = result?;
+            if n == 0 {
+                return Ok(());
+            }
+            let outcome = self.service.borrow_mut().on_read(conn, &buf[..n], now_ms());
+            self.wake_writers();
+            self.timer.notify();
+            if let Err(reason) = outcome {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    reason.to_string(),
+                ));
+            }
+        }
+    }
+
+    async fn writer(&self, stream: Rc<TcpStream>, conn: ConnId, signal: Rc<Signal>) {
+        loop {
+            let bytes = self.service.borrow_mut().take_writes(conn);
+            match bytes {
+                Some(bytes) => {
+                    let (result, _) = stream.send_all(bytes).await;
+                    if let Err(error) = result {
+                        tracing::debug!(target: "ringmq::server::net", conn = conn.0, %error, "write failed");
+                        return;
+                    }
+                }
+                None => {
+                    if !signal.wait().await {
+                        // Closed: flush what is left, then end.
+                        let left = self.service.borrow_mut().take_writes(conn);
+                        if let Some(bytes) = left {
+                            let _ = stream.send_all(bytes).await;
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn wake_writers(&self) {
+        let ready = self.service.borrow().writable();
+        let writers = self.writers.borrow();
+        for conn in ready {
+            if let Some(signal) = writers.get(&conn) {
+                signal.notify();
+            }
+        }
+    }
+
+    async fn timer_loop(&self) {
+        loop {
+            let now = now_ms();
+            let next = self
+                .service
+                .borrow()
+                .next_deadline_ms()
+                .unwrap_or(now + TICK_MS_MAX);
+            let wait_ms = next.saturating_sub(now).clamp(1, TICK_MS_MAX);
+            if let Ok(false) = timeout(Duration::from_millis(wait_ms), self.timer.wait()).await {
+                return;
+            }
+            let closes = self.service.borrow_mut().tick(now_ms());
+            for (conn, reason) in closes {
+                tracing::warn!(target: "ringmq::server::net", conn = conn.0, %reason, "closing connection");
+                self.service.borrow_mut().close(conn);
+                if let Some(signal) = self.writers.borrow_mut().remove(&conn) {
+                    signal.close();
+                }
+            }
+            self.wake_writers();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_wakes_once_per_notify_and_reports_close() {
+        let signal = Signal::default();
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        {
+            let mut wait = std::pin::pin!(signal.wait());
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+            signal.notify();
+            assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(true));
+        }
+        {
+            let mut wait = std::pin::pin!(signal.wait());
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+            signal.close();
+            assert_eq!(wait.as_mut().poll(&mut cx), Poll::Ready(false));
+        }
+    }
+}

@@ -1,0 +1,179 @@
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use ringmq_wire::header::offset::QueryConsumerOffsetRequestHeader;
+use ringmq_wire::{FrameDecoder, RemotingCommand, RequestCode, ResponseCode};
+
+use super::*;
+use crate::config::BrokerConfig;
+use crate::server::handler::testing::{pull_request, request_with, send_request};
+use crate::server::mem_store::{MemStore, test_addr};
+use crate::server::state::ShardIdentity;
+
+const NOW: u64 = 1_700_000_000_000;
+
+fn service(config: BrokerConfig) -> ShardService<MemStore> {
+    let identity = ShardIdentity::of(&config, 0, test_addr(10911));
+    ShardService::new(ShardState::new(
+        identity,
+        Arc::new(config),
+        MemStore::new(),
+        NOW,
+    ))
+}
+
+fn frame(command: &RemotingCommand) -> Vec<u8> {
+    command.encode_frame().expect("encodes").to_vec()
+}
+
+fn responses(service: &mut ShardService<MemStore>, conn: ConnId) -> Vec<RemotingCommand> {
+    let mut decoder = FrameDecoder::default();
+    if let Some(bytes) = service.take_writes(conn) {
+        decoder.extend(&bytes);
+    }
+    let mut out = Vec::new();
+    while let Some(command) = decoder.next_command().expect("valid frames") {
+        out.push(command);
+    }
+    out
+}
+
+fn query_offset() -> RemotingCommand {
+    request_with(
+        RequestCode::QueryConsumerOffset,
+        &QueryConsumerOffsetRequestHeader {
+            consumer_group: "G".into(),
+            topic: "T".into(),
+            queue_id: 0,
+            set_zero_if_not_found: None,
+            rpc: Default::default(),
+        },
+    )
+}
+
+#[test]
+fn responses_are_matched_by_opaque_and_a_parked_pull_does_not_block_the_socket() {
+    let mut svc = service(BrokerConfig::standalone());
+    let conn = svc.accept(test_addr(40000)).expect("accepted");
+    let send = send_request("T", 0, b"first", &[]);
+    svc.on_read(conn, &frame(&send), NOW).expect("ok");
+    assert_eq!(responses(&mut svc, conn)[0].opaque, send.opaque);
+
+    let pull = pull_request("G", "T", 0, 1, "*", true);
+    let query = query_offset();
+    let mut bytes = frame(&pull);
+    bytes.extend(frame(&query));
+    svc.on_read(conn, &bytes, NOW).expect("ok");
+    let got = responses(&mut svc, conn);
+    assert_eq!(
+        got.len(),
+        1,
+        "only the query is answered; the pull is parked"
+    );
+    assert_eq!(got[0].opaque, query.opaque);
+
+    let second = send_request("T", 0, b"second", &[]);
+    svc.on_read(conn, &frame(&second), NOW).expect("ok");
+    let got = responses(&mut svc, conn);
+    let opaques: Vec<i32> = got.iter().map(|r| r.opaque).collect();
+    assert!(opaques.contains(&pull.opaque) && opaques.contains(&second.opaque));
+    let pulled = got
+        .iter()
+        .find(|r| r.opaque == pull.opaque)
+        .expect("pull answered");
+    assert_eq!(pulled.code, 0);
+}
+
+#[test]
+fn frames_split_across_reads_are_reassembled() {
+    let mut svc = service(BrokerConfig::standalone());
+    let conn = svc.accept(test_addr(40000)).expect("accepted");
+    let bytes = frame(&query_offset());
+    let (a, b) = bytes.split_at(7);
+    svc.on_read(conn, a, NOW).expect("ok");
+    assert!(svc.take_writes(conn).is_none());
+    svc.on_read(conn, b, NOW).expect("ok");
+    assert_eq!(responses(&mut svc, conn).len(), 1);
+}
+
+#[test]
+fn oneway_requests_get_no_reply() {
+    let mut svc = service(BrokerConfig::standalone());
+    let conn = svc.accept(test_addr(40000)).expect("accepted");
+    let mut request = query_offset();
+    request.set_oneway();
+    svc.on_read(conn, &frame(&request), NOW).expect("ok");
+    assert!(svc.take_writes(conn).is_none());
+}
+
+#[test]
+fn bad_frame_closes_only_that_connection() {
+    let mut svc = service(BrokerConfig::standalone());
+    let bad = svc.accept(test_addr(40000)).expect("accepted");
+    let good = svc.accept(test_addr(40001)).expect("accepted");
+    let result = svc.on_read(bad, &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0], NOW);
+    assert!(matches!(result, Err(CloseReason::BadFrame(_))));
+    svc.close(bad);
+    let mut garbage_header = BytesMut::new();
+    garbage_header.extend_from_slice(&[0, 0, 0, 9, 0, 0, 0, 5]);
+    garbage_header.extend_from_slice(b"{nope");
+    let other = svc.accept(test_addr(40002)).expect("accepted");
+    assert!(svc.on_read(other, &garbage_header, NOW).is_err());
+    svc.on_read(good, &frame(&query_offset()), NOW)
+        .expect("still served");
+    assert_eq!(responses(&mut svc, good).len(), 1);
+}
+
+#[test]
+fn connections_past_the_limit_are_refused() {
+    let mut config = BrokerConfig::standalone();
+    config.limits.max_connections = 1;
+    let mut svc = service(config);
+    let first = svc.accept(test_addr(40000)).expect("accepted");
+    assert!(svc.accept(test_addr(40001)).is_none());
+    svc.close(first);
+    assert!(svc.accept(test_addr(40002)).is_some());
+}
+
+#[test]
+fn in_flight_limit_holds_further_requests_until_one_completes() {
+    let mut config = BrokerConfig::standalone();
+    config.limits.max_in_flight_requests_per_connection = 1;
+    let mut svc = service(config);
+    let conn = svc.accept(test_addr(40000)).expect("accepted");
+    svc.on_read(conn, &frame(&send_request("T", 0, b"x", &[])), NOW)
+        .expect("ok");
+    responses(&mut svc, conn);
+    let pull = pull_request("G", "T", 0, 1, "*", true);
+    let query = query_offset();
+    let mut bytes = frame(&pull);
+    bytes.extend(frame(&query));
+    svc.on_read(conn, &bytes, NOW).expect("ok");
+    assert!(
+        svc.take_writes(conn).is_none(),
+        "query waits behind the parked pull"
+    );
+    let closes = svc.tick(NOW + 15_000);
+    assert!(closes.is_empty());
+    let got = responses(&mut svc, conn);
+    let codes: Vec<(i32, i32)> = got.iter().map(|r| (r.opaque, r.code)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            (pull.opaque, ResponseCode::PullNotFound.as_i32()),
+            (query.opaque, 0)
+        ]
+    );
+}
+
+#[test]
+fn closing_a_connection_removes_its_consumers() {
+    let mut svc = service(BrokerConfig::standalone());
+    let conn = svc.accept(test_addr(40000)).expect("accepted");
+    let heartbeat = crate::server::handler::testing::heartbeat_request("c1", "G", "T", "*");
+    svc.on_read(conn, &frame(&heartbeat), NOW).expect("ok");
+    assert_eq!(svc.state.consumers.client_ids("G"), vec!["c1"]);
+    svc.close(conn);
+    assert!(svc.state.consumers.client_ids("G").is_empty());
+    assert_eq!(svc.connections(), 0);
+}

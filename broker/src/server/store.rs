@@ -1,0 +1,176 @@
+//! The store interface the handlers use: the few operations a RocketMQ broker needs from
+//! its CommitLog, ConsumeQueues and index, on one shard.
+//!
+//! The real per-shard store (`crate::store`) plugs in through a small adapter implementing
+//! [`ShardStore`]; [`crate::server::mem_store::MemStore`] is an in-memory implementation for tests. All calls
+//! are synchronous and run on the shard's thread: `append` only places the record in the
+//! shard's write buffer and returns where it went; durability is reported separately by
+//! [`ShardStore::durable_offset`], which the shard polls to release send acknowledgements.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// One message to append, as the send handler prepared it. The store fills in the queue
+/// offset, the physical offset and the store timestamp, encodes the record in RocketMQ's
+/// format, and indexes `keys` and `uniq_key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutMessage {
+    /// Topic.
+    pub topic: String,
+    /// Queue id within the topic.
+    pub queue_id: i32,
+    /// User flag.
+    pub flag: i32,
+    /// SYSFLAG (compression, transaction type, …).
+    pub sys_flag: i32,
+    /// Producer timestamp, ms.
+    pub born_timestamp: i64,
+    /// Producer address.
+    pub born_host: SocketAddr,
+    /// This shard's published address.
+    pub store_host: SocketAddr,
+    /// Times the message was reconsumed.
+    pub reconsume_times: i32,
+    /// Offset of the prepared message, for transaction commits.
+    pub prepared_transaction_offset: i64,
+    /// The body, as sent (compressed if the producer compressed it).
+    pub body: Bytes,
+    /// The encoded properties string (`name\x01value\x02…`).
+    pub properties: String,
+    /// Tag hash code for the ConsumeQueue entry (0 without tags).
+    pub tags_code: i64,
+    /// Keys to index (`KEYS` property, split on spaces).
+    pub keys: Vec<String>,
+    /// Client-generated unique key (`UNIQ_KEY`), indexed too.
+    pub uniq_key: Option<String>,
+}
+
+/// Where an appended message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// CommitLog offset of the record.
+    pub physical_offset: i64,
+    /// Logical offset in its ConsumeQueue.
+    pub queue_offset: i64,
+    /// Store timestamp written in the record, ms.
+    pub store_timestamp: i64,
+    /// Record size in bytes.
+    pub size: u32,
+    /// CommitLog offset just past the record: the send is durable once
+    /// [`ShardStore::durable_offset`] reaches it.
+    pub end_offset: u64,
+}
+
+/// One ConsumeQueue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueEntry {
+    /// Logical offset.
+    pub queue_offset: i64,
+    /// CommitLog offset of the record.
+    pub physical_offset: i64,
+    /// Record size.
+    pub size: u32,
+    /// Tag hash code.
+    pub tags_code: i64,
+}
+
+/// Which end of a run of equal timestamps `offset_by_time` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Boundary {
+    /// The first message at or after the time.
+    #[default]
+    Lower,
+    /// The last message at or before the time.
+    Upper,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The disk is above `disk_space_warning_level_ratio`, or the store is read-only.
+    #[error("store not writable: {reason}")]
+    NotWritable {
+        /// Why.
+        reason: String,
+    },
+    /// The message cannot be stored as it is (too large for a record, …).
+    #[error("message illegal: {reason}")]
+    MessageIllegal {
+        /// Why.
+        reason: String,
+    },
+    /// The requested data is gone (deleted by retention) or was never written.
+    #[error("no data at commitlog offset {offset}")]
+    NotFound {
+        /// The offset asked for.
+        offset: i64,
+    },
+    /// An I/O or corruption error, with context.
+    #[error("store error: {context}")]
+    Failed {
+        /// What failed, with the file and offset.
+        context: String,
+    },
+}
+
+/// What the handlers need from one shard's store.
+pub trait ShardStore {
+    /// Appends one message; the returned offsets are final.
+    fn append(&mut self, message: PutMessage) -> Result<Appended, StoreError>;
+
+    /// CommitLog offset up to which appended records are durable under the configured
+    /// flush mode (equal to the append position in `memory` mode).
+    fn durable_offset(&self) -> u64;
+
+    /// First logical offset still stored in a queue (0 for an unknown queue).
+    fn min_offset(&self, topic: &str, queue_id: i32) -> i64;
+
+    /// Logical offset the next message of a queue will get (0 for an unknown queue).
+    fn max_offset(&self, topic: &str, queue_id: i32) -> i64;
+
+    /// Up to `max` ConsumeQueue entries from logical offset `from` (fewer at the end).
+    fn entries(&self, topic: &str, queue_id: i32, from: i64, max: usize) -> Vec<QueueEntry>;
+
+    /// The stored record bytes at `physical_offset` of `size` bytes.
+    fn read(&self, physical_offset: i64, size: u32) -> Result<Bytes, StoreError>;
+
+    /// The stored record at `physical_offset`, size read from its header (view by id).
+    fn read_at(&self, physical_offset: i64) -> Result<Bytes, StoreError>;
+
+    /// Whether the message at `offset` of a queue is served from memory (RocketMQ's
+    /// `checkInMemByConsumeOffset`); false when there is no such message.
+    fn is_hot(&self, topic: &str, queue_id: i32, offset: i64) -> bool;
+
+    /// The logical offset of the message stored at `timestamp_ms` (by store time).
+    fn offset_by_time(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+        boundary: Boundary,
+    ) -> i64;
+
+    /// Store time of the message at `offset` of a queue.
+    fn store_time(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64>;
+
+    /// CommitLog offsets of messages of `topic` indexed under `key` stored between
+    /// `begin_ms` and `end_ms`, at most `max`, newest first.
+    fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> Vec<i64>;
+
+    /// The first CommitLog offset still stored.
+    fn commit_log_min_offset(&self) -> i64;
+
+    /// The CommitLog append position.
+    fn commit_log_max_offset(&self) -> i64;
+
+    /// Forgets a topic's queues (admin delete); CommitLog data ages out normally.
+    fn delete_topic(&mut self, topic: &str);
+}
