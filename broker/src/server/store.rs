@@ -94,6 +94,12 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The store is behind the writers (its write-buffer budget is used up): retry later.
+    #[error("store busy: {reason}")]
+    Busy {
+        /// Why.
+        reason: String,
+    },
     /// The message cannot be stored as it is (too large for a record, …).
     #[error("message illegal: {reason}")]
     MessageIllegal {

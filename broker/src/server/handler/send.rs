@@ -365,6 +365,7 @@ fn append<S: ShardStore>(
         Err(e) => {
             let code = match e {
                 StoreError::NotWritable { .. } => ResponseCode::ServiceNotAvailable,
+                StoreError::Busy { .. } => ResponseCode::SystemBusy,
                 StoreError::MessageIllegal { .. } => ResponseCode::MessageIllegal,
                 StoreError::NotFound { .. } | StoreError::Failed { .. } => {
                     ResponseCode::SystemError
