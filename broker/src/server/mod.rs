@@ -20,6 +20,7 @@ pub mod register;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod store_adapter;
 pub mod topic;
 
 /// Identifies one client connection on a shard. Assigned by the connection loop; never

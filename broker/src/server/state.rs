@@ -99,6 +99,16 @@ struct AwaitingAck {
     response: Option<RemotingCommand>,
 }
 
+/// Parked pulls to wake once an appended record becomes visible (the store shows only
+/// records it may acknowledge).
+#[derive(Debug)]
+struct PendingWake {
+    topic: String,
+    queue_id: i32,
+    max_offset: i64,
+    end_offset: u64,
+}
+
 /// A change made by an admin request on one shard, to be applied on every other shard of
 /// the process (the process-wide layer carries it over a channel).
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +171,7 @@ pub struct ShardState<S> {
     /// Counters.
     pub stats: ShardStats,
     awaiting: VecDeque<AwaitingAck>,
+    pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
     admin_out: Vec<AdminChange>,
     register_soon: bool,
@@ -197,6 +208,7 @@ impl<S: ShardStore> ShardState<S> {
             store,
             config,
             awaiting: VecDeque::new(),
+            pending_wakes: VecDeque::new(),
             outbox: Vec::new(),
             admin_out: Vec::new(),
             register_soon: false,
@@ -222,6 +234,10 @@ impl<S: ShardStore> ShardState<S> {
     /// waited too long), answers expired long polls, expires silent clients. Call after
     /// store progress and at [`Self::next_deadline_ms`].
     pub fn tick(&mut self, now_ms: u64) {
+        if let Err(error) = self.store.commit() {
+            tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
+                "group commit failed");
+        }
         self.release_durable(now_ms);
         for parked in self.pulls.expire(now_ms) {
             self.rerun_pull(parked, now_ms);
@@ -233,6 +249,16 @@ impl<S: ShardStore> ShardState<S> {
             self.producers.scan_expired(now_ms);
             self.locks.purge_expired(now_ms);
         }
+    }
+
+    /// After a batch of requests: group-commits the store and releases what became durable
+    /// (the cheap part of [`Self::tick`]).
+    pub fn after_requests(&mut self, now_ms: u64) {
+        if let Err(error) = self.store.commit() {
+            tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
+                "group commit failed");
+        }
+        self.release_durable(now_ms);
     }
 
     /// The next time [`Self::tick`] has work (a long-poll or acknowledgement deadline).
@@ -354,6 +380,15 @@ impl<S: ShardStore> ShardState<S> {
 
     fn release_durable(&mut self, now_ms: u64) {
         let durable = self.store.durable_offset();
+        while self
+            .pending_wakes
+            .front()
+            .is_some_and(|w| w.end_offset <= durable)
+        {
+            if let Some(wake) = self.pending_wakes.pop_front() {
+                self.wake_pulls(&wake.topic, wake.queue_id, wake.max_offset, now_ms);
+            }
+        }
         while let Some(front) = self.awaiting.front() {
             let ready = front.end_offset <= durable;
             let late = front.deadline_ms <= now_ms;
@@ -382,8 +417,30 @@ impl<S: ShardStore> ShardState<S> {
         }
     }
 
+    /// Wakes pulls waiting on a queue that now ends at `max_offset`, once the record ending
+    /// at CommitLog offset `end_offset` is visible to reads (durable under the flush mode).
+    pub(crate) fn wake_pulls_when_visible(
+        &mut self,
+        topic: &str,
+        queue_id: i32,
+        max_offset: i64,
+        end_offset: u64,
+        now_ms: u64,
+    ) {
+        if self.pending_wakes.is_empty() && self.store.durable_offset() >= end_offset {
+            self.wake_pulls(topic, queue_id, max_offset, now_ms);
+            return;
+        }
+        self.pending_wakes.push_back(PendingWake {
+            topic: topic.to_owned(),
+            queue_id,
+            max_offset,
+            end_offset,
+        });
+    }
+
     /// Wakes pulls waiting on a queue that now ends at `max_offset`.
-    pub(crate) fn wake_pulls(&mut self, topic: &str, queue_id: i32, max_offset: i64, now_ms: u64) {
+    fn wake_pulls(&mut self, topic: &str, queue_id: i32, max_offset: i64, now_ms: u64) {
         for parked in self.pulls.notify_arrival(topic, queue_id, max_offset) {
             self.rerun_pull(parked, now_ms);
         }
