@@ -140,6 +140,12 @@ fn append_commit_read_reopen_on_std_files() {
         25
     );
 
+    // A second store on the same directory is refused while the first is open.
+    let second = block_on(Store::open(StdFs, config.clone()));
+    assert!(
+        matches!(second, Err(StoreError::Io { op: "lock", .. })),
+        "{second:?}"
+    );
     block_on(store.close()).unwrap();
     assert!(!dir.path().join("abort").exists());
     let store = block_on(Store::open(StdFs, config)).unwrap();
