@@ -223,6 +223,14 @@ impl StdFile {
     }
 }
 
+impl std::os::fd::AsRawFd for StdFile {
+    /// The descriptor, e.g. to `splice` a [`super::commit_log::FileRange`] from a segment's
+    /// reader. Valid while the file is open (the segment is pinned by the read).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.borrow().as_raw_fd()
+    }
+}
+
 impl StoreFs for StdFs {
     type File = StdFile;
 

@@ -23,6 +23,7 @@
 //!
 //! See `docs/storage.md` for the formats, the guarantees of each flush mode and recovery.
 
+pub mod ack;
 pub mod checkpoint;
 pub mod commit_log;
 pub mod config;
@@ -44,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use ringmq_wire::record::{self, RecordFields, property, sys_flag};
 
+pub use ack::PendingAcks;
 pub use config::{FlushMode, StoreConfig};
 pub use error::{StoreError, StoreResult};
 pub use read::{GetMessage, GetResult, GetStatus, ReadRecord, RecordData};
