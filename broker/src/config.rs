@@ -14,6 +14,7 @@
 //!     [broker]
 //!     broker_name = "broker-a"
 //!     namesrv_addrs = ["127.0.0.1:9876"]
+//!     advertised_addr = "10.0.0.5"
 //!     "#,
 //! )
 //! .unwrap();

@@ -35,6 +35,7 @@ pub mod recovery;
 pub mod retention;
 pub mod sim;
 pub mod snapshot;
+mod tail_cache;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -326,19 +327,27 @@ impl<F: StoreFs> Store<F> {
     }
 
     fn queue_mut(&mut self, topic: &str, queue_id: i32) -> &mut ConsumeQueue<F::File> {
-        let dir = self
-            .config
-            .consume_queue_dir()
-            .join(topic)
-            .join(queue_id.to_string());
-        let per_file = self.config.cq_entries_per_file;
-        if !self.queues.contains_key(topic) {
-            self.queues.insert(topic.to_owned(), BTreeMap::new());
+        // The common case (the queue exists) allocates nothing.
+        let exists = self
+            .queues
+            .get(topic)
+            .is_some_and(|qs| qs.contains_key(&queue_id));
+        if !exists {
+            let dir = self
+                .config
+                .consume_queue_dir()
+                .join(topic)
+                .join(queue_id.to_string());
+            let queue = ConsumeQueue::new(dir, self.config.cq_entries_per_file, 0);
+            self.queues
+                .entry(topic.to_owned())
+                .or_default()
+                .insert(queue_id, queue);
         }
-        let topic_queues = self.queues.get_mut(topic).unwrap_or_else(|| unreachable!());
-        topic_queues
-            .entry(queue_id)
-            .or_insert_with(|| ConsumeQueue::new(dir, per_file, 0))
+        self.queues
+            .get_mut(topic)
+            .and_then(|qs| qs.get_mut(&queue_id))
+            .unwrap_or_else(|| unreachable!("queue inserted above"))
     }
 
     /// The offset up to which appends are acknowledged: written (async), synced (sync) or

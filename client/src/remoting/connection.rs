@@ -1,0 +1,370 @@
+//! One multiplexed TCP connection to a broker or NameServer.
+//!
+//! A connection runs two tokio tasks: a writer that drains a bounded queue of encoded frames
+//! (coalescing whatever is queued into one flush), and a reader that decodes frames and
+//! either completes the pending request with the same `opaque` or dispatches a
+//! broker-initiated request to its registered handler. Requests wait for a permit of a
+//! per-connection semaphore, so at most `max_in_flight` requests are outstanding; callers
+//! beyond that wait (backpressure), bounded by their own timeout.
+//!
+//! When either task fails (EOF, I/O error, a frame that breaks the stream), the connection
+//! is marked closed and every pending request fails at once with
+//! [`ClientError::ConnectionLost`] naming the reason; nothing waits for its timeout.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ringmq_wire::{FrameDecoder, RemotingCommand, ResponseCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout_at};
+use tracing::{debug, trace, warn};
+
+use super::{Handlers, RemotingConfig};
+use crate::error::{ClientError, Result};
+use crate::limits::{READ_CHUNK_BYTES, WRITE_BATCH_BYTES_MAX};
+
+type Reply = std::result::Result<RemotingCommand, String>;
+
+/// The requests waiting for a response, and whether the connection is already closed.
+#[derive(Default)]
+struct Pending {
+    waiting: HashMap<i32, oneshot::Sender<Reply>>,
+    closed: Option<String>,
+}
+
+/// State shared by the connection handle and its tasks.
+struct Shared {
+    addr: String,
+    pending: Mutex<Pending>,
+}
+
+impl Shared {
+    /// Marks the connection closed and fails every pending request with `reason`.
+    fn close(&self, reason: String) {
+        let drained = {
+            let mut pending = lock(&self.pending);
+            if pending.closed.is_some() {
+                return;
+            }
+            pending.closed = Some(reason.clone());
+            std::mem::take(&mut pending.waiting)
+        };
+        if !drained.is_empty() {
+            warn!(addr = %self.addr, pending = drained.len(), %reason, "connection closed, failing pending requests");
+        } else {
+            debug!(addr = %self.addr, %reason, "connection closed");
+        }
+        for (_, waiter) in drained {
+            let _ = waiter.send(Err(reason.clone()));
+        }
+    }
+
+    fn closed_reason(&self) -> Option<String> {
+        lock(&self.pending).closed.clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding this lock cannot leave the map inconsistent (single inserts and
+    // removes), so a poisoned lock is still usable.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Removes a pending entry when the waiting request finishes or is dropped (cancelled), so
+/// that abandoned requests never leak map entries.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    opaque: i32,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        lock(&self.shared.pending).waiting.remove(&self.opaque);
+    }
+}
+
+/// A live connection. Dropping the last handle stops its tasks and closes the socket.
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    frames: mpsc::Sender<Bytes>,
+    in_flight: Arc<Semaphore>,
+    tasks: [JoinHandle<()>; 2],
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.close("connection handle dropped".into());
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks over an established stream.
+    pub(crate) fn start(
+        addr: String,
+        stream: TcpStream,
+        config: &RemotingConfig,
+        handlers: Handlers,
+    ) -> Connection {
+        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_split();
+        let shared = Arc::new(Shared {
+            addr,
+            pending: Mutex::new(Pending::default()),
+        });
+        let (frames, queue) = mpsc::channel(config.write_queue_frames);
+        let writer = tokio::spawn(write_loop(shared.clone(), write, queue));
+        let reader = tokio::spawn(read_loop(
+            shared.clone(),
+            read,
+            frames.clone(),
+            handlers,
+            config.max_frame_bytes,
+        ));
+        Connection {
+            shared,
+            frames,
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            tasks: [writer, reader],
+        }
+    }
+
+    /// The peer address.
+    pub(crate) fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// Whether the connection has failed or been closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.shared.closed_reason().is_some()
+    }
+
+    /// Closes the connection, failing pending requests with `reason`.
+    pub(crate) fn close(&self, reason: &str) {
+        self.shared.close(reason.to_owned());
+    }
+
+    fn lost(&self, reason: String) -> ClientError {
+        ClientError::ConnectionLost {
+            addr: self.shared.addr.clone(),
+            reason,
+        }
+    }
+
+    fn timed_out(&self, request_code: i32, timeout: Duration) -> ClientError {
+        ClientError::Timeout {
+            addr: self.shared.addr.clone(),
+            request_code,
+            timeout,
+        }
+    }
+
+    /// Sends `request` and waits for the response with its opaque, at most `timeout` in all
+    /// (waiting for an in-flight permit included).
+    pub(crate) async fn request(
+        &self,
+        request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand> {
+        let deadline = Instant::now() + timeout;
+        let code = request.code;
+        let _permit = match timeout_at(deadline, self.in_flight.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(self.lost("in-flight semaphore closed".into())),
+            Err(_) => return Err(self.timed_out(code, timeout)),
+        };
+        let frame = request.encode_frame().map_err(|source| ClientError::Wire {
+            addr: self.shared.addr.clone(),
+            source,
+        })?;
+        let (reply_tx, reply_rx) = oneshot::channel();
+        {
+            let mut pending = lock(&self.shared.pending);
+            if let Some(reason) = &pending.closed {
+                return Err(self.lost(reason.clone()));
+            }
+            pending.waiting.insert(request.opaque, reply_tx);
+        }
+        let _guard = PendingGuard {
+            shared: &self.shared,
+            opaque: request.opaque,
+        };
+        trace!(addr = %self.shared.addr, code, opaque = request.opaque, "request");
+        match timeout_at(deadline, self.frames.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                let reason = self.shared.closed_reason();
+                return Err(self.lost(reason.unwrap_or_else(|| "writer stopped".into())));
+            }
+            Err(_) => return Err(self.timed_out(code, timeout)),
+        }
+        match timeout_at(deadline, reply_rx).await {
+            Ok(Ok(Ok(response))) => Ok(response),
+            Ok(Ok(Err(reason))) => Err(self.lost(reason)),
+            Ok(Err(_)) => {
+                let reason = self.shared.closed_reason();
+                Err(self.lost(reason.unwrap_or_else(|| "response channel dropped".into())))
+            }
+            Err(_) => Err(self.timed_out(code, timeout)),
+        }
+    }
+
+    /// Sends `request` flagged oneway; returns once the frame is queued for writing.
+    pub(crate) async fn oneway(
+        &self,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<()> {
+        request.set_oneway();
+        let code = request.code;
+        if let Some(reason) = self.shared.closed_reason() {
+            return Err(self.lost(reason));
+        }
+        let frame = request.encode_frame().map_err(|source| ClientError::Wire {
+            addr: self.shared.addr.clone(),
+            source,
+        })?;
+        match tokio::time::timeout(timeout, self.frames.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => {
+                let reason = self.shared.closed_reason();
+                Err(self.lost(reason.unwrap_or_else(|| "writer stopped".into())))
+            }
+            Err(_) => Err(self.timed_out(code, timeout)),
+        }
+    }
+}
+
+async fn write_loop(shared: Arc<Shared>, write: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
+    let mut out = BufWriter::with_capacity(WRITE_BATCH_BYTES_MAX, write);
+    while let Some(frame) = queue.recv().await {
+        let mut result = out.write_all(&frame).await;
+        // Coalesce whatever else is queued into the same flush.
+        let mut batched = frame.len();
+        while result.is_ok() && batched < WRITE_BATCH_BYTES_MAX {
+            let Ok(more) = queue.try_recv() else { break };
+            batched += more.len();
+            result = out.write_all(&more).await;
+        }
+        if let Err(error) = result.and(out.flush().await) {
+            shared.close(format!("write failed: {error}"));
+            return;
+        }
+        if shared.closed_reason().is_some() {
+            return;
+        }
+    }
+    let _ = out.shutdown().await;
+}
+
+async fn read_loop(
+    shared: Arc<Shared>,
+    mut read: OwnedReadHalf,
+    frames: mpsc::Sender<Bytes>,
+    handlers: Handlers,
+    max_frame_bytes: usize,
+) {
+    let mut decoder = FrameDecoder::new(max_frame_bytes);
+    let reason = loop {
+        let buffer = decoder.buffer_mut();
+        buffer.reserve(READ_CHUNK_BYTES);
+        match read.read_buf(buffer).await {
+            Ok(0) => break "peer closed the connection".to_owned(),
+            Ok(_) => {}
+            Err(error) => break format!("read failed: {error}"),
+        }
+        if let Err(reason) = drain_frames(&shared, &mut decoder, &frames, &handlers) {
+            break reason;
+        }
+    };
+    shared.close(reason);
+}
+
+/// Handles every whole frame in the decoder; an error string means the stream is broken.
+fn drain_frames(
+    shared: &Arc<Shared>,
+    decoder: &mut FrameDecoder,
+    frames: &mpsc::Sender<Bytes>,
+    handlers: &Handlers,
+) -> std::result::Result<(), String> {
+    loop {
+        let command = match decoder.next_command() {
+            Ok(Some(command)) => command,
+            Ok(None) => return Ok(()),
+            Err(error) if error.is_fatal_to_connection() => {
+                return Err(format!("undecodable frame: {error}"));
+            }
+            Err(error) => {
+                warn!(addr = %shared.addr, %error, "dropping a frame whose header does not decode");
+                continue;
+            }
+        };
+        if command.is_response() {
+            let waiter = lock(&shared.pending).waiting.remove(&command.opaque);
+            match waiter {
+                Some(waiter) => {
+                    let _ = waiter.send(Ok(command));
+                }
+                None => {
+                    debug!(addr = %shared.addr, opaque = command.opaque, "response with no waiter (timed out or cancelled)")
+                }
+            }
+        } else {
+            dispatch_request(shared, command, frames.clone(), handlers);
+        }
+    }
+}
+
+/// Runs the handler registered for a broker-initiated request on its own task and writes
+/// its response (unless the request was oneway).
+fn dispatch_request(
+    shared: &Arc<Shared>,
+    request: RemotingCommand,
+    frames: mpsc::Sender<Bytes>,
+    handlers: &Handlers,
+) {
+    let handler = handlers
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&request.code)
+        .cloned();
+    let addr = shared.addr.clone();
+    debug!(%addr, code = request.code, opaque = request.opaque, "broker-initiated request");
+    tokio::spawn(async move {
+        let oneway = request.is_oneway();
+        let response = match handler {
+            Some(handler) => handler(addr.clone(), request).await,
+            None => {
+                let remark = format!(
+                    "request code {} is not supported by this client",
+                    request.code
+                );
+                Some(RemotingCommand::error_response(
+                    &request,
+                    ResponseCode::RequestCodeNotSupported,
+                    remark,
+                ))
+            }
+        };
+        let Some(response) = response else { return };
+        if oneway {
+            return;
+        }
+        match response.encode_frame() {
+            Ok(frame) => {
+                let _ = frames.send(frame).await;
+            }
+            Err(error) => warn!(%addr, %error, "cannot encode the response to a broker request"),
+        }
+    });
+}
