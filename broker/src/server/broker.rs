@@ -151,7 +151,10 @@ async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext) {
     let state = ShardState::new(identity, config.clone(), store, now_ms());
     let server = ShardServer::new(ShardService::new(state));
     install_admin(&server, ctx.shards.clone(), shard);
-    spawn_local(persist_loop(server.clone()));
+    spawn_local(persist_loop(
+        server.clone(),
+        config.store.flush_consumer_offset_interval_ms,
+    ));
     spawn_local(register_loop(server.clone(), config.clone()));
     server.serve(listeners).await;
 }
@@ -194,12 +197,24 @@ fn install_admin<S: ShardStore + 'static>(
     server.set_admin_fanout(Box::new(fanout));
 }
 
-async fn persist_loop<S: ShardStore + 'static>(server: Rc<ShardServer<S>>) {
+/// Persists the store's queues/index/checkpoint every [`PERSIST_INTERVAL_MS`] and the
+/// shard's metadata (topics, groups, consumer offsets) every
+/// `flush_consumer_offset_interval_ms`.
+async fn persist_loop<S: ShardStore + 'static>(server: Rc<ShardServer<S>>, meta_interval_ms: u64) {
+    let mut last_meta = now_ms();
     loop {
         sleep(Duration::from_millis(PERSIST_INTERVAL_MS)).await;
         let result = server.service.borrow_mut().state.store.persist();
         if let Err(error) = result {
             tracing::error!(target: "ringmq::server::broker", %error, "store persist failed");
+        }
+        if now_ms().saturating_sub(last_meta) >= meta_interval_ms {
+            last_meta = now_ms();
+            let result = server.service.borrow_mut().state.persist_meta();
+            if let Err(error) = result {
+                tracing::error!(target: "ringmq::server::broker", %error,
+                    "persisting topics, groups and offsets failed");
+            }
         }
     }
 }
