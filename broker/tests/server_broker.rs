@@ -94,6 +94,7 @@ fn shards_register_serve_and_share_admin_changes() {
     config.store.path = data.path().to_owned();
     config.store.segment_bytes = 64 << 20;
     let shards = config.broker.shards.unwrap_or(1);
+    let restart_config = config.clone();
     let broker = match Broker::start(config) {
         Ok(broker) => broker,
         Err(BrokerError::Runtime(error)) if error.io_uring_unavailable() => {
@@ -186,6 +187,36 @@ fn shards_register_serve_and_share_admin_changes() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    broker.shutdown().expect("clean shutdown");
+
+    // Restart on the same data: the auto-created topic and the message are still there.
+    let broker = Broker::start(restart_config).expect("broker restarts");
+    let old = addrs;
+    let deadline = Instant::now() + NETWORK_WAIT;
+    let addrs = loop {
+        // The new shards listen on new OS-assigned ports; wait until they re-registered.
+        let now = broker_addrs(namesrv.local_addr(), shards);
+        if now.iter().all(|a| !old.contains(a)) {
+            break now;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "restarted shards never registered"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let get = request(
+        RequestCode::GetTopicConfig,
+        &GetTopicConfigRequestHeader {
+            topic: "E2E".into(),
+            rpc: Default::default(),
+        },
+    );
+    assert_eq!(call(addrs[0].1, &get).code, 0, "topic survived the restart");
+    let pulled = call(addrs[0].1, &pull);
+    assert_eq!(pulled.code, 0, "{:?}", pulled.remark);
+    let messages = ringmq_wire::record::decode_records(&pulled.body, true, 10).expect("records");
+    assert_eq!(&messages[0].body()[..], b"hello ringmq");
     broker.shutdown().expect("clean shutdown");
     namesrv.shutdown();
 }

@@ -67,8 +67,25 @@ impl Broker {
         Ok(Broker { runtime })
     }
 
-    /// Stops every shard and waits for the threads.
+    /// Stops every shard cleanly and waits for the threads: each shard stops accepting,
+    /// group-commits and persists its store, and saves its topics, groups and offsets. The
+    /// NameServers drop the shards when their registration connections close.
     pub fn shutdown(self) -> Result<(), BrokerError> {
+        for handle in self.runtime.shards() {
+            let outcome = handle.run_blocking(|| async {
+                SHUTDOWN_HOOK.with(|hook| match hook.borrow().as_ref() {
+                    Some(hook) => hook(),
+                    None => Ok(()),
+                })
+            });
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(target: "ringmq::server::broker",
+                    shard = handle.id(), %error, "clean shutdown incomplete"),
+                Err(gone) => tracing::warn!(target: "ringmq::server::broker", ?gone,
+                    "shard already gone at shutdown"),
+            }
+        }
         Ok(self.runtime.shutdown()?)
     }
 
@@ -107,7 +124,12 @@ pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr)
 /// Applies an admin change on the shard of the current thread.
 type AdminSink = Rc<dyn Fn(AdminChange)>;
 
+/// Stops and flushes the shard of the current thread.
+type ShutdownHook = Rc<dyn Fn() -> Result<(), String>>;
+
 thread_local! {
+    /// The clean-shutdown step of the shard running on this thread.
+    static SHUTDOWN_HOOK: RefCell<Option<ShutdownHook>> = RefCell::new(None);
     /// The admin sink of the shard running on this thread, for changes fanned out from
     /// other shards.
     static ADMIN_SINK: RefCell<Option<AdminSink>> = RefCell::new(None);
@@ -151,6 +173,7 @@ async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext) {
     let state = ShardState::new(identity, config.clone(), store, now_ms());
     let server = ShardServer::new(ShardService::new(state));
     install_admin(&server, ctx.shards.clone(), shard);
+    install_shutdown(&server);
     spawn_local(persist_loop(
         server.clone(),
         config.store.flush_consumer_offset_interval_ms,
@@ -200,6 +223,20 @@ fn install_admin<S: ShardStore + 'static>(
 /// Persists the store's queues/index/checkpoint every [`PERSIST_INTERVAL_MS`] and the
 /// shard's metadata (topics, groups, consumer offsets) every
 /// `flush_consumer_offset_interval_ms`.
+fn install_shutdown<S: ShardStore + 'static>(server: &Rc<ShardServer<S>>) {
+    let local = server.clone();
+    SHUTDOWN_HOOK.with(|hook| {
+        *hook.borrow_mut() = Some(Rc::new(move || {
+            local.stop();
+            let mut service = local.service.borrow_mut();
+            let state = &mut service.state;
+            state.after_requests(now_ms());
+            state.store.persist().map_err(|e| e.to_string())?;
+            state.persist_meta().map_err(|e| e.to_string())
+        }));
+    });
+}
+
 async fn persist_loop<S: ShardStore + 'static>(server: Rc<ShardServer<S>>, meta_interval_ms: u64) {
     let mut last_meta = now_ms();
     loop {
