@@ -13,8 +13,8 @@ use bytes::{Bytes, BytesMut};
 use ringmq_wire::record::{RecordFields, StoredMessage};
 
 use crate::server::store::{
-    Appended, Boundary, GetStatus, PutMessage, QueueEntry, QueueRead, QueueReadResult, ShardStore,
-    StoreError,
+    Appended, Boundary, GetStatus, MetaSnapshot, PutMessage, QueueEntry, QueueRead,
+    QueueReadResult, ShardStore, StoreError,
 };
 
 /// ConsumeQueue entries one read may scan while filtering (RocketMQ's
@@ -34,6 +34,7 @@ pub struct MemStore {
     manual_durability: bool,
     now_ms: Option<i64>,
     hot: bool,
+    meta: MetaSnapshot,
 }
 
 #[derive(Debug, Default)]
@@ -382,6 +383,15 @@ impl ShardStore for MemStore {
     fn delete_topic(&mut self, topic: &str) {
         self.queues.retain(|(t, _), _| t != topic);
         self.index.retain(|(t, _), _| t != topic);
+    }
+
+    fn load_meta(&self) -> MetaSnapshot {
+        self.meta.clone()
+    }
+
+    fn save_meta(&mut self, snapshot: &MetaSnapshot) -> Result<(), StoreError> {
+        self.meta = snapshot.clone();
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@
 //! does I/O; the connection loop (on the shard runtime) feeds decoded requests in and writes
 //! the responses out.
 
+pub mod broker;
 pub mod consumer;
 pub mod group;
 pub mod handler;

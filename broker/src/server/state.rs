@@ -176,6 +176,7 @@ pub struct ShardState<S> {
     admin_out: Vec<AdminChange>,
     register_soon: bool,
     last_scan_ms: u64,
+    saved_versions: (i64, i64, u64),
 }
 
 impl<S: ShardStore> ShardState<S> {
@@ -213,7 +214,72 @@ impl<S: ShardStore> ShardState<S> {
             admin_out: Vec::new(),
             register_soon: false,
             last_scan_ms: now_ms,
+            saved_versions: (0, 0, 0),
         }
+        .restored(now_ms)
+    }
+
+    /// Loads the persisted topics, groups and offsets from the store.
+    fn restored(mut self, now_ms: u64) -> Self {
+        let meta = self.store.load_meta();
+        let (topics, groups, offsets) = (meta.topics.len(), meta.groups.len(), meta.offsets.len());
+        for topic in meta.topics {
+            if let Err(error) = self.topics.create_or_update(topic, now_ms) {
+                tracing::warn!(target: "ringmq::server::state", %error, "persisted topic skipped");
+            }
+        }
+        for group in meta.groups {
+            if let Err(error) = self.groups.update(group, now_ms) {
+                tracing::warn!(target: "ringmq::server::state", %error, "persisted group skipped");
+            }
+        }
+        self.offsets.restore(
+            meta.offsets
+                .into_iter()
+                .map(|((topic, group), queues)| {
+                    (crate::server::offset::offset_key(&topic, &group), queues)
+                })
+                .collect(),
+        );
+        if topics + groups + offsets > 0 {
+            tracing::info!(target: "ringmq::server::state", shard = self.identity.shard, topics,
+                groups, offsets, "metadata restored");
+        }
+        self.saved_versions = self.meta_versions();
+        self
+    }
+
+    fn meta_versions(&self) -> (i64, i64, u64) {
+        (
+            self.topics.data_version().counter,
+            self.groups.data_version().counter,
+            self.offsets.version(),
+        )
+    }
+
+    /// Saves topics, groups and offsets through the store when any changed since the last
+    /// save. Call every `flush_consumer_offset_interval_ms` and on shutdown.
+    pub fn persist_meta(&mut self) -> Result<(), crate::server::store::StoreError> {
+        let versions = self.meta_versions();
+        if versions == self.saved_versions {
+            return Ok(());
+        }
+        let snapshot = crate::server::store::MetaSnapshot {
+            topics: self.topics.all().cloned().collect(),
+            groups: self.groups.all().cloned().collect(),
+            offsets: self
+                .offsets
+                .snapshot()
+                .into_iter()
+                .filter_map(|(key, queues)| {
+                    let (topic, group) = key.split_once('@')?;
+                    Some(((topic.to_owned(), group.to_owned()), queues))
+                })
+                .collect(),
+        };
+        self.store.save_meta(&snapshot)?;
+        self.saved_versions = versions;
+        Ok(())
     }
 
     /// Processes one request. Returns the response to send now, if any; a deferred

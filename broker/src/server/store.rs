@@ -190,6 +190,27 @@ pub trait ShardStore {
     fn persist(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// The broker metadata (topics, groups, offsets) as last saved; empty when none was.
+    fn load_meta(&self) -> MetaSnapshot {
+        MetaSnapshot::default()
+    }
+
+    /// Saves the broker metadata durably (atomic replacement of the previous snapshot).
+    fn save_meta(&mut self, _snapshot: &MetaSnapshot) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The shard's metadata as persisted: what must survive a restart besides messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetaSnapshot {
+    /// Topic configurations.
+    pub topics: Vec<ringmq_wire::body::topic::TopicConfig>,
+    /// Subscription group configurations.
+    pub groups: Vec<ringmq_wire::body::subscription::SubscriptionGroupConfig>,
+    /// Committed offsets: (topic, group) → queue id → offset.
+    pub offsets: std::collections::BTreeMap<(String, String), std::collections::BTreeMap<i32, i64>>,
 }
 
 /// A queue read (a pull as the store sees it).

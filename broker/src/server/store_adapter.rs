@@ -12,12 +12,17 @@
 
 use bytes::Bytes;
 
+use ringmq_wire::body::subscription::SubscriptionGroupConfig;
+use ringmq_wire::body::topic::{TopicConfig, TopicFilterType};
+
 use crate::server::store::{
-    Appended, Boundary, GetStatus, PutMessage, QueueRead, QueueReadResult, ShardStore, StoreError,
+    Appended, Boundary, GetStatus, MetaSnapshot, PutMessage, QueueRead, QueueReadResult,
+    ShardStore, StoreError,
 };
 use crate::store::io::{StoreFs, block_on};
 use crate::store::{
     self, AppendMessage, GetMessage, RecordData, Store, StoreConfig, StoreError as DiskError,
+    snapshot,
 };
 
 /// The real store of one shard behind the [`ShardStore`] interface.
@@ -265,6 +270,125 @@ impl<F: StoreFs> ShardStore for RealStore<F> {
     fn persist(&mut self) -> Result<(), StoreError> {
         block_on(self.store.persist_step()).map_err(convert)
     }
+
+    fn load_meta(&self) -> MetaSnapshot {
+        let meta = self.store.meta();
+        MetaSnapshot {
+            topics: meta.topics().topics.values().map(topic_from_disk).collect(),
+            groups: meta.groups().groups.values().map(group_from_disk).collect(),
+            offsets: meta.offsets().table.clone(),
+        }
+    }
+
+    fn save_meta(&mut self, snapshot: &MetaSnapshot) -> Result<(), StoreError> {
+        let now = store::now_ms();
+        let meta = self.store.meta_mut();
+        let stale_topics: Vec<String> = meta
+            .topics()
+            .topics
+            .keys()
+            .filter(|name| !snapshot.topics.iter().any(|t| &t.topic_name == *name))
+            .cloned()
+            .collect();
+        for name in stale_topics {
+            meta.remove_topic(&name, now);
+        }
+        for topic in &snapshot.topics {
+            let disk = topic_to_disk(topic);
+            if meta.topics().topics.get(&topic.topic_name) != Some(&disk) {
+                meta.put_topic(disk, now);
+            }
+        }
+        let stale_groups: Vec<String> = meta
+            .groups()
+            .groups
+            .keys()
+            .filter(|name| !snapshot.groups.iter().any(|g| &g.group_name == *name))
+            .cloned()
+            .collect();
+        for name in stale_groups {
+            meta.remove_group(&name);
+        }
+        for group in &snapshot.groups {
+            let disk = group_to_disk(group);
+            if meta.groups().groups.get(&group.group_name) != Some(&disk) {
+                meta.put_group(disk);
+            }
+        }
+        for ((topic, group), queues) in &snapshot.offsets {
+            for (queue_id, offset) in queues {
+                if meta.query_offset(topic, group, *queue_id) != Some(*offset) {
+                    meta.commit_offset(topic, group, *queue_id, *offset);
+                }
+            }
+        }
+        block_on(self.store.persist_meta()).map_err(convert)
+    }
+}
+
+fn topic_to_disk(topic: &TopicConfig) -> snapshot::TopicConfig {
+    snapshot::TopicConfig {
+        topic_name: topic.topic_name.clone(),
+        read_queue_nums: topic.read_queue_nums.max(0) as u32,
+        write_queue_nums: topic.write_queue_nums.max(0) as u32,
+        perm: topic.perm.max(0) as u32,
+        topic_filter_type: match topic.topic_filter_type {
+            TopicFilterType::SingleTag => 0,
+            TopicFilterType::MultiTag => 1,
+        },
+        topic_sys_flag: topic.topic_sys_flag.max(0) as u32,
+        order: topic.order,
+        attributes: topic
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+fn topic_from_disk(topic: &snapshot::TopicConfig) -> TopicConfig {
+    TopicConfig {
+        attributes: topic.attributes.iter().cloned().collect(),
+        order: topic.order,
+        perm: topic.perm as i32,
+        read_queue_nums: topic.read_queue_nums as i32,
+        topic_filter_type: if topic.topic_filter_type == 1 {
+            TopicFilterType::MultiTag
+        } else {
+            TopicFilterType::SingleTag
+        },
+        topic_name: topic.topic_name.clone(),
+        topic_sys_flag: topic.topic_sys_flag as i32,
+        write_queue_nums: topic.write_queue_nums as i32,
+    }
+}
+
+fn group_to_disk(group: &SubscriptionGroupConfig) -> snapshot::SubscriptionGroupConfig {
+    snapshot::SubscriptionGroupConfig {
+        group_name: group.group_name.clone(),
+        consume_enable: group.consume_enable,
+        consume_from_min_enable: group.consume_from_min_enable,
+        consume_broadcast_enable: group.consume_broadcast_enable,
+        retry_queue_nums: group.retry_queue_nums,
+        retry_max_times: group.retry_max_times,
+        broker_id: group.broker_id,
+        which_broker_when_consume_slowly: group.which_broker_when_consume_slowly,
+        notify_consumer_ids_changed_enable: group.notify_consumer_ids_changed_enable,
+    }
+}
+
+fn group_from_disk(group: &snapshot::SubscriptionGroupConfig) -> SubscriptionGroupConfig {
+    SubscriptionGroupConfig {
+        consume_enable: group.consume_enable,
+        consume_from_min_enable: group.consume_from_min_enable,
+        consume_broadcast_enable: group.consume_broadcast_enable,
+        retry_queue_nums: group.retry_queue_nums,
+        retry_max_times: group.retry_max_times,
+        broker_id: group.broker_id,
+        which_broker_when_consume_slowly: group.which_broker_when_consume_slowly,
+        notify_consumer_ids_changed_enable: group.notify_consumer_ids_changed_enable,
+        ..SubscriptionGroupConfig::new(group.group_name.clone())
+    }
 }
 
 #[cfg(test)]
@@ -334,6 +458,31 @@ mod tests {
         );
         assert!(state.store.is_hot("T", 0, 0));
         state.store.persist().expect("persist");
+    }
+
+    #[test]
+    fn topics_groups_and_offsets_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = 1_700_000_000_000;
+        {
+            let mut state = shard(dir.path(), store::FlushMode::Async);
+            state
+                .topics
+                .create_or_update(TopicConfig::new("Kept", 3), now)
+                .expect("topic");
+            let mut group = SubscriptionGroupConfig::new("G");
+            group.retry_max_times = 5;
+            state.groups.update(group, now).expect("group");
+            state.offsets.commit("G", "Kept", 2, 42);
+            state.persist_meta().expect("persist meta");
+            state.store.persist().expect("persist");
+            let ShardState { store, .. } = state;
+            store.close().expect("close");
+        }
+        let state = shard(dir.path(), store::FlushMode::Async);
+        assert_eq!(state.topics.get("Kept").map(|t| t.read_queue_nums), Some(3));
+        assert_eq!(state.groups.get("G").map(|g| g.retry_max_times), Some(5));
+        assert_eq!(state.offsets.query("G", "Kept", 2), Some(42));
     }
 
     #[test]
