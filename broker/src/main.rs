@@ -160,9 +160,11 @@ fn standalone(
             args.data.display()
         )
     })?;
-    let mut namesrv_config = NameServerConfig::default();
-    namesrv_config.listen = SocketAddr::from(([127, 0, 0, 1], args.namesrv_port));
-    namesrv_config.kv_config_path = args.data.join("namesrv").join("kvConfig.json");
+    let namesrv_config = NameServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], args.namesrv_port)),
+        kv_config_path: args.data.join("namesrv").join("kvConfig.json"),
+        ..NameServerConfig::default()
+    };
     let namesrv = NameServer::start_in_background(namesrv_config).map_err(|e| {
         anyhow::anyhow!(
             "cannot start the embedded NameServer on 127.0.0.1:{}: {e} (is another NameServer or \
