@@ -229,10 +229,8 @@ auto_create_topic = {auto}
         self.child = Some(child);
         let addr = self.shard_addr(self.options.shards - 1);
         wait_for("the broker's last shard to listen", START_TIMEOUT, || {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("ringmq-broker exited during startup: {status}");
-                }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("ringmq-broker exited during startup: {status}");
             }
             std::net::TcpStream::connect(&addr).ok()
         });
