@@ -57,7 +57,7 @@ pub use channel::{Receiver, SendError, Sender, TrySendError, channel};
 pub use error::RuntimeError;
 pub use executor::{JoinHandle, spawn_local, yield_now};
 pub use fs::File;
-pub use net::{TcpListener, TcpStream};
+pub use net::{LISTEN_BACKLOG, TcpListener, TcpStream};
 pub use pool::{BufPool, FixedBuf, POISON, PoolStats};
 pub use setup::RingFlavor;
 pub use shard::{
