@@ -180,3 +180,66 @@ async fn produce_consume_and_administer_against_the_real_broker() {
 
     namesrv.shutdown().await;
 }
+
+/// A second member joining a group makes the broker send `NOTIFY_CONSUMER_IDS_CHANGED`;
+/// both members rebalance on it (no 20 s wait) and split the queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_rebalance_when_the_broker_notifies_a_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let namesrv = NameServer::start(NameServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        kv_config_path: dir.path().join("kvConfig.json"),
+        ..NameServerConfig::default()
+    })
+    .await
+    .expect("NameServer");
+    let namesrv_addr = namesrv.local_addr().to_string();
+    let broker_addr = start_broker(namesrv_addr.clone());
+    let admin = Admin::new(instance(&namesrv_addr, "admin"));
+    admin
+        .create_topic(&broker_addr, &TopicConfig::new("SPLIT", 4))
+        .await
+        .expect("topic created");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admin.topic_route("SPLIT").await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "route never published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listener = MessageListener::concurrently(|_| async { ConsumeResult::Success });
+    let mut members = Vec::new();
+    for name in ["m1", "m2"] {
+        let mut consumer = PushConsumer::new(
+            instance(&namesrv_addr, name),
+            PushConsumerConfig::new("SPLIT-GROUP"),
+        )
+        .expect("consumer");
+        consumer.subscribe("SPLIT", "*").expect("subscribe");
+        consumer.start(listener.clone()).await.expect("started");
+        members.push(consumer);
+    }
+    let of_split = |c: &PushConsumer| -> BTreeSet<ringmq_client::MessageQueue> {
+        c.owned_queues()
+            .into_iter()
+            .filter(|q| q.topic == "SPLIT")
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (a, b) = (of_split(&members[0]), of_split(&members[1]));
+        if a.len() == 2 && b.len() == 2 && a.is_disjoint(&b) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no split after the notification: {a:?} / {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for member in &mut members {
+        member.shutdown().await;
+    }
+    namesrv.shutdown().await;
+}
