@@ -124,10 +124,13 @@ impl RemotingCommand {
     }
 
     /// A response to `request`: same opaque and header encoding, response flag set.
+    ///
+    /// Responses say `JAVA`, as a RocketMQ server's do: older Java clients' `LanguageCode`
+    /// has no `RUST`, and fastjson would read an unknown name as null.
     pub fn response_to(request: &RemotingCommand, code: ResponseCode) -> Self {
         RemotingCommand {
             code: code.as_i32(),
-            language: LanguageCode::Rust,
+            language: LanguageCode::Java,
             version: CURRENT_VERSION,
             opaque: request.opaque,
             flag: FLAG_RESPONSE,

@@ -23,6 +23,7 @@
 //!
 //! See `docs/storage.md` for the formats, the guarantees of each flush mode and recovery.
 
+pub mod ack;
 pub mod checkpoint;
 pub mod commit_log;
 pub mod config;
@@ -44,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use ringmq_wire::record::{self, RecordFields, property, sys_flag};
 
+pub use ack::PendingAcks;
 pub use config::{FlushMode, StoreConfig};
 pub use error::{StoreError, StoreResult};
 pub use read::{GetMessage, GetResult, GetStatus, ReadRecord, RecordData};
@@ -157,6 +159,8 @@ pub struct Store<F: StoreFs> {
     disk_full: bool,
     /// Whether the last open found the `abort` file (the previous run crashed).
     pub recovered_from_crash: bool,
+    /// Held for the store's lifetime: the directory's `lock` file.
+    _lock: Box<dyn std::any::Any>,
 }
 
 fn abort_path(root: &Path) -> PathBuf {
@@ -177,6 +181,10 @@ impl<F: StoreFs> Store<F> {
             fs.create_dir_all(&dir)
                 .map_err(|e| StoreError::io("create directory", &dir, e))?;
         }
+        let lock_path = config.root.join("lock");
+        let lock = fs
+            .lock_exclusive(&lock_path)
+            .map_err(|e| StoreError::io("lock", &lock_path, e))?;
         let abort = abort_path(&config.root);
         let crashed = fs.exists(&abort);
         let outcome = recovery::recover(&fs, &config, crashed).await?;
@@ -223,6 +231,7 @@ impl<F: StoreFs> Store<F> {
             last_store_timestamp: outcome.last_store_timestamp,
             disk_full: false,
             recovered_from_crash: crashed,
+            _lock: lock,
             config,
         })
     }

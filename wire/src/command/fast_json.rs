@@ -8,6 +8,8 @@
 //! numbers as strings, invalid UTF-8, trailing bytes — goes there. A differential property
 //! test holds the two paths to the same results.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 
 use super::{ExtFields, RemotingCommand, SerializeType};
@@ -32,15 +34,15 @@ pub(super) fn parse_header(input: &[u8]) -> Option<RemotingCommand> {
     parser.expect(b'{')?;
     if !parser.eat(b'}') {
         loop {
-            let key = parser.string()?;
+            let key = parser.string_cow()?;
             parser.expect(b':')?;
-            let bit = match key.as_str() {
+            let bit = match key.as_ref() {
                 "code" => {
                     command.code = parser.int()?;
                     1
                 }
                 "language" => {
-                    let name = parser.string()?;
+                    let name = parser.string_cow()?;
                     command.language = match name.parse::<u8>() {
                         Ok(n) => LanguageCode::from_u8_lenient(n),
                         Err(_) => LanguageCode::from_name(&name).unwrap_or(LanguageCode::Other),
@@ -96,7 +98,7 @@ struct Parser<'a> {
     at: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn skip_whitespace(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.input.get(self.at) {
             self.at += 1;
@@ -139,8 +141,13 @@ impl Parser<'_> {
         matches!(self.input.get(end), Some(b) if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-' | b'_'))
     }
 
-    /// A string literal, unescaped.
+    /// A string literal, unescaped, owned.
     fn string(&mut self) -> Option<String> {
+        self.string_cow().map(Cow::into_owned)
+    }
+
+    /// A string literal, unescaped; borrowed from the input when it has no escapes.
+    fn string_cow(&mut self) -> Option<Cow<'a, str>> {
         self.expect(b'"')?;
         let start = self.at;
         // Plain run: no escapes, no control characters; skip 8 clean bytes at a time.
@@ -155,16 +162,17 @@ impl Parser<'_> {
         while let Some(&byte) = self.input.get(self.at) {
             match byte {
                 b'"' => {
-                    let text = std::str::from_utf8(&self.input[start..self.at]).ok()?;
+                    let input: &'a [u8] = self.input;
+                    let text = std::str::from_utf8(&input[start..self.at]).ok()?;
                     self.at += 1;
-                    return Some(text.to_owned());
+                    return Some(Cow::Borrowed(text));
                 }
                 b'\\' => break,
                 0x00..=0x1f => return None,
                 _ => self.at += 1,
             }
         }
-        self.escaped_string(start)
+        self.escaped_string(start).map(Cow::Owned)
     }
 
     /// The rest of a string that contains escapes, from its first byte at `start`.
@@ -243,6 +251,10 @@ impl Parser<'_> {
         if self.eat(b'}') {
             return Some(());
         }
+        // Collected first, then built in one go: clients send the keys sorted, and a bulk
+        // build of sorted pairs is cheaper than inserting one by one. Duplicate keys keep
+        // their last value, as repeated inserts (the serde path) do.
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(16);
         loop {
             let key = self.string()?;
             self.expect(b':')?;
@@ -255,19 +267,25 @@ impl Parser<'_> {
             };
             // fastjson (and the serde path) drop null values.
             if let Some(value) = value {
-                out.insert(key, value);
+                pairs.push((key, value));
             }
             if self.eat(b',') {
                 continue;
             }
-            return self.expect(b'}');
+            self.expect(b'}')?;
+            if out.is_empty() {
+                *out = pairs.into_iter().collect();
+            } else {
+                out.extend(pairs);
+            }
+            return Some(());
         }
     }
 
     /// Skips the value of an unknown field, if it is a scalar.
     fn skip_scalar(&mut self) -> Option<()> {
         match self.peek()? {
-            b'"' => self.string().map(drop),
+            b'"' => self.string_cow().map(drop),
             b't' => self.eat_literal(b"true").then_some(()),
             b'f' => self.eat_literal(b"false").then_some(()),
             b'n' => self.eat_literal(b"null").then_some(()),
@@ -290,6 +308,9 @@ mod tests {
             br#" { "code" : 34 , "language" : "JAVA" , "remark" : null , "version" : -1 } "#,
             br#"{}"#,
         ];
+        let dup = parse_header(br#"{"extFields":{"b":"1","a":"x","b":"2","a":null}}"#).unwrap();
+        assert_eq!(dup.ext("b"), Some("2"));
+        assert_eq!(dup.ext("a"), Some("x"));
         for header in headers {
             let fast = parse_header(header).expect("fast path");
             assert_eq!(Ok(fast), decode_json_header_serde(header));
