@@ -32,6 +32,8 @@ enum Command {
     },
     /// Start a broker with an embedded NameServer, data under ./data (not available yet).
     Standalone,
+    /// Admin commands named like RocketMQ's mqadmin (`admin` alone lists them).
+    Admin(ringmq_broker::admin::AdminArgs),
     /// Inspect a shard's data directory offline (the broker must not be running on it).
     Store {
         #[command(subcommand)]
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Start { .. } => "start",
         Command::Standalone => "standalone",
         Command::Store { command } => return store_command(command),
+        Command::Admin(args) => return ringmq_broker::admin::run(args),
     };
     eprintln!(
         "ringmq-broker {}: `{what}` is not available yet: the broker server is still being built \
