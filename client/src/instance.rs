@@ -20,6 +20,7 @@ use tracing::debug;
 use crate::error::Result;
 use crate::limits::{API_TIMEOUT, ROUTE_REFRESH_INTERVAL};
 use crate::namesrv::{NameServerClient, parse_addrs};
+use crate::producer::transaction::{Checkers, register_check_handler};
 use crate::remoting::{RemotingClient, RemotingConfig};
 use crate::route::RouteCache;
 
@@ -63,6 +64,7 @@ type Notifiers = Arc<Mutex<HashMap<String, Arc<Notify>>>>;
 struct Inner {
     config: ClientConfig,
     consumers: Notifiers,
+    checkers: Checkers,
     remoting: RemotingClient,
     routes: RouteCache,
     client_id: String,
@@ -159,10 +161,13 @@ impl ClientInstance {
         let refresher = routes.spawn_refresher();
         let consumers = Notifiers::default();
         register_notify_handler(&remoting, consumers.clone());
+        let checkers = Checkers::default();
+        register_check_handler(&remoting, checkers.clone());
         Ok(ClientInstance {
             inner: Arc::new(Inner {
                 config,
                 consumers,
+                checkers,
                 remoting,
                 routes,
                 client_id,
@@ -223,6 +228,11 @@ impl ClientInstance {
         let notify = Arc::new(Notify::new());
         consumers.insert(group.to_owned(), notify.clone());
         Ok(notify)
+    }
+
+    /// Transaction checkers by producer group.
+    pub(crate) fn transaction_checkers(&self) -> &Checkers {
+        &self.inner.checkers
     }
 
     /// Unregisters a consumer group.

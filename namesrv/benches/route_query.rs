@@ -60,13 +60,31 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(run(addr, connections, Duration::from_secs(seconds)));
+    let pid = child.id();
+    let result = runtime.block_on(run(addr, pid, connections, Duration::from_secs(seconds)));
     let _ = child.kill();
     let _ = child.wait();
     result
 }
 
-async fn run(addr: SocketAddr, connections: usize, duration: Duration) -> anyhow::Result<()> {
+/// CPU time (user + system) the process has used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').context("stat format")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11).context("utime")?.parse::<u64>()?
+        + fields.get(12).context("stime")?.parse::<u64>()?;
+    // USER_HZ is 100 on Linux.
+    Ok(Duration::from_millis(ticks * 10))
+}
+
+async fn run(
+    addr: SocketAddr,
+    pid: u32,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<()> {
     // Brokers stay connected for the whole run: a closed connection unregisters its broker.
     let mut broker_connections = Vec::new();
     for broker in 0..BROKERS {
@@ -113,9 +131,11 @@ async fn run(addr: SocketAddr, connections: usize, duration: Duration) -> anyhow
     tokio::time::sleep(WARMUP).await;
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
+    let cpu_start = cpu_time(pid)?;
     tokio::time::sleep(duration).await;
     measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed();
+    let server_cpu = cpu_time(pid)?.saturating_sub(cpu_start);
     stop.store(true, Ordering::Relaxed);
 
     let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
@@ -134,6 +154,12 @@ async fn run(addr: SocketAddr, connections: usize, duration: Duration) -> anyhow
         "  {:.0} requests/s, route body {} B avg",
         requests as f64 / elapsed.as_secs_f64(),
         body_bytes / requests.max(1)
+    );
+    println!(
+        "  server CPU {:.2} s = {:.0}% of one core, {:.1} us CPU per request",
+        server_cpu.as_secs_f64(),
+        100.0 * server_cpu.as_secs_f64() / elapsed.as_secs_f64(),
+        server_cpu.as_secs_f64() * 1e6 / requests.max(1) as f64
     );
     println!(
         "  latency us: p50 {} p90 {} p99 {} p99.9 {} max {}",

@@ -36,6 +36,9 @@ pub struct NameServerConfig {
     pub max_in_flight_per_connection: usize,
     /// Largest frame accepted; a larger length prefix closes the connection.
     pub max_frame_bytes: usize,
+    /// A connection that sends nothing for this long is closed (RocketMQ's
+    /// `serverChannelMaxIdleTimeSeconds`, 120 s); 0 keeps idle connections forever.
+    pub connection_idle_ms: u64,
     /// Add `orderTopicConf` from the KV namespace `ORDER_TOPIC_CONFIG` to routes.
     pub order_message_enable: bool,
     /// When a master registers, drop its queues of topics it no longer reports.
@@ -61,6 +64,7 @@ impl Default for NameServerConfig {
             max_connections: limits::DEFAULT_CONNECTIONS_MAX,
             max_in_flight_per_connection: limits::DEFAULT_IN_FLIGHT_PER_CONNECTION_MAX,
             max_frame_bytes: ringmq_wire::limits::FRAME_BYTES_MAX,
+            connection_idle_ms: limits::DEFAULT_CONNECTION_IDLE.as_millis() as u64,
             order_message_enable: false,
             delete_topic_with_broker_registration: false,
             enable_all_topic_list: true,
@@ -78,6 +82,7 @@ const KEYS: &[&str] = &[
     "maxConnections",
     "maxInFlightPerConnection",
     "maxFrameBytes",
+    "connectionIdleMs",
     "orderMessageEnable",
     "deleteTopicWithBrokerRegistration",
     "enableAllTopicList",
@@ -92,6 +97,7 @@ const STARTUP_ONLY_KEYS: &[&str] = &[
     "maxConnections",
     "maxInFlightPerConnection",
     "maxFrameBytes",
+    "connectionIdleMs",
 ];
 
 /// Why an `UPDATE_NAMESRV_CONFIG` was refused.
@@ -185,6 +191,7 @@ impl NameServerConfig {
             "maxConnections" => self.max_connections.to_string(),
             "maxInFlightPerConnection" => self.max_in_flight_per_connection.to_string(),
             "maxFrameBytes" => self.max_frame_bytes.to_string(),
+            "connectionIdleMs" => self.connection_idle_ms.to_string(),
             "orderMessageEnable" => self.order_message_enable.to_string(),
             "deleteTopicWithBrokerRegistration" => {
                 self.delete_topic_with_broker_registration.to_string()

@@ -29,6 +29,7 @@ pub mod error;
 mod handler;
 pub mod kv;
 pub mod limits;
+pub mod metrics;
 pub mod route;
 mod server;
 
@@ -74,6 +75,7 @@ impl NameServer {
             kv,
             config: RwLock::new(config),
             route_cache: handler::RouteCache::default(),
+            counters: metrics::Counters::default(),
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(server::run(listener, shared.clone(), shutdown_rx));
@@ -144,6 +146,20 @@ pub struct NameServerStats {
     pub live_brokers: usize,
     /// Topics with at least one broker's queues.
     pub topics: usize,
+    /// Requests received.
+    pub requests: u64,
+    /// Error responses sent.
+    pub error_responses: u64,
+    /// Route queries, and how many the cache answered.
+    pub route_queries: u64,
+    /// Route queries answered from the cache.
+    pub route_cache_hits: u64,
+    /// Connections open now.
+    pub connections_open: u64,
+    /// Connections refused at the limit.
+    pub connections_refused: u64,
+    /// Connections closed because of a framing or header error.
+    pub connections_closed_on_error: u64,
 }
 
 impl NameServerHandle {
@@ -154,11 +170,7 @@ impl NameServerHandle {
 
     /// Current table sizes.
     pub fn stats(&self) -> NameServerStats {
-        let routes = self.shared.routes();
-        NameServerStats {
-            live_brokers: routes.live_broker_count(),
-            topics: routes.topic_count(),
-        }
+        self.shared.stats()
     }
 
     /// Stops accepting, closes connections (waiting up to 5 s for them) and returns.

@@ -14,6 +14,11 @@ pub const DEFAULT_SCAN_INTERVAL: Duration = Duration::from_secs(5);
 /// Shortest scan interval accepted: a misconfigured 0 must not spin a core.
 pub const SCAN_INTERVAL_MIN: Duration = Duration::from_millis(10);
 
+/// A silent connection is closed after this long (RocketMQ's `serverChannelMaxIdleTimeSeconds`):
+/// half-open connections of vanished peers must not hold connection slots forever. Brokers
+/// (every 30 s) and clients (route polls every 30 s) talk far more often.
+pub const DEFAULT_CONNECTION_IDLE: Duration = Duration::from_secs(120);
+
 /// Concurrent client connections. Each costs two tasks and up to one frame of buffer; the
 /// cap keeps a connection flood from exhausting memory or file descriptors.
 pub const DEFAULT_CONNECTIONS_MAX: usize = 4096;

@@ -44,6 +44,10 @@ struct Cli {
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
 
+    /// Close a connection that sends nothing for this long, in ms; 0 = never [default: 120000].
+    #[arg(long, value_name = "MS")]
+    connection_idle_ms: Option<u64>,
+
     /// Add `orderTopicConf` (from the KV namespace ORDER_TOPIC_CONFIG) to topic routes
     /// [default: false].
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
@@ -75,6 +79,9 @@ impl Cli {
         }
         if let Some(max) = self.max_connections {
             config.max_connections = max;
+        }
+        if let Some(ms) = self.connection_idle_ms {
+            config.connection_idle_ms = ms;
         }
         if let Some(flag) = self.order_message_enable {
             config.order_message_enable = flag;

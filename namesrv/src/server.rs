@@ -24,6 +24,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::handler::{self, Handled, Shared};
 use crate::limits::WRITE_BATCH_MAX;
+use crate::metrics::Counters;
 use crate::route::ConnectionId;
 
 /// How long shutdown waits for connections to finish before aborting them.
@@ -52,11 +53,13 @@ pub(crate) async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = connections.clone().try_acquire_owned() else {
+                        Counters::bump(&shared.counters.connections_refused);
                         warn!(%peer, max = config.max_connections, "connection limit reached; closing new connection");
                         drop(stream);
                         continue;
                     };
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    Counters::bump(&shared.counters.connections_accepted);
                     tasks.spawn(serve_connection(
                         stream,
                         peer,
@@ -88,7 +91,12 @@ pub(crate) async fn run(
     }
 }
 
+/// How often the activity summary is logged.
+const ACTIVITY_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
 async fn scan_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut last_log = Instant::now();
+    let mut last_requests = 0;
     loop {
         let interval = shared.config().scan_interval();
         tokio::select! {
@@ -98,6 +106,23 @@ async fn scan_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         let expired = shared.routes_mut().expire_brokers(Instant::now());
         if expired > 0 {
             info!(expired, "silent brokers dropped");
+        }
+        if last_log.elapsed() >= ACTIVITY_LOG_INTERVAL {
+            let stats = shared.stats();
+            if stats.requests != last_requests {
+                info!(
+                    requests = stats.requests,
+                    errors = stats.error_responses,
+                    route_queries = stats.route_queries,
+                    route_cache_hits = stats.route_cache_hits,
+                    connections = stats.connections_open,
+                    brokers = stats.live_brokers,
+                    topics = stats.topics,
+                    "NameServer activity"
+                );
+                last_requests = stats.requests;
+            }
+            last_log = Instant::now();
         }
     }
 }
@@ -114,18 +139,23 @@ async fn serve_connection(
         debug!(%peer, error = %e, "set_nodelay failed");
     }
     debug!(%peer, id, "connection opened");
+    let counters = &shared.counters;
+    counters.connections_open.fetch_add(1, Ordering::Relaxed);
     let config = shared.config();
     let (mut reader, writer) = stream.into_split();
     let (responses, queued) = mpsc::channel(config.max_in_flight_per_connection);
     let writer_task = tokio::spawn(write_loop(writer, queued, peer));
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight_per_connection));
     let mut decoder = FrameDecoder::new(config.max_frame_bytes);
+    let idle_limit =
+        (config.connection_idle_ms > 0).then(|| Duration::from_millis(config.connection_idle_ms));
     'connection: loop {
         loop {
             let content = match decoder.next_frame() {
                 Ok(Some(content)) => content,
                 Ok(None) => break,
                 Err(error) => {
+                    Counters::bump(&counters.connections_closed_on_error);
                     warn!(%peer, %error, "framing error; closing the connection");
                     break 'connection;
                 }
@@ -133,6 +163,7 @@ async fn serve_connection(
             let request = match RemotingCommand::decode(content) {
                 Ok(request) => request,
                 Err(error) => {
+                    Counters::bump(&counters.connections_closed_on_error);
                     warn!(%peer, %error, "undecodable request header; closing the connection");
                     break 'connection;
                 }
@@ -141,11 +172,12 @@ async fn serve_connection(
                 debug!(%peer, opaque = request.opaque, "ignoring a response frame; the NameServer sends no requests");
                 continue;
             }
+            Counters::bump(&counters.requests);
             let oneway = request.is_oneway();
             let code = request.code;
             match handler::handle(&shared, id, request) {
                 Handled::Now(response) => {
-                    trace_response(peer, code, &response);
+                    trace_response(&shared, peer, code, &response);
                     if !oneway && responses.send(response).await.is_err() {
                         break 'connection;
                     }
@@ -155,9 +187,10 @@ async fn serve_connection(
                         break 'connection;
                     };
                     let responses = responses.clone();
+                    let shared = shared.clone();
                     tokio::spawn(async move {
                         let response = pending.await;
-                        trace_response(peer, code, &response);
+                        trace_response(&shared, peer, code, &response);
                         if !oneway {
                             // The connection may be gone; nothing to answer then.
                             let _ = responses.send(response).await;
@@ -171,7 +204,17 @@ async fn serve_connection(
         if buffer.capacity() - buffer.len() < READ_CHUNK_BYTES / 4 {
             buffer.reserve(READ_CHUNK_BYTES);
         }
+        let idle = async {
+            match idle_limit {
+                Some(limit) => tokio::time::sleep(limit).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            () = idle => {
+                info!(%peer, idle_ms = config.connection_idle_ms, "closing an idle connection");
+                break;
+            }
             read = reader.read_buf(buffer) => match read {
                 Ok(0) => {
                     if decoder.buffered() > 0 {
@@ -196,11 +239,16 @@ async fn serve_connection(
     if let Err(e) = writer_task.await {
         error!(%peer, error = %e, "connection writer task failed");
     }
+    shared
+        .counters
+        .connections_open
+        .fetch_sub(1, Ordering::Relaxed);
     debug!(%peer, id, "connection closed");
 }
 
-fn trace_response(peer: SocketAddr, code: i32, response: &RemotingCommand) {
+fn trace_response(shared: &Shared, peer: SocketAddr, code: i32, response: &RemotingCommand) {
     if response.code != ResponseCode::Success.as_i32() {
+        Counters::bump(&shared.counters.error_responses);
         debug!(%peer, request = %RequestCode::describe(code), response_code = response.code, remark = response.remark.as_deref().unwrap_or(""), "request answered with an error");
     }
 }

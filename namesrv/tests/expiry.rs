@@ -45,7 +45,7 @@ fn heartbeats_keep_a_broker_registered() {
     let (_dir, kv) = kv_path();
     let server = Server::start(
         &kv,
-        &["--scan-interval-ms", "50", "--broker-expiry-ms", "3000"],
+        &["--scan-interval-ms", "50", "--broker-expiry-ms", "4000"],
     );
     let mut client = server.connect();
     let mut broker = server.connect();
@@ -66,10 +66,10 @@ fn heartbeats_keep_a_broker_registered() {
     };
     // Oneway heartbeats for well past the expiry; the route stays.
     let start = std::time::Instant::now();
-    while start.elapsed() < std::time::Duration::from_millis(3500) {
+    while start.elapsed() < std::time::Duration::from_millis(4500) {
         broker.send(&heartbeat());
         assert!(route(&mut client, "Kept", SerializeType::Json).is_ok());
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     // Then silence: it expires.
     eventually("broker expires once heartbeats stop", || {

@@ -199,3 +199,68 @@ fn namesrv_config_get_and_update() {
     assert_eq!(response.code, ResponseCode::NoPermission.as_i32());
     assert!(response.remark.unwrap().contains("kvConfigPath"));
 }
+
+#[test]
+fn connections_beyond_the_limit_are_closed() {
+    let (_dir, kv) = kv_path();
+    let server = Server::start(&kv, &["--max-connections", "2"]);
+    let mut first = server.connect();
+    let mut second = server.connect();
+    assert!(route(&mut first, "none", SerializeType::Json).is_err());
+    assert!(route(&mut second, "none", SerializeType::Json).is_err());
+    let mut third = server.connect();
+    assert!(third.is_closed_by_server(), "a third connection is refused");
+    // Once one closes, a new connection is served again.
+    drop(first);
+    common::eventually("a freed slot is reusable", || {
+        let mut again = server.connect();
+        again.send(&request(
+            RequestCode::GetRouteinfoByTopic,
+            SerializeType::Json,
+            &[("topic", "none")],
+        ));
+        !again.is_closed_by_server_quick()
+    });
+}
+
+/// Regression guard for the decoder path: well-framed frames with random header words and
+/// bytes (both serialize types, random lengths) never take the server down.
+#[test]
+fn random_frames_never_kill_the_server() {
+    let (_dir, kv) = kv_path();
+    let mut server = Server::start(&kv, &[]);
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for _ in 0..64 {
+        let mut conn = server.connect();
+        let content_len = (next() % 200) as usize + 4;
+        let mut frame = Vec::with_capacity(4 + content_len);
+        frame.extend_from_slice(&(content_len as u32).to_be_bytes());
+        let kind = (next() % 2) as u32;
+        let header_len = (next() % content_len as u64) as u32;
+        frame.extend_from_slice(&((kind << 24) | header_len).to_be_bytes());
+        frame.extend((4..content_len).map(|_| next() as u8));
+        conn.stream.write_all(&frame).unwrap();
+        // Each frame is answered (possibly with an error) or closes the connection; either
+        // way the process lives on. Close our side without waiting.
+    }
+    assert!(server.is_running());
+    let mut client = server.connect();
+    master("broker-a", "127.0.0.1:10911", &[("T", 4)]).register(&mut client);
+    assert!(route(&mut client, "T", SerializeType::Json).is_ok());
+}
+
+#[test]
+fn idle_connections_are_closed() {
+    let (_dir, kv) = kv_path();
+    let server = Server::start(&kv, &["--connection-idle-ms", "300"]);
+    let mut idle = server.connect();
+    assert!(route(&mut idle, "none", SerializeType::Json).is_err());
+    // Say nothing more: the server closes the connection after the idle limit.
+    assert!(idle.is_closed_by_server());
+}

@@ -6,12 +6,18 @@
 //!   (`SendMessageResponseHeader`) encoded as a frame: what a broker does per send, minus the
 //!   store.
 //!
+//! Each case is measured twice: `wall/…` in wall-clock time (criterion's default) and
+//! `cpu/…` in the benchmark thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), which leaves out
+//! the time the thread spent preempted: on a shared, oversubscribed machine the wall-clock
+//! figures mostly measure the neighbours.
+//!
 //! Run: `cargo bench -p ringmq-wire --bench codec -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
 
 use bytes::{Bytes, BytesMut};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Criterion, Throughput, criterion_group};
 use ringmq_wire::code::ResponseCode;
 use ringmq_wire::header::CommandHeader;
 use ringmq_wire::header::send::{SendMessageRequestHeaderV2, SendMessageResponseHeader};
@@ -65,8 +71,49 @@ fn send_path(decoder: &mut FrameDecoder, bytes: &[u8], out: &mut BytesMut) {
     black_box(&header);
 }
 
-fn bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group("send_v2_1k");
+/// CPU time of the calling thread, in nanoseconds.
+struct ThreadCpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec; the clock id is a constant the kernel
+    // supports on every Linux this runs on.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+static WALL: WallTime = WallTime;
+
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Values are nanoseconds, like wall time's: reuse its formatting.
+        WALL.formatter()
+    }
+}
+
+fn bench<M: Measurement>(c: &mut Criterion<M>, prefix: &str) {
+    let mut group = c.benchmark_group(format!("{prefix}/send_v2_1k"));
     group.throughput(Throughput::Elements(1));
     for (name, bytes) in requests() {
         let content = bytes.slice(4..);
@@ -88,5 +135,62 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn wall(c: &mut Criterion) {
+    bench(c, "wall");
+}
+
+fn cpu(c: &mut Criterion<ThreadCpuTime>) {
+    bench(c, "cpu");
+}
+
+criterion_group!(wall_benches, wall);
+criterion_group! {
+    name = cpu_benches;
+    config = Criterion::default().with_measurement(ThreadCpuTime);
+    targets = cpu
+}
+
+/// `WIRE_BENCH_ITERS=n [WIRE_BENCH_CASE=json/send_path]`: run each case (or one) exactly `n`
+/// times and print thread-CPU ns per iteration, for `perf stat` (instructions and cycles per
+/// iteration do not depend on what the neighbours do).
+fn fixed_iterations(iterations: u64, only: Option<&str>) {
+    for (name, bytes) in requests() {
+        let content = bytes.slice(4..);
+        let mut out = BytesMut::with_capacity(4096);
+        let mut decoder = FrameDecoder::default();
+        for case in ["decode_reencode", "send_path"] {
+            let label = format!("{name}/{case}");
+            if only.is_some_and(|only| only != label) {
+                continue;
+            }
+            let start = thread_cpu_ns();
+            for _ in 0..iterations {
+                if case == "send_path" {
+                    send_path(&mut decoder, black_box(&bytes), &mut out);
+                } else {
+                    let command =
+                        RemotingCommand::decode(black_box(content.clone())).expect("decodes");
+                    out.clear();
+                    command.encode_into(&mut out).expect("encodes");
+                    black_box(&out);
+                }
+            }
+            let per_iteration = (thread_cpu_ns() - start) as f64 / iterations as f64;
+            println!("{label}: {per_iteration:.0} ns CPU per iteration ({iterations} iterations)");
+        }
+    }
+}
+
+fn main() {
+    if let Some(iterations) = std::env::var("WIRE_BENCH_ITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        let only = std::env::var("WIRE_BENCH_CASE").ok();
+        fixed_iterations(iterations, only.as_deref());
+        return;
+    }
+    wall_benches();
+    cpu_benches();
+    Criterion::default().configure_from_args().final_summary();
+}

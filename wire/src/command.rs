@@ -27,6 +27,8 @@ use crate::error::WireError;
 use crate::frame::Frame;
 use crate::limits::{FRAME_BYTES_MAX, HEADER_BYTES_MAX, HEADER_WORD_BYTES, LENGTH_PREFIX_BYTES};
 
+mod fast_json;
+
 /// `flag` bit 0: the command is a response.
 pub const FLAG_RESPONSE: i32 = 1;
 /// `flag` bit 1: the request expects no response.
@@ -122,10 +124,13 @@ impl RemotingCommand {
     }
 
     /// A response to `request`: same opaque and header encoding, response flag set.
+    ///
+    /// Responses say `JAVA`, as a RocketMQ server's do: older Java clients' `LanguageCode`
+    /// has no `RUST`, and fastjson would read an unknown name as null.
     pub fn response_to(request: &RemotingCommand, code: ResponseCode) -> Self {
         RemotingCommand {
             code: code.as_i32(),
-            language: LanguageCode::Rust,
+            language: LanguageCode::Java,
             version: CURRENT_VERSION,
             opaque: request.opaque,
             flag: FLAG_RESPONSE,
@@ -419,25 +424,50 @@ pub fn write_json_str(out: &mut String, value: &str) {
     write_json_str_to(out, value);
 }
 
+/// Whether any of the 8 bytes of `word` needs escaping in a JSON string: a control
+/// character (< 0x20), `"` or `\\`. Bit tricks from "Bit Twiddling Hacks" (haszero/hasless).
+#[inline]
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let quote = has_zero(word ^ (ONES * u64::from(b'"')));
+    let backslash = has_zero(word ^ (ONES * u64::from(b'\\')));
+    control | quote | backslash != 0
+}
+
 /// [`write_json_str`] into any [`JsonSink`].
 pub fn write_json_str_to<S: JsonSink>(out: &mut S, value: &str) {
     out.push_ascii(b'"');
+    let bytes = value.as_bytes();
     let mut start = 0;
-    for (i, &byte) in value.as_bytes().iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Skip 8 clean bytes at a time (header values are mostly plain ASCII).
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !needs_escape(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let byte = bytes[i];
         let escape = JSON_ESCAPES[usize::from(byte)];
-        if escape == 0 {
-            continue;
+        if escape != 0 {
+            // Escaped bytes are ASCII, so `start` and `i` are character boundaries.
+            out.push_text(&value[start..i]);
+            out.push_ascii(b'\\');
+            out.push_ascii(escape);
+            if escape == b'u' {
+                out.push_text("00");
+                out.push_ascii(HEX_DIGITS[usize::from(byte >> 4)]);
+                out.push_ascii(HEX_DIGITS[usize::from(byte & 0xf)]);
+            }
+            start = i + 1;
         }
-        // Escaped bytes are ASCII, so `start` and `i` are character boundaries.
-        out.push_text(&value[start..i]);
-        out.push_ascii(b'\\');
-        out.push_ascii(escape);
-        if escape == b'u' {
-            out.push_text("00");
-            out.push_ascii(HEX_DIGITS[usize::from(byte >> 4)]);
-            out.push_ascii(HEX_DIGITS[usize::from(byte & 0xf)]);
-        }
-        start = i + 1;
+        i += 1;
     }
     out.push_text(&value[start..]);
     out.push_ascii(b'"');
@@ -466,6 +496,14 @@ struct JsonHeader {
 }
 
 fn decode_json_header(header: &[u8]) -> Result<RemotingCommand, WireError> {
+    if let Some(command) = fast_json::parse_header(header) {
+        return Ok(command);
+    }
+    decode_json_header_serde(header)
+}
+
+/// The general JSON header decoder (serde), for everything the fast path gives up on.
+fn decode_json_header_serde(header: &[u8]) -> Result<RemotingCommand, WireError> {
     let parsed: JsonHeader =
         serde_json::from_slice(header).map_err(|e| WireError::InvalidJson {
             what: "header",
@@ -758,5 +796,41 @@ mod tests {
             command.encode_prefix(FRAME_BYTES_MAX),
             Err(WireError::TooLong { what: "frame", .. })
         ));
+    }
+
+    #[test]
+    fn escaping_matches_a_byte_by_byte_reference() {
+        fn reference(value: &str) -> String {
+            let mut out = String::from("\"");
+            for c in value.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        let alphabet = [
+            'a', '"', '\\', '\u{1}', '\u{1f}', ' ', '\u{7f}', 'é', '\n', '\u{80}', '~',
+        ];
+        // Every string of up to 3 symbols at every offset within a 17-byte frame of filler.
+        for a in alphabet {
+            for b in alphabet {
+                for c in alphabet {
+                    for pad in 0..10 {
+                        let value = format!("{}{a}{b}{c}{}", "x".repeat(pad), "y".repeat(9 - pad));
+                        let mut out = String::new();
+                        write_json_str(&mut out, &value);
+                        assert_eq!(out, reference(&value), "{value:?}");
+                    }
+                }
+            }
+        }
     }
 }

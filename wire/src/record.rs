@@ -1193,6 +1193,41 @@ mod tests {
 
     proptest! {
         #[test]
+        fn batch_round_trip(
+            msgs in proptest::collection::vec(
+                (any::<i32>(), proptest::collection::vec(any::<u8>(), 0..200), "[a-z]{0,8}"),
+                0..20,
+            )
+        ) {
+            let batch: Vec<BatchMessage> = msgs
+                .into_iter()
+                .map(|(flag, body, tag)| {
+                    let mut p = Properties::new();
+                    if !tag.is_empty() { p.insert(property::TAGS, tag); }
+                    BatchMessage {
+                        flag,
+                        body: Bytes::from(body),
+                        properties: Bytes::from(p.encode().unwrap()),
+                    }
+                })
+                .collect();
+            let mut out = BytesMut::new();
+            encode_batch(&batch, &mut out).unwrap();
+            prop_assert_eq!(decode_batch(&out.freeze(), 64).unwrap(), batch);
+        }
+
+        #[test]
+        fn properties_round_trip(pairs in proptest::collection::vec(("[A-Za-z_]{1,12}", "[ -~]{0,20}"), 0..10)) {
+            let mut p = Properties::new();
+            for (k, v) in &pairs { p.insert(k.clone(), v.clone()); }
+            let enc = p.encode().unwrap();
+            prop_assert_eq!(Properties::parse(enc.as_bytes()).unwrap(), p.clone());
+            for (k, _) in &pairs {
+                prop_assert_eq!(property_value(enc.as_bytes(), k), p.get(k));
+            }
+        }
+
+        #[test]
         fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
             let b = Bytes::from(data);
             let _ = decode_records(&b, true, 64);

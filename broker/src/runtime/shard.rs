@@ -179,6 +179,11 @@ impl Shard {
         self.core.block_on(future)
     }
 
+    /// Which setup flags the ring got.
+    pub fn ring_flavor(&self) -> super::RingFlavor {
+        self.core.driver.borrow().flavor()
+    }
+
     /// This shard's counters.
     pub fn stats(&self) -> ShardStats {
         snapshot(&self.core.shared, self.registered)

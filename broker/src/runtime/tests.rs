@@ -464,3 +464,19 @@ fn dropped_accept_does_not_leak_the_accepted_fd() {
         drop(clients);
     });
 }
+
+#[test]
+fn ring_flavor_is_reported_and_oversized_rings_are_refused() {
+    let shard = shard();
+    // 6.1+ kernels accept SINGLE_ISSUER | DEFER_TASKRUN; older ones fall back.
+    let flavor = shard.ring_flavor();
+    assert!(!flavor.name().is_empty());
+    drop(shard);
+    // Every flavor fails with EINVAL for an impossible size: the fallback chain ends in a
+    // typed error, not a panic.
+    let mut cfg = RuntimeConfig::for_tests();
+    cfg.ring_entries = 1 << 30;
+    let err = Shard::new(&cfg).expect_err("no kernel takes 2^30 entries");
+    assert!(matches!(err, RuntimeError::Io { .. }), "{err}");
+    assert!(!err.io_uring_unavailable());
+}

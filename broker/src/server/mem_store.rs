@@ -12,7 +12,14 @@ use std::net::SocketAddr;
 use bytes::{Bytes, BytesMut};
 use ringmq_wire::record::{RecordFields, StoredMessage};
 
-use crate::server::store::{Appended, Boundary, PutMessage, QueueEntry, ShardStore, StoreError};
+use crate::server::store::{
+    Appended, Boundary, GetStatus, MetaSnapshot, PutMessage, QueueEntry, QueueRead,
+    QueueReadResult, ShardStore, StoreError,
+};
+
+/// ConsumeQueue entries one read may scan while filtering (RocketMQ's
+/// `maxFilterMessageCount` floor).
+pub const FILTER_SCAN_ENTRIES_MAX: usize = 16_000;
 
 /// Largest CommitLog the in-memory store holds: it is for tests and trials.
 pub const MEM_STORE_BYTES_MAX: usize = 1 << 30;
@@ -27,6 +34,7 @@ pub struct MemStore {
     manual_durability: bool,
     now_ms: Option<i64>,
     hot: bool,
+    meta: MetaSnapshot,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +100,111 @@ impl MemStore {
 
     fn queue(&self, topic: &str, queue_id: i32) -> Option<&Queue> {
         self.queues.get(&(topic.to_owned(), queue_id))
+    }
+
+    /// Up to `max` ConsumeQueue entries from logical offset `from`.
+    pub fn entries(&self, topic: &str, queue_id: i32, from: i64, max: usize) -> Vec<QueueEntry> {
+        let Some(queue) = self.queue(topic, queue_id) else {
+            return Vec::new();
+        };
+        if from < queue.min {
+            return Vec::new();
+        }
+        let start = (from - queue.min) as usize;
+        queue
+            .entries
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|(e, _)| *e)
+            .collect()
+    }
+
+    /// The record bytes at `physical_offset` of `size` bytes.
+    pub fn read(&self, physical_offset: i64, size: u32) -> Result<Bytes, StoreError> {
+        let start = usize::try_from(physical_offset).map_err(|_| StoreError::NotFound {
+            offset: physical_offset,
+        })?;
+        let end = start + size as usize;
+        if end > self.log.len() {
+            return Err(StoreError::NotFound {
+                offset: physical_offset,
+            });
+        }
+        Ok(Bytes::copy_from_slice(&self.log[start..end]))
+    }
+
+    /// RocketMQ's `getMessage` over the in-memory queues.
+    fn get_messages(&self, read: &QueueRead<'_>) -> QueueReadResult {
+        let min_offset = self.min_offset(read.topic, read.queue_id);
+        let max_offset = self.max_offset(read.topic, read.queue_id);
+        let offset = read.offset;
+        let mut result = QueueReadResult {
+            status: GetStatus::NoMessageInQueue,
+            next_begin_offset: offset,
+            min_offset,
+            max_offset,
+            records: Vec::new(),
+        };
+        if self.queue(read.topic, read.queue_id).is_none() {
+            result.status = GetStatus::NoMatchedLogicQueue;
+            result.next_begin_offset = 0;
+        } else if max_offset == 0 {
+            result.next_begin_offset = 0;
+        } else if offset < min_offset {
+            result.status = GetStatus::OffsetTooSmall;
+            result.next_begin_offset = min_offset;
+        } else if offset == max_offset {
+            result.status = GetStatus::OffsetOverflowOne;
+        } else if offset > max_offset {
+            result.status = GetStatus::OffsetOverflowBadly;
+            result.next_begin_offset = if min_offset == 0 {
+                min_offset
+            } else {
+                max_offset
+            };
+        } else {
+            self.read_range(read, &mut result);
+        }
+        result
+    }
+
+    fn read_range(&self, read: &QueueRead<'_>, result: &mut QueueReadResult) {
+        let max_count = read.max_count.max(1);
+        let scan_max = FILTER_SCAN_ENTRIES_MAX.max(max_count * 20);
+        let entries = self.entries(read.topic, read.queue_id, read.offset, scan_max);
+        if entries.is_empty() {
+            result.status = GetStatus::OffsetFoundNull;
+            return;
+        }
+        result.status = GetStatus::NoMatchedMessage;
+        let mut bytes = 0usize;
+        let mut scanned = 0i64;
+        for entry in &entries {
+            if !result.records.is_empty()
+                && (result.records.len() >= max_count
+                    || bytes + entry.size as usize > read.max_bytes)
+            {
+                break;
+            }
+            scanned += 1;
+            if let Some(codes) = read.tag_codes
+                && !codes.is_empty()
+                && !codes.contains(&entry.tags_code)
+            {
+                continue;
+            }
+            let Ok(record) = self.read(entry.physical_offset, entry.size) else {
+                if result.records.is_empty() {
+                    result.status = GetStatus::MessageWasRemoving;
+                }
+                continue;
+            };
+            bytes += record.len();
+            result.records.push(record);
+            result.status = GetStatus::Found;
+        }
+        result.next_begin_offset = read.offset + scanned;
     }
 }
 
@@ -174,34 +287,8 @@ impl ShardStore for MemStore {
         self.queue(topic, queue_id).map_or(0, Queue::max)
     }
 
-    fn entries(&self, topic: &str, queue_id: i32, from: i64, max: usize) -> Vec<QueueEntry> {
-        let Some(queue) = self.queue(topic, queue_id) else {
-            return Vec::new();
-        };
-        if from < queue.min {
-            return Vec::new();
-        }
-        let start = (from - queue.min) as usize;
-        queue
-            .entries
-            .iter()
-            .skip(start)
-            .take(max)
-            .map(|(e, _)| *e)
-            .collect()
-    }
-
-    fn read(&self, physical_offset: i64, size: u32) -> Result<Bytes, StoreError> {
-        let start = usize::try_from(physical_offset).map_err(|_| StoreError::NotFound {
-            offset: physical_offset,
-        })?;
-        let end = start + size as usize;
-        if end > self.log.len() {
-            return Err(StoreError::NotFound {
-                offset: physical_offset,
-            });
-        }
-        Ok(Bytes::copy_from_slice(&self.log[start..end]))
+    fn get(&self, read: &QueueRead<'_>) -> Result<QueueReadResult, StoreError> {
+        Ok(self.get_messages(read))
     }
 
     fn read_at(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
@@ -269,8 +356,9 @@ impl ShardStore for MemStore {
         max: usize,
         begin_ms: i64,
         end_ms: i64,
-    ) -> Vec<i64> {
-        self.index
+    ) -> Result<Vec<Bytes>, StoreError> {
+        let offsets: Vec<i64> = self
+            .index
             .get(&(topic.to_owned(), key.to_owned()))
             .map(|hits| {
                 hits.iter()
@@ -280,7 +368,8 @@ impl ShardStore for MemStore {
                     .map(|(offset, _)| *offset)
                     .collect()
             })
-            .unwrap_or_default()
+            .unwrap_or_default();
+        offsets.into_iter().map(|o| self.read_at(o)).collect()
     }
 
     fn commit_log_min_offset(&self) -> i64 {
@@ -294,6 +383,15 @@ impl ShardStore for MemStore {
     fn delete_topic(&mut self, topic: &str) {
         self.queues.retain(|(t, _), _| t != topic);
         self.index.retain(|(t, _), _| t != topic);
+    }
+
+    fn load_meta(&self) -> MetaSnapshot {
+        self.meta.clone()
+    }
+
+    fn save_meta(&mut self, snapshot: &MetaSnapshot) -> Result<(), StoreError> {
+        self.meta = snapshot.clone();
+        Ok(())
     }
 }
 
@@ -345,8 +443,8 @@ mod tests {
             a.size as usize
         );
         assert_eq!(
-            store.query_by_key("T", "k1", 10, 0, 200),
-            vec![a.physical_offset]
+            store.query_by_key("T", "k1", 10, 0, 200).expect("query"),
+            vec![store.read_at(a.physical_offset).expect("read")]
         );
         assert_eq!(store.offset_by_time("T", 0, 100, Boundary::Lower), 0);
         assert_eq!(store.offset_by_time("T", 0, 101, Boundary::Lower), 2);

@@ -7,6 +7,7 @@
 //! does I/O; the connection loop (on the shard runtime) feeds decoded requests in and writes
 //! the responses out.
 
+pub mod broker;
 pub mod consumer;
 pub mod group;
 pub mod handler;
@@ -20,6 +21,7 @@ pub mod register;
 pub mod service;
 pub mod state;
 pub mod store;
+pub mod store_adapter;
 pub mod topic;
 
 /// Identifies one client connection on a shard. Assigned by the connection loop; never

@@ -88,7 +88,11 @@ pub struct ShardServer<S> {
     writers: RefCell<HashMap<ConnId, Rc<Signal>>>,
     timer: Signal,
     stopped: Signal,
+    fanout: RefCell<Option<AdminFanout>>,
 }
+
+/// Delivers admin changes made on this shard to the other shards.
+pub type AdminFanout = Box<dyn Fn(Vec<crate::server::state::AdminChange>)>;
 
 impl<S> std::fmt::Debug for ShardServer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,7 +110,23 @@ impl<S: ShardStore + 'static> ShardServer<S> {
             writers: RefCell::new(HashMap::new()),
             timer: Signal::default(),
             stopped: Signal::default(),
+            fanout: RefCell::new(None),
         })
+    }
+
+    /// Sets where admin changes made on this shard go (the other shards).
+    pub fn set_admin_fanout(&self, fanout: AdminFanout) {
+        *self.fanout.borrow_mut() = Some(fanout);
+    }
+
+    fn fan_out_admin_changes(&self) {
+        let changes = self.service.borrow_mut().state.take_admin_changes();
+        if changes.is_empty() {
+            return;
+        }
+        if let Some(fanout) = self.fanout.borrow().as_ref() {
+            fanout(changes);
+        }
     }
 
     /// Serves `listeners` (the shard's client port and its VIP port) until [`Self::stop`].
@@ -197,6 +217,7 @@ impl<S: ShardStore + 'static> ShardServer<S> {
             }
             let outcome = self.service.borrow_mut().on_read(conn, &buf[..n], now_ms());
             self.wake_writers();
+            self.fan_out_admin_changes();
             self.timer.notify();
             if let Err(reason) = outcome {
                 return Err(io::Error::new(

@@ -111,8 +111,10 @@ impl<S: ShardStore> ShardService<S> {
     pub fn on_read(&mut self, conn: ConnId, data: &[u8], now_ms: u64) -> Result<(), CloseReason> {
         let session = self.sessions.get_mut(&conn).ok_or(CloseReason::Unknown)?;
         session.decoder.extend(data);
-        self.process_buffered(conn, now_ms)?;
+        let processed = self.process_buffered(conn, now_ms);
+        self.state.after_requests(now_ms);
         self.route_outbox();
+        processed?;
         Ok(())
     }
 

@@ -99,6 +99,16 @@ struct AwaitingAck {
     response: Option<RemotingCommand>,
 }
 
+/// Parked pulls to wake once an appended record becomes visible (the store shows only
+/// records it may acknowledge).
+#[derive(Debug)]
+struct PendingWake {
+    topic: String,
+    queue_id: i32,
+    max_offset: i64,
+    end_offset: u64,
+}
+
 /// A change made by an admin request on one shard, to be applied on every other shard of
 /// the process (the process-wide layer carries it over a channel).
 #[derive(Debug, Clone, PartialEq)]
@@ -161,10 +171,12 @@ pub struct ShardState<S> {
     /// Counters.
     pub stats: ShardStats,
     awaiting: VecDeque<AwaitingAck>,
+    pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
     admin_out: Vec<AdminChange>,
     register_soon: bool,
     last_scan_ms: u64,
+    saved_versions: (i64, i64, u64),
 }
 
 impl<S: ShardStore> ShardState<S> {
@@ -197,11 +209,77 @@ impl<S: ShardStore> ShardState<S> {
             store,
             config,
             awaiting: VecDeque::new(),
+            pending_wakes: VecDeque::new(),
             outbox: Vec::new(),
             admin_out: Vec::new(),
             register_soon: false,
             last_scan_ms: now_ms,
+            saved_versions: (0, 0, 0),
         }
+        .restored(now_ms)
+    }
+
+    /// Loads the persisted topics, groups and offsets from the store.
+    fn restored(mut self, now_ms: u64) -> Self {
+        let meta = self.store.load_meta();
+        let (topics, groups, offsets) = (meta.topics.len(), meta.groups.len(), meta.offsets.len());
+        for topic in meta.topics {
+            if let Err(error) = self.topics.create_or_update(topic, now_ms) {
+                tracing::warn!(target: "ringmq::server::state", %error, "persisted topic skipped");
+            }
+        }
+        for group in meta.groups {
+            if let Err(error) = self.groups.update(group, now_ms) {
+                tracing::warn!(target: "ringmq::server::state", %error, "persisted group skipped");
+            }
+        }
+        self.offsets.restore(
+            meta.offsets
+                .into_iter()
+                .map(|((topic, group), queues)| {
+                    (crate::server::offset::offset_key(&topic, &group), queues)
+                })
+                .collect(),
+        );
+        if topics + groups + offsets > 0 {
+            tracing::info!(target: "ringmq::server::state", shard = self.identity.shard, topics,
+                groups, offsets, "metadata restored");
+        }
+        self.saved_versions = self.meta_versions();
+        self
+    }
+
+    fn meta_versions(&self) -> (i64, i64, u64) {
+        (
+            self.topics.data_version().counter,
+            self.groups.data_version().counter,
+            self.offsets.version(),
+        )
+    }
+
+    /// Saves topics, groups and offsets through the store when any changed since the last
+    /// save. Call every `flush_consumer_offset_interval_ms` and on shutdown.
+    pub fn persist_meta(&mut self) -> Result<(), crate::server::store::StoreError> {
+        let versions = self.meta_versions();
+        if versions == self.saved_versions {
+            return Ok(());
+        }
+        let snapshot = crate::server::store::MetaSnapshot {
+            topics: self.topics.all().cloned().collect(),
+            groups: self.groups.all().cloned().collect(),
+            offsets: self
+                .offsets
+                .snapshot()
+                .into_iter()
+                .filter_map(|(key, queues)| {
+                    let (topic, group) = key.split_once('@')?;
+                    Some(((topic.to_owned(), group.to_owned()), queues))
+                })
+                .collect(),
+        };
+        self.store.save_meta(&snapshot)?;
+        self.saved_versions = versions;
+        Ok(())
     }
 
     /// Processes one request. Returns the response to send now, if any; a deferred
@@ -222,6 +300,10 @@ impl<S: ShardStore> ShardState<S> {
     /// waited too long), answers expired long polls, expires silent clients. Call after
     /// store progress and at [`Self::next_deadline_ms`].
     pub fn tick(&mut self, now_ms: u64) {
+        if let Err(error) = self.store.commit() {
+            tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
+                "group commit failed");
+        }
         self.release_durable(now_ms);
         for parked in self.pulls.expire(now_ms) {
             self.rerun_pull(parked, now_ms);
@@ -233,6 +315,16 @@ impl<S: ShardStore> ShardState<S> {
             self.producers.scan_expired(now_ms);
             self.locks.purge_expired(now_ms);
         }
+    }
+
+    /// After a batch of requests: group-commits the store and releases what became durable
+    /// (the cheap part of [`Self::tick`]).
+    pub fn after_requests(&mut self, now_ms: u64) {
+        if let Err(error) = self.store.commit() {
+            tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
+                "group commit failed");
+        }
+        self.release_durable(now_ms);
     }
 
     /// The next time [`Self::tick`] has work (a long-poll or acknowledgement deadline).
@@ -354,6 +446,15 @@ impl<S: ShardStore> ShardState<S> {
 
     fn release_durable(&mut self, now_ms: u64) {
         let durable = self.store.durable_offset();
+        while self
+            .pending_wakes
+            .front()
+            .is_some_and(|w| w.end_offset <= durable)
+        {
+            if let Some(wake) = self.pending_wakes.pop_front() {
+                self.wake_pulls(&wake.topic, wake.queue_id, wake.max_offset, now_ms);
+            }
+        }
         while let Some(front) = self.awaiting.front() {
             let ready = front.end_offset <= durable;
             let late = front.deadline_ms <= now_ms;
@@ -382,8 +483,30 @@ impl<S: ShardStore> ShardState<S> {
         }
     }
 
+    /// Wakes pulls waiting on a queue that now ends at `max_offset`, once the record ending
+    /// at CommitLog offset `end_offset` is visible to reads (durable under the flush mode).
+    pub(crate) fn wake_pulls_when_visible(
+        &mut self,
+        topic: &str,
+        queue_id: i32,
+        max_offset: i64,
+        end_offset: u64,
+        now_ms: u64,
+    ) {
+        if self.pending_wakes.is_empty() && self.store.durable_offset() >= end_offset {
+            self.wake_pulls(topic, queue_id, max_offset, now_ms);
+            return;
+        }
+        self.pending_wakes.push_back(PendingWake {
+            topic: topic.to_owned(),
+            queue_id,
+            max_offset,
+            end_offset,
+        });
+    }
+
     /// Wakes pulls waiting on a queue that now ends at `max_offset`.
-    pub(crate) fn wake_pulls(&mut self, topic: &str, queue_id: i32, max_offset: i64, now_ms: u64) {
+    fn wake_pulls(&mut self, topic: &str, queue_id: i32, max_offset: i64, now_ms: u64) {
         for parked in self.pulls.notify_arrival(topic, queue_id, max_offset) {
             self.rerun_pull(parked, now_ms);
         }

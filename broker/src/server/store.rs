@@ -94,6 +94,12 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The store is behind the writers (its write-buffer budget is used up): retry later.
+    #[error("store busy: {reason}")]
+    Busy {
+        /// Why.
+        reason: String,
+    },
     /// The message cannot be stored as it is (too large for a record, …).
     #[error("message illegal: {reason}")]
     MessageIllegal {
@@ -129,11 +135,10 @@ pub trait ShardStore {
     /// Logical offset the next message of a queue will get (0 for an unknown queue).
     fn max_offset(&self, topic: &str, queue_id: i32) -> i64;
 
-    /// Up to `max` ConsumeQueue entries from logical offset `from` (fewer at the end).
-    fn entries(&self, topic: &str, queue_id: i32, from: i64, max: usize) -> Vec<QueueEntry>;
-
-    /// The stored record bytes at `physical_offset` of `size` bytes.
-    fn read(&self, physical_offset: i64, size: u32) -> Result<Bytes, StoreError>;
+    /// Reads messages of a queue (RocketMQ's `getMessage`): statuses, offset corrections
+    /// and limits as described on [`QueueRead`] and [`GetStatus`]. Only records the flush
+    /// mode lets us acknowledge are visible.
+    fn get(&self, read: &QueueRead<'_>) -> Result<QueueReadResult, StoreError>;
 
     /// The stored record at `physical_offset`, size read from its header (view by id).
     fn read_at(&self, physical_offset: i64) -> Result<Bytes, StoreError>;
@@ -154,8 +159,8 @@ pub trait ShardStore {
     /// Store time of the message at `offset` of a queue.
     fn store_time(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64>;
 
-    /// CommitLog offsets of messages of `topic` indexed under `key` stored between
-    /// `begin_ms` and `end_ms`, at most `max`, newest first.
+    /// Records of `topic` indexed under `key` (KEYS or UNIQ_KEY) stored between `begin_ms`
+    /// and `end_ms`, at most `max`, newest first.
     fn query_by_key(
         &self,
         topic: &str,
@@ -163,7 +168,7 @@ pub trait ShardStore {
         max: usize,
         begin_ms: i64,
         end_ms: i64,
-    ) -> Vec<i64>;
+    ) -> Result<Vec<Bytes>, StoreError>;
 
     /// The first CommitLog offset still stored.
     fn commit_log_min_offset(&self) -> i64;
@@ -173,4 +178,92 @@ pub trait ShardStore {
 
     /// Forgets a topic's queues (admin delete); CommitLog data ages out normally.
     fn delete_topic(&mut self, topic: &str);
+
+    /// Group commit of what was appended since the last call; the shard calls it after each
+    /// batch of requests and on every tick. Durability progress shows in
+    /// [`ShardStore::durable_offset`].
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Periodic persistence of what runs behind the CommitLog (queues, index, checkpoint).
+    fn persist(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The broker metadata (topics, groups, offsets) as last saved; empty when none was.
+    fn load_meta(&self) -> MetaSnapshot {
+        MetaSnapshot::default()
+    }
+
+    /// Saves the broker metadata durably (atomic replacement of the previous snapshot).
+    fn save_meta(&mut self, _snapshot: &MetaSnapshot) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The shard's metadata as persisted: what must survive a restart besides messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetaSnapshot {
+    /// Topic configurations.
+    pub topics: Vec<ringmq_wire::body::topic::TopicConfig>,
+    /// Subscription group configurations.
+    pub groups: Vec<ringmq_wire::body::subscription::SubscriptionGroupConfig>,
+    /// Committed offsets: (topic, group) → queue id → offset.
+    pub offsets: std::collections::BTreeMap<(String, String), std::collections::BTreeMap<i32, i64>>,
+}
+
+/// A queue read (a pull as the store sees it).
+#[derive(Debug, Clone, Copy)]
+pub struct QueueRead<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Queue id.
+    pub queue_id: i32,
+    /// First logical offset wanted.
+    pub offset: i64,
+    /// At most this many messages.
+    pub max_count: usize,
+    /// At most this many bytes; the first message is always returned.
+    pub max_bytes: usize,
+    /// Tag hash codes accepted (ConsumeQueue filter); `None` = every message.
+    pub tag_codes: Option<&'a [i64]>,
+}
+
+/// RocketMQ's `GetMessageStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetStatus {
+    /// Messages found.
+    Found,
+    /// Entries scanned but none matched the filter.
+    NoMatchedMessage,
+    /// The entries point at CommitLog data already deleted.
+    MessageWasRemoving,
+    /// The ConsumeQueue has no entry at an offset inside its range.
+    OffsetFoundNull,
+    /// Offset past the end by more than one.
+    OffsetOverflowBadly,
+    /// Offset exactly at the end: nothing new yet.
+    OffsetOverflowOne,
+    /// Offset below the queue's first entry.
+    OffsetTooSmall,
+    /// No such queue.
+    NoMatchedLogicQueue,
+    /// The queue is empty.
+    NoMessageInQueue,
+}
+
+/// The result of a [`QueueRead`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueReadResult {
+    /// Status.
+    pub status: GetStatus,
+    /// Where the client should pull next.
+    pub next_begin_offset: i64,
+    /// Queue min offset.
+    pub min_offset: i64,
+    /// Queue max (visible) offset.
+    pub max_offset: i64,
+    /// The records, in queue order, each the stored bytes.
+    pub records: Vec<Bytes>,
 }

@@ -16,11 +16,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ringmq_wire::record::{BLANK_RECORD_BYTES_MIN, RECORD_BYTES_MAX, encode_blank};
 
 use super::error::{StoreError, StoreResult};
 use super::io::{AlignedBuf, IO_ALIGN, OpenMode, StoreFile, StoreFs, align_down, align_up};
+use super::tail_cache::TailCache;
 
 /// Largest record for a given body limit: body, the largest properties string and topic, and
 /// the fixed fields (with IPv6 hosts and a V2 topic length, rounded up).
@@ -67,6 +68,13 @@ pub struct Segment<File> {
     allocated: bool,
 }
 
+impl<File: StoreFile> Segment<File> {
+    /// Whether writes to this segment bypass the page cache (`O_DIRECT` accepted).
+    pub fn is_direct(&self) -> bool {
+        self.writer.is_direct()
+    }
+}
+
 /// A write buffer destined for one segment, starting at an aligned file position.
 #[derive(Debug)]
 struct WriteChunk {
@@ -79,84 +87,6 @@ struct WriteChunk {
 impl WriteChunk {
     fn end_offset(&self) -> u64 {
         self.segment + self.file_pos + self.len as u64
-    }
-}
-
-/// Recent records kept in memory for consumers following the tail: sealed `Bytes` chunks,
-/// oldest evicted first once over budget. Reads from here are zero-copy slices.
-#[derive(Debug)]
-struct TailCache {
-    chunks: VecDeque<(u64, Bytes)>,
-    open: BytesMut,
-    open_start: u64,
-    bytes: usize,
-    max_bytes: usize,
-    chunk_bytes: usize,
-}
-
-impl TailCache {
-    fn new(max_bytes: usize) -> Self {
-        let chunk_bytes = (max_bytes / 16).clamp(64 * 1024, 4 * 1024 * 1024);
-        TailCache {
-            chunks: VecDeque::new(),
-            open: BytesMut::new(),
-            open_start: 0,
-            bytes: 0,
-            max_bytes,
-            chunk_bytes,
-        }
-    }
-
-    fn push(&mut self, offset: u64, record: &[u8]) {
-        if self.max_bytes == 0 {
-            return;
-        }
-        let contiguous = self.open_start + self.open.len() as u64 == offset;
-        if !contiguous || self.open.len() + record.len() > self.chunk_bytes {
-            self.seal();
-            self.open_start = offset;
-            self.open.reserve(self.chunk_bytes.max(record.len()));
-        }
-        self.open.extend_from_slice(record);
-    }
-
-    fn seal(&mut self) {
-        if self.open.is_empty() {
-            return;
-        }
-        let chunk = self.open.split().freeze();
-        self.bytes += chunk.len();
-        self.chunks.push_back((self.open_start, chunk));
-        while self.bytes > self.max_bytes {
-            match self.chunks.pop_front() {
-                Some((_, c)) => self.bytes -= c.len(),
-                None => break,
-            }
-        }
-    }
-
-    fn get(&self, offset: u64, len: usize) -> Option<Bytes> {
-        let end = offset + len as u64;
-        let open_end = self.open_start + self.open.len() as u64;
-        if offset >= self.open_start && end <= open_end {
-            let at = (offset - self.open_start) as usize;
-            return Some(Bytes::copy_from_slice(&self.open[at..at + len]));
-        }
-        let idx = self.chunks.partition_point(|(start, _)| *start <= offset);
-        let (start, chunk) = self.chunks.get(idx.checked_sub(1)?)?;
-        let at = (offset - start) as usize;
-        (at + len <= chunk.len()).then(|| chunk.slice(at..at + len))
-    }
-
-    fn drop_below(&mut self, offset: u64) {
-        while let Some((start, c)) = self.chunks.front() {
-            if start + c.len() as u64 <= offset {
-                self.bytes -= c.len();
-                self.chunks.pop_front();
-            } else {
-                break;
-            }
-        }
     }
 }
 
@@ -415,6 +345,13 @@ impl<F: StoreFs> CommitLog<F> {
         let seg = self.segment_start(self.append_offset);
         let remaining = (seg + self.config.segment_bytes - self.append_offset) as usize;
         self.ensure_room(BLANK_RECORD_BYTES_MIN)?;
+        let next = seg + self.config.segment_bytes;
+        if !self.segments.contains_key(&next) {
+            self.open_segment(next, true)?;
+        }
+        // Everything that can fail comes before the first change, so a refused roll leaves
+        // the buffers and offsets as they were.
+        let buf = self.new_buffer_or_busy()?;
         let chunk = self
             .active
             .as_mut()
@@ -422,11 +359,6 @@ impl<F: StoreFs> CommitLog<F> {
         let at = chunk.len;
         encode_blank(&mut chunk.buf[at..at + BLANK_RECORD_BYTES_MIN], remaining)?;
         chunk.len += BLANK_RECORD_BYTES_MIN;
-        let next = seg + self.config.segment_bytes;
-        if !self.segments.contains_key(&next) {
-            self.open_segment(next, true)?;
-        }
-        let buf = self.new_buffer_or_busy()?;
         let old = self.active.replace(WriteChunk {
             segment: next,
             file_pos: 0,
@@ -490,11 +422,21 @@ impl<F: StoreFs> CommitLog<F> {
 
     /// Group commit: writes everything appended so far (and syncs in sync mode). Returns the
     /// new acknowledged offset (`written_offset`, or `synced_offset` in sync mode).
+    ///
+    /// Poll it to completion: a commit dropped mid-way stops the log (see
+    /// [`StoreError::Failed`]), since what reached the disk is then unknown.
     pub async fn commit_step(&mut self) -> StoreResult<u64> {
         if let Some(reason) = &self.failed {
             return Err(StoreError::Failed(reason.clone()));
         }
-        if self.committing || !self.has_pending() {
+        if self.committing {
+            // `&mut self` rules out a concurrent commit: this one was dropped mid-way, so
+            // what reached the disk is unknown. Fail-stop; a restart recovers.
+            let reason = "a commit was abandoned before completing; restart to recover".to_owned();
+            self.failed = Some(reason.clone());
+            return Err(StoreError::Failed(reason));
+        }
+        if !self.has_pending() {
             return Ok(self.ack_offset());
         }
         self.committing = true;

@@ -253,6 +253,8 @@ pub struct IndexConfig {
 /// All index files of a shard; the newest one receives new keys.
 #[derive(Debug)]
 pub struct IndexService<File> {
+    /// Reused buffer for `topic#key`.
+    key_buf: String,
     dir: PathBuf,
     config: IndexConfig,
     files: Vec<IndexFile<File>>,
@@ -297,6 +299,7 @@ impl<File: StoreFile> IndexService<File> {
             .collect();
         names.sort();
         let mut service = IndexService {
+            key_buf: String::new(),
             dir: dir.to_path_buf(),
             config,
             files: Vec::new(),
@@ -369,7 +372,7 @@ impl<File: StoreFile> IndexService<File> {
         phys: u64,
         store_ts: i64,
     ) -> StoreResult<()> {
-        let mut full_key = String::with_capacity(topic.len() + 40);
+        let mut full_key = std::mem::take(&mut self.key_buf);
         for key in keys {
             if key.is_empty() {
                 continue;
@@ -379,9 +382,15 @@ impl<File: StoreFile> IndexService<File> {
             full_key.push('#');
             full_key.push_str(key);
             let hash = ringmq_wire::record::index_key_hash(&full_key);
-            let index = self.active(fs, store_ts)?;
-            index.put(hash, phys, store_ts);
+            match self.active(fs, store_ts) {
+                Ok(index) => index.put(hash, phys, store_ts),
+                Err(e) => {
+                    self.key_buf = full_key;
+                    return Err(e);
+                }
+            }
         }
+        self.key_buf = full_key;
         Ok(())
     }
 

@@ -129,6 +129,10 @@ pub trait StoreFs: Clone {
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
     /// Creates a directory and its parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Takes an exclusive lock on `path` (created if needed) for as long as the returned
+    /// guard lives; fails at once if another process holds it. Keeps two brokers off one
+    /// data directory (RocketMQ's `lock` file).
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn std::any::Any>>;
     /// Makes the directory's entries (files created or removed in it) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Atomically and durably renames a file (the directory entry is synced).
@@ -219,6 +223,14 @@ impl StdFile {
     }
 }
 
+impl std::os::fd::AsRawFd for StdFile {
+    /// The descriptor, e.g. to `splice` a [`super::commit_log::FileRange`] from a segment's
+    /// reader. Valid while the file is open (the segment is pinned by the read).
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.file.borrow().as_raw_fd()
+    }
+}
+
 impl StoreFs for StdFs {
     type File = StdFile;
 
@@ -259,6 +271,26 @@ impl StoreFs for StdFs {
 
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Box<dyn std::any::Any>> {
+        use std::os::fd::AsRawFd;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        // SAFETY: valid fd owned by `file`; flock takes plain integers.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let err = io::Error::last_os_error();
+            return Err(io::Error::new(
+                err.kind(),
+                format!("{} is locked by another process ({err})", path.display()),
+            ));
+        }
+        // The lock lives as long as the descriptor.
+        Ok(Box::new(file))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

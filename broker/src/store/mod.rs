@@ -23,6 +23,7 @@
 //!
 //! See `docs/storage.md` for the formats, the guarantees of each flush mode and recovery.
 
+pub mod ack;
 pub mod checkpoint;
 pub mod commit_log;
 pub mod config;
@@ -35,6 +36,7 @@ pub mod recovery;
 pub mod retention;
 pub mod sim;
 pub mod snapshot;
+mod tail_cache;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 use ringmq_wire::record::{self, RecordFields, property, sys_flag};
 
+pub use ack::PendingAcks;
 pub use config::{FlushMode, StoreConfig};
 pub use error::{StoreError, StoreResult};
 pub use read::{GetMessage, GetResult, GetStatus, ReadRecord, RecordData};
@@ -156,6 +159,8 @@ pub struct Store<F: StoreFs> {
     disk_full: bool,
     /// Whether the last open found the `abort` file (the previous run crashed).
     pub recovered_from_crash: bool,
+    /// Held for the store's lifetime: the directory's `lock` file.
+    _lock: Box<dyn std::any::Any>,
 }
 
 fn abort_path(root: &Path) -> PathBuf {
@@ -176,6 +181,10 @@ impl<F: StoreFs> Store<F> {
             fs.create_dir_all(&dir)
                 .map_err(|e| StoreError::io("create directory", &dir, e))?;
         }
+        let lock_path = config.root.join("lock");
+        let lock = fs
+            .lock_exclusive(&lock_path)
+            .map_err(|e| StoreError::io("lock", &lock_path, e))?;
         let abort = abort_path(&config.root);
         let crashed = fs.exists(&abort);
         let outcome = recovery::recover(&fs, &config, crashed).await?;
@@ -222,6 +231,7 @@ impl<F: StoreFs> Store<F> {
             last_store_timestamp: outcome.last_store_timestamp,
             disk_full: false,
             recovered_from_crash: crashed,
+            _lock: lock,
             config,
         })
     }
@@ -326,19 +336,27 @@ impl<F: StoreFs> Store<F> {
     }
 
     fn queue_mut(&mut self, topic: &str, queue_id: i32) -> &mut ConsumeQueue<F::File> {
-        let dir = self
-            .config
-            .consume_queue_dir()
-            .join(topic)
-            .join(queue_id.to_string());
-        let per_file = self.config.cq_entries_per_file;
-        if !self.queues.contains_key(topic) {
-            self.queues.insert(topic.to_owned(), BTreeMap::new());
+        // The common case (the queue exists) allocates nothing.
+        let exists = self
+            .queues
+            .get(topic)
+            .is_some_and(|qs| qs.contains_key(&queue_id));
+        if !exists {
+            let dir = self
+                .config
+                .consume_queue_dir()
+                .join(topic)
+                .join(queue_id.to_string());
+            let queue = ConsumeQueue::new(dir, self.config.cq_entries_per_file, 0);
+            self.queues
+                .entry(topic.to_owned())
+                .or_default()
+                .insert(queue_id, queue);
         }
-        let topic_queues = self.queues.get_mut(topic).unwrap_or_else(|| unreachable!());
-        topic_queues
-            .entry(queue_id)
-            .or_insert_with(|| ConsumeQueue::new(dir, per_file, 0))
+        self.queues
+            .get_mut(topic)
+            .and_then(|qs| qs.get_mut(&queue_id))
+            .unwrap_or_else(|| unreachable!("queue inserted above"))
     }
 
     /// The offset up to which appends are acknowledged: written (async), synced (sync) or

@@ -10,6 +10,7 @@ use ringmq_wire::record::{RecordAt, StoredMessage, decode_record_at};
 
 use super::Store;
 use super::commit_log::FileRange;
+use super::consume_queue::CqEntry;
 use super::error::{StoreError, StoreResult};
 use super::io::StoreFs;
 
@@ -93,6 +94,20 @@ pub struct GetResult {
     pub total_bytes: usize,
 }
 
+impl GetResult {
+    fn push(&mut self, queue_offset: u64, entry: CqEntry, data: RecordData, pin: Option<Pin>) {
+        self.total_bytes += entry.size as usize;
+        self.records.push(ReadRecord {
+            queue_offset,
+            physical_offset: entry.phys,
+            size: entry.size,
+            tag_code: entry.tag_code,
+            data,
+            _pin: pin,
+        });
+    }
+}
+
 /// Segment pin counts shared with outstanding [`ReadRecord`]s.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Pins(Rc<RefCell<BTreeMap<u64, u32>>>);
@@ -174,12 +189,13 @@ impl<F: StoreFs> Store<F> {
         let max_count = req.max_count.clamp(1, self.config.pull_messages_max.max(1));
         let filter = req.tag_codes.filter(|c| !c.is_empty());
         let mut next = req.offset;
+        let mut picked: Vec<(u64, CqEntry)> = Vec::new();
+        let mut picked_bytes = 0usize;
         for (scanned, (offset, entry)) in q.iter_from(req.offset).enumerate() {
             if offset >= result.max_offset
-                || result.records.len() >= max_count
+                || picked.len() >= max_count
                 || scanned >= FILTER_SCAN_MAX
-                || (!result.records.is_empty()
-                    && result.total_bytes + entry.size as usize > req.max_bytes)
+                || (!picked.is_empty() && picked_bytes + entry.size as usize > req.max_bytes)
             {
                 break;
             }
@@ -187,24 +203,48 @@ impl<F: StoreFs> Store<F> {
             if filter.is_some_and(|codes| !codes.contains(&entry.tag_code)) {
                 continue;
             }
+            picked_bytes += entry.size as usize;
+            picked.push((offset, entry));
+        }
+        let mut i = 0;
+        while i < picked.len() {
+            let (offset, entry) = picked[i];
+            if let Some(bytes) = self.log.cached(entry.phys, entry.size as usize) {
+                result.push(offset, entry, RecordData::Memory(bytes), None);
+                i += 1;
+                continue;
+            }
+            if req.file_ranges
+                && let Some(range) = self.log.file_range(entry.phys, entry.size)
+            {
+                let pin = self.pins.pin(range.segment);
+                result.push(offset, entry, RecordData::File(range), Some(pin));
+                i += 1;
+                continue;
+            }
+            // Cold records: one read for each run of records adjacent in the CommitLog.
             let seg = self.log.segment_start(entry.phys);
-            let data = match self.log.cached(entry.phys, entry.size as usize) {
-                Some(bytes) => RecordData::Memory(bytes),
-                None => match self.log.file_range(entry.phys, entry.size) {
-                    Some(range) if req.file_ranges => RecordData::File(range),
-                    _ => RecordData::Memory(self.read_checked(entry.phys, entry.size).await?),
-                },
-            };
-            let pin = matches!(data, RecordData::File(_)).then(|| self.pins.pin(seg));
-            result.total_bytes += entry.size as usize;
-            result.records.push(ReadRecord {
-                queue_offset: offset,
-                physical_offset: entry.phys,
-                size: entry.size,
-                tag_code: entry.tag_code,
-                data,
-                _pin: pin,
-            });
+            let mut run_end = i + 1;
+            while run_end < picked.len()
+                && picked[run_end].1.phys == picked[run_end - 1].1.end()
+                && self.log.segment_start(picked[run_end].1.phys) == seg
+                && self
+                    .log
+                    .cached(picked[run_end].1.phys, picked[run_end].1.size as usize)
+                    .is_none()
+                && picked[run_end].1.end() <= self.log.written_offset()
+            {
+                run_end += 1;
+            }
+            let run_len = (picked[run_end - 1].1.end() - entry.phys) as usize;
+            let raw = self.log.read(entry.phys, run_len).await?;
+            for &(offset, e) in &picked[i..run_end] {
+                let at = (e.phys - entry.phys) as usize;
+                let bytes = raw.slice(at..at + e.size as usize);
+                self.check_record(&bytes, e.phys, e.size)?;
+                result.push(offset, e, RecordData::Memory(bytes), None);
+            }
+            i = run_end;
         }
         result.next_offset = next;
         result.status = if result.records.is_empty() {
@@ -215,15 +255,14 @@ impl<F: StoreFs> Store<F> {
         Ok(result)
     }
 
-    /// Reads a record from the CommitLog and checks it (structure, CRC, position) before it
-    /// is served: a damaged record is an error, never a response.
-    async fn read_checked(&self, phys: u64, size: u32) -> StoreResult<Bytes> {
-        let raw = self.log.read(phys, size as usize).await?;
-        match decode_record_at(&raw, phys as usize, true) {
+    /// Checks a record read from the CommitLog (structure, CRC, position) before it is
+    /// served: a damaged record is an error, never a response.
+    fn check_record(&self, raw: &[u8], phys: u64, size: u32) -> StoreResult<()> {
+        match decode_record_at(raw, phys as usize, true) {
             Ok(RecordAt::Message(l))
                 if l.physical_offset == phys as i64 && l.total_size == size as usize =>
             {
-                Ok(raw)
+                Ok(())
             }
             Ok(_) => Err(self.corrupt(
                 phys,

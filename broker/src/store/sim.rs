@@ -318,6 +318,11 @@ impl StoreFs for SimFs {
         Ok(())
     }
 
+    fn lock_exclusive(&self, _path: &Path) -> io::Result<Box<dyn std::any::Any>> {
+        // One simulated process at a time: nothing to exclude.
+        Ok(Box::new(()))
+    }
+
     fn sync_dir(&self, _path: &Path) -> io::Result<()> {
         // Directory operations are durable at once in the simulation.
         if self.is_crashed() {

@@ -197,6 +197,8 @@ const LOCAL_RETRY_DELAY: Duration = Duration::from_secs(5);
 const LOCK_INTERVAL: Duration = Duration::from_secs(20);
 /// A lock not renewed for this long is considered lost (30 s).
 const LOCK_MAX_AGE: Duration = Duration::from_secs(30);
+/// How long shutdown waits for listener calls in progress.
+const SHUTDOWN_CONSUME_WAIT: Duration = Duration::from_secs(10);
 /// Queues one consumer owns at most (bounds the tasks it runs).
 pub const OWNED_QUEUES_MAX: usize = 4096;
 
@@ -362,6 +364,20 @@ impl PushConsumer {
             task.abort();
         }
         let core = running.core;
+        // Let listener calls in progress finish (bounded), so their offsets are committed.
+        let permits = u32::try_from(core.config.consume_threads).unwrap_or(u32::MAX);
+        match tokio::time::timeout(
+            SHUTDOWN_CONSUME_WAIT,
+            core.consume_permits.acquire_many(permits),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(_) => warn!(
+                wait = ?SHUTDOWN_CONSUME_WAIT,
+                "listener calls still running at shutdown; their messages will be redelivered"
+            ),
+        }
         let owned: Vec<(MessageQueue, Arc<ProcessQueue>)> = core.queues().drain().collect();
         for (_, queue) in &owned {
             queue.drop_queue();

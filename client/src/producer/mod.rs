@@ -20,6 +20,7 @@
 pub mod fault;
 pub mod selector;
 pub mod stats;
+pub mod transaction;
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
+use ringmq_wire::body::heartbeat::{HeartbeatData, ProducerData};
 use ringmq_wire::header::CommandHeader;
 use ringmq_wire::header::send::{
     RpcFields, SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
@@ -140,6 +142,20 @@ struct Inner {
     in_flight: Arc<Semaphore>,
     shut_down: AtomicBool,
     stats: SendStats,
+    heartbeat: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
 }
 
 /// A producer; cheap to clone, safe to share between tasks.
@@ -190,7 +206,7 @@ impl Producer {
                 "max_in_flight must be at least 1".into(),
             ));
         }
-        Ok(Producer {
+        let producer = Producer {
             inner: Arc::new(Inner {
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
                 config,
@@ -199,9 +215,18 @@ impl Producer {
                 uniq_keys: std::sync::Mutex::new(uniq_key_generator(instance.client_ip())),
                 shut_down: AtomicBool::new(false),
                 stats: SendStats::default(),
+                heartbeat: std::sync::Mutex::new(None),
                 instance,
             }),
-        })
+        };
+        // The loop holds a weak reference: it ends when the last clone is dropped.
+        let task = tokio::spawn(heartbeat_loop(Arc::downgrade(&producer.inner)));
+        *producer
+            .inner
+            .heartbeat
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+        Ok(producer)
     }
 
     /// The settings.
@@ -373,9 +398,24 @@ impl Producer {
             .await
     }
 
-    /// Stops accepting sends; sends in progress complete.
+    /// Stops accepting sends (sends in progress complete) and stops heartbeats.
     pub fn shutdown(&self) {
         self.inner.shut_down.store(true, Ordering::Relaxed);
+        if let Some(task) = self
+            .inner
+            .heartbeat
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            task.abort();
+        }
+    }
+
+    /// Sends `HEART_BEAT` with this producer's group to every master of every cached route,
+    /// so brokers can reach it (transaction check-backs, `producerConnection`).
+    pub async fn heartbeat(&self) {
+        send_heartbeat(&self.inner).await;
     }
 
     fn prepare(&self, mut message: Message) -> Result<Prepared> {
@@ -400,6 +440,9 @@ impl Producer {
             .or_insert_with(|| "true".into());
         let properties = message.encoded_properties()?;
         let mut sys_flag = 0;
+        if message.property(property::TRAN_MSG) == Some("true") {
+            sys_flag |= sys_flag::TRANSACTION_PREPARED;
+        }
         let mut body = message.body;
         if body.len() > config.compress_over_bytes {
             let compressed = compress(&body, config.compress_level)?;
@@ -670,6 +713,42 @@ impl Producer {
             queue_offset: header.queue_offset,
             transaction_id: header.transaction_id,
         })
+    }
+}
+
+/// Heartbeat interval (`heartbeatBrokerInterval`, 30 s).
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
+
+async fn send_heartbeat(inner: &Inner) {
+    let instance = &inner.instance;
+    let data = HeartbeatData {
+        client_id: instance.client_id().to_owned(),
+        producer_data_set: vec![ProducerData {
+            group_name: inner.config.group.clone(),
+        }],
+        ..HeartbeatData::default()
+    };
+    let mut addrs: Vec<String> = instance
+        .routes()
+        .topics()
+        .iter()
+        .filter_map(|topic| instance.routes().cached(topic))
+        .flat_map(|route| route.masters.values().cloned().collect::<Vec<_>>())
+        .collect();
+    addrs.sort();
+    addrs.dedup();
+    for addr in addrs {
+        if let Err(error) = crate::consumer::api::heartbeat(instance, &addr, &data).await {
+            debug!(%addr, %error, "producer heartbeat failed");
+        }
+    }
+}
+
+async fn heartbeat_loop(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+        let Some(inner) = inner.upgrade() else { return };
+        send_heartbeat(&inner).await;
     }
 }
 

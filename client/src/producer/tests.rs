@@ -327,3 +327,71 @@ async fn batches_go_in_one_request_and_decode_back() {
     ));
     assert!(producer.send_batch(Vec::new()).await.is_err());
 }
+
+#[tokio::test]
+async fn transactions_commit_and_answer_check_backs() {
+    use crate::testutil::mini_broker::MiniBroker;
+    use transaction::LocalTransactionState;
+
+    let broker = MiniBroker::start().await;
+    let namesrv = fake_namesrv(HashMap::from([(
+        "T".to_owned(),
+        route_of(&[("broker-a", &broker.addr, 1)]),
+    )]))
+    .await;
+    let instance = ClientInstance::new(ClientConfig::new(namesrv)).expect("instance");
+    let producer = Producer::new(instance, ProducerConfig::new("TXG")).expect("producer");
+    let (checked_tx, mut checked_rx) = mpsc::channel(4);
+    producer.set_transaction_checker(move |message| {
+        let checked_tx = checked_tx.clone();
+        async move {
+            let _ = checked_tx.send(message.body.clone()).await;
+            LocalTransactionState::Rollback
+        }
+    });
+    let result = producer
+        .send_in_transaction(Message::new("T", "half"), |send| async move {
+            assert_eq!(send.status, SendStatus::Ok);
+            LocalTransactionState::Unknown
+        })
+        .await
+        .expect("sent");
+    assert_eq!(result.state, LocalTransactionState::Unknown);
+    // The half message was flagged prepared and carries its producer group.
+    let stored = broker
+        .state
+        .lock()
+        .expect("state")
+        .log
+        .values()
+        .next()
+        .cloned()
+        .expect("record");
+    let stored = ringmq_wire::record::StoredMessage::decode(&stored, true).expect("decode");
+    assert_eq!(
+        stored.layout.sys_flag & sys_flag::TRANSACTION_PREPARED,
+        sys_flag::TRANSACTION_PREPARED
+    );
+    assert_eq!(stored.property("PGROUP"), Some("TXG"));
+    let physical = stored.layout.physical_offset;
+
+    // The broker learns of the producer by its heartbeat, then checks back.
+    producer.heartbeat().await;
+    broker.check_transaction("TXG", physical).await;
+    let checked = tokio::time::timeout(Duration::from_secs(10), checked_rx.recv())
+        .await
+        .expect("checker called")
+        .expect("body");
+    assert_eq!(&checked[..], b"half");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ended = broker.state.lock().expect("state").ended.clone();
+        if ended.len() == 2 {
+            assert_eq!(ended[0], (physical, 0, false));
+            assert_eq!(ended[1], (physical, 0xC, true));
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "ended: {ended:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

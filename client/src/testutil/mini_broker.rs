@@ -28,6 +28,9 @@ use ringmq_wire::header::query::{
     QueryMessageRequestHeader, QueryMessageResponseHeader, ViewMessageRequestHeader,
 };
 use ringmq_wire::header::send::{SendMessageRequestHeader, SendMessageResponseHeader};
+use ringmq_wire::header::transaction::{
+    CheckTransactionStateRequestHeader, EndTransactionRequestHeader,
+};
 use ringmq_wire::record::{RecordFields, StoredMessage, property};
 use ringmq_wire::{FrameDecoder, RemotingCommand, RequestCode, ResponseCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -56,6 +59,10 @@ pub(crate) struct State {
     /// (group, queue) → client id holding the lock.
     pub locks: HashMap<(String, String, i32), String>,
     pub sent_back: Vec<SentBack>,
+    /// producer group → a connection of a producer of that group (from heartbeats).
+    pub producers: HashMap<String, mpsc::Sender<Bytes>>,
+    /// `END_TRANSACTION`s received: (commit log offset, commitOrRollback, from check).
+    pub ended: Vec<(i64, i32, bool)>,
 }
 
 /// A running mini broker.
@@ -94,7 +101,7 @@ impl MiniBroker {
                             let tx = tx.clone();
                             tokio::spawn(async move {
                                 let oneway = request.is_oneway();
-                                let response = broker.handle(&request).await;
+                                let response = broker.handle(&request, &tx).await;
                                 if !oneway && let Ok(frame) = response.encode_frame() {
                                     let _ = tx.send(frame).await;
                                 }
@@ -115,6 +122,37 @@ impl MiniBroker {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `CHECK_TRANSACTION_STATE` about the record at `physical` to a producer of `group`.
+    pub(crate) async fn check_transaction(&self, group: &str, physical: i64) {
+        let (conn, record) = {
+            let state = self.state();
+            (
+                state
+                    .producers
+                    .get(group)
+                    .cloned()
+                    .expect("producer heartbeat seen"),
+                state.log.get(&physical).cloned().expect("record"),
+            )
+        };
+        let mut request = RemotingCommand::request(RequestCode::CheckTransactionState);
+        CheckTransactionStateRequestHeader {
+            topic: None,
+            tran_state_table_offset: 0,
+            commit_log_offset: physical,
+            msg_id: None,
+            transaction_id: None,
+            offset_msg_id: None,
+            rpc: Default::default(),
+        }
+        .encode_into(&mut request);
+        request.set_oneway();
+        request.body = record;
+        conn.send(request.encode_frame().expect("frame"))
+            .await
+            .expect("connection open");
     }
 
     /// Committed offset of a group on a queue.
@@ -179,8 +217,12 @@ impl MiniBroker {
         out.to_vec()
     }
 
-    async fn handle(&self, request: &RemotingCommand) -> RemotingCommand {
-        match self.try_handle(request).await {
+    async fn handle(
+        &self,
+        request: &RemotingCommand,
+        conn: &mpsc::Sender<Bytes>,
+    ) -> RemotingCommand {
+        match self.try_handle(request, conn).await {
             Ok(response) => response,
             Err(reason) => {
                 RemotingCommand::error_response(request, ResponseCode::SystemError, reason)
@@ -188,7 +230,11 @@ impl MiniBroker {
         }
     }
 
-    async fn try_handle(&self, request: &RemotingCommand) -> Result<RemotingCommand, String> {
+    async fn try_handle(
+        &self,
+        request: &RemotingCommand,
+        conn: &mpsc::Sender<Bytes>,
+    ) -> Result<RemotingCommand, String> {
         let ok = RemotingCommand::response_to(request, ResponseCode::Success);
         let e = |e: ringmq_wire::WireError| e.to_string();
         let Some(code) = request.request_code() else {
@@ -318,6 +364,11 @@ impl MiniBroker {
             RequestCode::HeartBeat => {
                 let data = HeartbeatData::decode(&request.body).map_err(e)?;
                 let mut state = self.state();
+                for producer in &data.producer_data_set {
+                    state
+                        .producers
+                        .insert(producer.group_name.clone(), conn.clone());
+                }
                 for consumer in data.consumer_data_set {
                     state
                         .members
@@ -429,6 +480,15 @@ impl MiniBroker {
                         state.locks.remove(&key);
                     }
                 }
+                ok
+            }
+            RequestCode::EndTransaction => {
+                let header = EndTransactionRequestHeader::decode(request).map_err(e)?;
+                self.state().ended.push((
+                    header.commit_log_offset,
+                    header.commit_or_rollback,
+                    header.from_transaction_check == Some(true),
+                ));
                 ok
             }
             RequestCode::ViewMessageById => {

@@ -32,6 +32,8 @@ pub struct Shared {
     pub config: RwLock<NameServerConfig>,
     /// Encoded route answers, valid for one generation of the route tables.
     pub route_cache: RouteCache,
+    /// Request and connection counters.
+    pub counters: crate::metrics::Counters,
 }
 
 impl Shared {
@@ -48,6 +50,27 @@ impl Shared {
         self.routes
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Table sizes and counters.
+    pub fn stats(&self) -> crate::NameServerStats {
+        use crate::metrics::Counters;
+        let (live_brokers, topics) = {
+            let routes = self.routes();
+            (routes.live_broker_count(), routes.topic_count())
+        };
+        let c = &self.counters;
+        crate::NameServerStats {
+            live_brokers,
+            topics,
+            requests: Counters::read(&c.requests),
+            error_responses: Counters::read(&c.error_responses),
+            route_queries: Counters::read(&c.route_queries),
+            route_cache_hits: Counters::read(&c.route_cache_hits),
+            connections_open: Counters::read(&c.connections_open),
+            connections_refused: Counters::read(&c.connections_refused),
+            connections_closed_on_error: Counters::read(&c.connections_closed_on_error),
+        }
     }
 
     /// A copy of the live configuration.

@@ -15,12 +15,14 @@ use ringmq_wire::json::to_vec;
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode, WireError};
 
 use super::{Shared, success_with_body};
+use crate::metrics::Counters;
 use crate::route::UnitFilter;
 
 pub(super) fn route_by_topic(
     shared: &Shared,
     request: &RemotingCommand,
 ) -> Result<RemotingCommand, WireError> {
+    Counters::bump(&shared.counters.route_queries);
     let header = GetRouteInfoRequestHeader::decode(request)?;
     // Routes carry the KV store's order config only when enabled; those are not cached.
     let order_message_enable = shared.config_ref().order_message_enable;
@@ -30,6 +32,7 @@ pub(super) fn route_by_topic(
         if !order_message_enable
             && let Some(body) = shared.route_cache.get(&header.topic, generation)
         {
+            Counters::bump(&shared.counters.route_cache_hits);
             return Ok(RemotingCommand::response_to(request, ResponseCode::Success).with_body(body));
         }
         (routes.route(&header.topic), generation)

@@ -138,6 +138,17 @@ impl Client {
         response
     }
 
+    /// Whether the next thing read is the end of the stream (server closed the connection)
+    /// rather than a response frame.
+    pub fn is_closed_by_server_quick(&mut self) -> bool {
+        let mut buf = [0u8; 1];
+        match self.stream.read(&mut buf) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(_) => true,
+        }
+    }
+
     /// Whether the server closed this connection (EOF within the wait).
     pub fn is_closed_by_server(&mut self) -> bool {
         let mut buf = [0u8; 1024];

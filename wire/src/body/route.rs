@@ -259,3 +259,106 @@ mod tests {
         assert_eq!(BrokerData::default().master_addr(), None);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::json::{parse, quote_bare_keys, to_vec};
+
+    fn name() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9_%-]{1,16}"
+    }
+
+    fn broker_data() -> impl Strategy<Value = BrokerData> {
+        (
+            prop::collection::btree_map(0i64..4, "[0-9.:]{1,21}", 0..3),
+            name(),
+            name(),
+            any::<bool>(),
+            prop::option::of(name()),
+        )
+            .prop_map(
+                |(broker_addrs, broker_name, cluster, enable_acting_master, zone_name)| {
+                    BrokerData {
+                        broker_addrs,
+                        broker_name,
+                        cluster,
+                        enable_acting_master,
+                        zone_name,
+                    }
+                },
+            )
+    }
+
+    fn queue_data() -> impl Strategy<Value = QueueData> {
+        (name(), 0i32..8, 0i32..1024, 0i32..4, 0i32..1024).prop_map(
+            |(broker_name, perm, read_queue_nums, topic_sys_flag, write_queue_nums)| QueueData {
+                broker_name,
+                perm,
+                read_queue_nums,
+                topic_sys_flag,
+                write_queue_nums,
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn route_round_trips(
+            broker_datas in prop::collection::vec(broker_data(), 0..4),
+            queue_datas in prop::collection::vec(queue_data(), 0..4),
+            order_topic_conf in prop::option::of("[a-z:;0-9]{0,20}"),
+        ) {
+            let route = TopicRouteData {
+                broker_datas,
+                filter_server_table: BTreeMap::new(),
+                order_topic_conf,
+                queue_datas,
+                topic_queue_mapping_by_broker: None,
+            };
+            let json = to_vec(&route);
+            prop_assert_eq!(parse::<TopicRouteData>("route", &json).unwrap(), route.clone());
+            // The fastjson form (bare numeric keys) parses to the same route.
+            let text = String::from_utf8(json).unwrap();
+            let fastjson = text.replace("{\"0\":", "{0:").replace(",\"1\":", ",1:");
+            prop_assert_eq!(quote_bare_keys(&fastjson).into_owned(), text);
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse::<TopicRouteData>("route", &bytes);
+            let _ = crate::body::register::RegisterBrokerBody::decode(&bytes, true);
+            let _ = crate::body::register::RegisterBrokerBody::decode(&bytes, false);
+            let _ = parse::<crate::body::cluster::ClusterInfo>("cluster info", &bytes);
+        }
+
+        #[test]
+        fn truncated_route_json_is_an_error(cut in 0usize..200) {
+            let json = to_vec(&tests_sample());
+            let cut = cut.min(json.len().saturating_sub(1));
+            prop_assert!(parse::<TopicRouteData>("route", &json[..cut]).is_err());
+        }
+    }
+
+    fn tests_sample() -> TopicRouteData {
+        TopicRouteData {
+            broker_datas: vec![BrokerData {
+                broker_addrs: [(0, "10.0.0.1:10911".into())].into_iter().collect(),
+                broker_name: "broker-a".into(),
+                cluster: "C".into(),
+                enable_acting_master: false,
+                zone_name: None,
+            }],
+            queue_datas: vec![QueueData {
+                broker_name: "broker-a".into(),
+                perm: 6,
+                read_queue_nums: 8,
+                topic_sys_flag: 0,
+                write_queue_nums: 8,
+            }],
+            ..TopicRouteData::default()
+        }
+    }
+}

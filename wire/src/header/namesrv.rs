@@ -338,6 +338,43 @@ mod tests {
         });
     }
 
+    /// Pinned bytes of a binary-header `GET_ROUTEINFO_BY_TOPIC` as a Java client (JAVA,
+    /// version 474, opaque 1) sends it, worked out by hand from the layout.
+    #[test]
+    fn golden_binary_route_request() {
+        let mut command = RemotingCommand::request(RequestCode::GetRouteinfoByTopic);
+        command.serialize_type = SerializeType::RocketMq;
+        command.language = crate::code::LanguageCode::Java;
+        command.version = 474;
+        command.opaque = 1;
+        GetRouteInfoRequestHeader {
+            topic: "TopicTest".into(),
+            accept_standard_json_only: None,
+        }
+        .encode_into(&mut command);
+        let mut expected = vec![
+            0x00, 0x00, 0x00, 0x2d, // frame length 45
+            0x01, 0x00, 0x00, 0x29, // ROCKETMQ, header length 41
+            0x00, 0x69, // code 105
+            0x00, // JAVA
+            0x01, 0xda, // version 474
+            0x00, 0x00, 0x00, 0x01, // opaque
+            0x00, 0x00, 0x00, 0x00, // flag
+            0x00, 0x00, 0x00, 0x00, // no remark
+            0x00, 0x00, 0x00, 0x14, // extFields: 20 bytes
+            0x00, 0x05,
+        ];
+        expected.extend_from_slice(b"topic");
+        expected.extend_from_slice(&[0x00, 0x00, 0x00, 0x09]);
+        expected.extend_from_slice(b"TopicTest");
+        assert_eq!(command.encode_frame().unwrap().as_ref(), &expected[..]);
+        let decoded = RemotingCommand::decode(bytes::Bytes::from(expected).slice(4..)).unwrap();
+        assert_eq!(
+            GetRouteInfoRequestHeader::decode(&decoded).unwrap().topic,
+            "TopicTest"
+        );
+    }
+
     #[test]
     fn body_crc_is_java_masked_crc32() {
         // CRC32("123456789") = 0xCBF43926; Java masks the top bit.

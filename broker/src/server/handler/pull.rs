@@ -6,7 +6,7 @@
 //!
 //! The body of a FOUND response is the stored records, concatenated byte for byte.
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use ringmq_wire::body::heartbeat::{EXPRESSION_TYPE_TAG, SubscriptionData};
 use ringmq_wire::header::pull::{
     PullMessageRequestHeader, PullMessageResponseHeader, pull_sys_flag,
@@ -14,167 +14,35 @@ use ringmq_wire::header::pull::{
 use ringmq_wire::record::StoredMessage;
 use ringmq_wire::{RemotingCommand, ResponseCode};
 
-use crate::server::consumer::{MessageModel, matches_code, matches_tags};
+use crate::server::consumer::{MessageModel, matches_all, matches_tags};
 use crate::server::handler::{HandlerResult, decode_header, error};
 use crate::server::state::{Conn, ParkedPull, ShardState};
-use crate::server::store::ShardStore;
+use crate::server::store::{GetStatus, QueueRead, QueueReadResult, ShardStore, StoreError};
 use crate::server::topic::perm;
-
-/// ConsumeQueue entries one pull may scan while filtering (RocketMQ's
-/// `maxFilterMessageCount` floor).
-pub const FILTER_SCAN_ENTRIES_MAX: usize = 16_000;
 
 /// Longest suspend a client may ask for; longer requests are clamped (clients use 15–30 s).
 pub const SUSPEND_MS_MAX: u64 = 60_000;
 
-/// RocketMQ's `GetMessageStatus`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GetStatus {
-    /// Messages found.
-    Found,
-    /// Entries scanned but none matched the filter.
-    NoMatchedMessage,
-    /// The entries point at CommitLog data already deleted.
-    MessageWasRemoving,
-    /// The ConsumeQueue has no entry at an offset inside its range.
-    OffsetFoundNull,
-    /// Offset past the end by more than one.
-    OffsetOverflowBadly,
-    /// Offset exactly at the end: nothing new yet.
-    OffsetOverflowOne,
-    /// Offset below the queue's first entry.
-    OffsetTooSmall,
-    /// No such queue.
-    NoMatchedLogicQueue,
-    /// The queue is empty.
-    NoMessageInQueue,
-}
-
-/// The result of a read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GetResult {
-    /// Status.
-    pub status: GetStatus,
-    /// Where the client should pull next.
-    pub next_begin_offset: i64,
-    /// Queue min offset.
-    pub min_offset: i64,
-    /// Queue max offset.
-    pub max_offset: i64,
-    /// The records, concatenated.
-    pub body: Bytes,
-    /// How many records.
-    pub count: usize,
-}
-
-/// Reads up to `max_msgs` messages of a queue from `offset` matching `filter`, with
-/// RocketMQ's statuses and limits: the first message is always returned; after it, the
-/// batch stops at `max_bytes` or `max_msgs`.
-pub fn get_messages<S: ShardStore>(
+/// Reads a queue through the store (ConsumeQueue tag-hash filter), then keeps only the
+/// records whose exact tag matches the subscription (hash codes collide). A record that does
+/// not decode is passed through untouched, as RocketMQ does: the client reports it.
+pub fn read_queue<S: ShardStore>(
     store: &S,
-    topic: &str,
-    queue_id: i32,
-    offset: i64,
-    max_msgs: usize,
-    max_bytes: usize,
-    filter: Option<&SubscriptionData>,
-) -> GetResult {
-    let min_offset = store.min_offset(topic, queue_id);
-    let max_offset = store.max_offset(topic, queue_id);
-    let mut result = GetResult {
-        status: GetStatus::NoMessageInQueue,
-        next_begin_offset: offset,
-        min_offset,
-        max_offset,
-        body: Bytes::new(),
-        count: 0,
-    };
-    if max_offset == 0 {
-        result.status = GetStatus::NoMessageInQueue;
-        result.next_begin_offset = 0;
-    } else if offset < min_offset {
-        result.status = GetStatus::OffsetTooSmall;
-        result.next_begin_offset = min_offset;
-    } else if offset == max_offset {
-        result.status = GetStatus::OffsetOverflowOne;
-        result.next_begin_offset = offset;
-    } else if offset > max_offset {
-        result.status = GetStatus::OffsetOverflowBadly;
-        result.next_begin_offset = if min_offset == 0 {
-            min_offset
-        } else {
-            max_offset
-        };
-    } else {
-        read_range(
-            store,
-            topic,
-            queue_id,
-            offset,
-            max_msgs,
-            max_bytes,
-            filter,
-            &mut result,
-        );
-    }
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-fn read_range<S: ShardStore>(
-    store: &S,
-    topic: &str,
-    queue_id: i32,
-    offset: i64,
-    max_msgs: usize,
-    max_bytes: usize,
-    filter: Option<&SubscriptionData>,
-    result: &mut GetResult,
-) {
-    let scan_max = FILTER_SCAN_ENTRIES_MAX.max(max_msgs * 20);
-    let entries = store.entries(topic, queue_id, offset, scan_max);
-    if entries.is_empty() {
-        result.status = GetStatus::OffsetFoundNull;
-        result.next_begin_offset = offset;
-        return;
-    }
-    result.status = GetStatus::NoMatchedMessage;
-    let mut body = BytesMut::new();
-    let mut scanned = 0i64;
-    for entry in &entries {
-        if result.count > 0
-            && (result.count >= max_msgs || body.len() + entry.size as usize > max_bytes)
-        {
-            break;
+    read: &QueueRead<'_>,
+    subscription: &SubscriptionData,
+) -> Result<QueueReadResult, StoreError> {
+    let mut result = store.get(read)?;
+    if !matches_all(subscription) {
+        result.records.retain(|record| {
+            StoredMessage::decode(record, false)
+                .map(|m| matches_tags(subscription, m.tags()))
+                .unwrap_or(true)
+        });
+        if result.status == GetStatus::Found && result.records.is_empty() {
+            result.status = GetStatus::NoMatchedMessage;
         }
-        scanned += 1;
-        if let Some(sub) = filter
-            && !matches_code(sub, entry.tags_code)
-        {
-            continue;
-        }
-        let Ok(record) = store.read(entry.physical_offset, entry.size) else {
-            if result.count == 0 {
-                result.status = GetStatus::MessageWasRemoving;
-            }
-            continue;
-        };
-        if let Some(sub) = filter {
-            // Second stage: the exact tag (hash codes collide). A record that does not
-            // decode is passed through untouched, as RocketMQ does: the client reports it.
-            let exact = StoredMessage::decode(&record, false)
-                .map(|m| matches_tags(sub, m.tags()))
-                .unwrap_or(true);
-            if !exact {
-                continue;
-            }
-        }
-        body.extend_from_slice(&record);
-        result.count += 1;
-        result.status = GetStatus::Found;
     }
-    result.next_begin_offset = offset + scanned;
-    result.body = body.freeze();
+    Ok(result)
 }
 
 /// Handles a pull as it arrives (suspension allowed).
@@ -217,15 +85,23 @@ fn process<S: ShardStore>(
         .filter(|b| *b > 0)
         .unwrap_or(usize::MAX)
         .min(state.config.limits.max_pull_bytes);
-    let result = get_messages(
-        &state.store,
-        &header.topic,
-        header.queue_id,
-        header.queue_offset,
-        max_msgs,
+    let codes: Vec<i64> = subscription
+        .code_set
+        .iter()
+        .map(|c| i64::from(*c))
+        .collect();
+    let read = QueueRead {
+        topic: &header.topic,
+        queue_id: header.queue_id,
+        offset: header.queue_offset,
+        max_count: max_msgs,
         max_bytes,
-        Some(&subscription),
-    );
+        tag_codes: (!matches_all(&subscription)).then_some(codes.as_slice()),
+    };
+    let result = read_queue(&state.store, &read, &subscription).map_err(|e| {
+        tracing::warn!(target: "ringmq::server::pull", error = %e, "store read failed");
+        error(request, ResponseCode::SystemError, e.to_string())
+    })?;
     let code = response_code(result.status, header.queue_offset);
     let mut response = RemotingCommand::response_to(request, code);
     use ringmq_wire::header::CommandHeader;
@@ -242,9 +118,13 @@ fn process<S: ShardStore>(
     .encode_into(&mut response);
     let outcome = match code {
         ResponseCode::Success => {
-            state.stats.get_messages += result.count as u64;
-            state.stats.get_bytes += result.body.len() as u64;
-            response.body = result.body;
+            let mut body = BytesMut::with_capacity(result.records.iter().map(|r| r.len()).sum());
+            for record in &result.records {
+                body.extend_from_slice(record);
+            }
+            state.stats.get_messages += result.records.len() as u64;
+            state.stats.get_bytes += body.len() as u64;
+            response.body = body.freeze();
             Some(response)
         }
         ResponseCode::PullNotFound if allow_suspend && header.has_flag(pull_sys_flag::SUSPEND) => {

@@ -305,3 +305,29 @@ fn pull_size_limits_always_return_the_first_message() {
     assert_eq!(records(&response.body).len(), 1);
     assert_eq!(header(&response).next_begin_offset, 1);
 }
+
+#[test]
+fn parked_pull_wakes_only_once_the_new_record_is_durable() {
+    let mut config = BrokerConfig::standalone();
+    config.store.flush_mode = crate::config::FlushMode::Sync;
+    let mut shard = TestShard::with_config(config);
+    send(&mut shard, "T", 0, b"old", "");
+    shard.state.store.set_auto_durable(false);
+    assert!(
+        shard
+            .call_raw(pull_request("G", "T", 0, 1, "*", true))
+            .is_none()
+    );
+    assert!(shard.call_raw(send_request("T", 0, b"new", &[])).is_none());
+    shard.advance(1);
+    let early = shard.outbox();
+    assert!(
+        early.is_empty(),
+        "neither ack nor pull before durability: {early:?}"
+    );
+    let end = shard.state.store.commit_log_max_offset() as u64;
+    shard.state.store.set_durable_offset(end);
+    shard.advance(1);
+    let out = shard.outbox();
+    assert_eq!(out.len(), 2, "the send ack and the woken pull");
+}

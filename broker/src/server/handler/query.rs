@@ -23,17 +23,13 @@ pub fn query_message<S: ShardStore>(
     let max = usize::try_from(h.max_num)
         .unwrap_or(0)
         .clamp(1, QUERY_MESSAGES_MAX);
-    let offsets =
-        state
-            .store
-            .query_by_key(&h.topic, &h.key, max, h.begin_timestamp, h.end_timestamp);
+    let records = state
+        .store
+        .query_by_key(&h.topic, &h.key, max, h.begin_timestamp, h.end_timestamp)
+        .map_err(|e| error(request, ResponseCode::SystemError, e.to_string()))?;
     let mut body = BytesMut::new();
-    for offset in offsets {
-        match state.store.read_at(offset) {
-            Ok(record) => body.extend_from_slice(&record),
-            Err(e) => tracing::debug!(target: "ringmq::server::query", offset, error = %e,
-                "indexed message no longer readable"),
-        }
+    for record in records {
+        body.extend_from_slice(&record);
     }
     if body.is_empty() {
         return Err(error(

@@ -114,10 +114,11 @@ fn send<S: ShardStore>(
     )
     .map_err(|reason| error(request, ResponseCode::MessageIllegal, reason))?;
     let appended = append(state, request, message)?;
-    state.wake_pulls(
+    state.wake_pulls_when_visible(
         &target.topic,
         target.queue_id,
         appended.queue_offset + 1,
+        appended.end_offset,
         now_ms,
     );
     let response = success_with(
@@ -364,6 +365,7 @@ fn append<S: ShardStore>(
         Err(e) => {
             let code = match e {
                 StoreError::NotWritable { .. } => ResponseCode::ServiceNotAvailable,
+                StoreError::Busy { .. } => ResponseCode::SystemBusy,
                 StoreError::MessageIllegal { .. } => ResponseCode::MessageIllegal,
                 StoreError::NotFound { .. } | StoreError::Failed { .. } => {
                     ResponseCode::SystemError
@@ -456,7 +458,13 @@ fn send_batch<S: ShardStore>(
     let Some(first) = first else {
         return Err(error(request, ResponseCode::MessageIllegal, "empty batch"));
     };
-    state.wake_pulls(&header.topic, queue_id, last_queue_offset + 1, now_ms);
+    state.wake_pulls_when_visible(
+        &header.topic,
+        queue_id,
+        last_queue_offset + 1,
+        last_end,
+        now_ms,
+    );
     let response = success_with(
         request,
         &SendMessageResponseHeader {

@@ -1,0 +1,370 @@
+//! The broker process: one shard per core, each a complete RocketMQ broker serving its own
+//! ports with its own store, registered with every NameServer as `<brokerName>-s<i>`.
+//!
+//! Process-wide and small, as `ARCHITECTURE.md` §3 wants: the configuration, the shard
+//! threads (the runtime), the admin fan-out (a topic or group changed on one shard is applied
+//! on every other shard through [`ShardHandle::try_run`], never by sharing state), and
+//! shutdown. NameServer registration runs on each shard for that shard.
+
+use std::cell::RefCell;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringmq_wire::{FrameDecoder, RemotingCommand};
+
+use crate::config::{BrokerConfig, ConfigError, FlushMode};
+use crate::runtime::{
+    Runtime, RuntimeConfig, RuntimeError, ShardContext, ShardHandle, TcpListener, TcpStream, sleep,
+    spawn_local, timeout,
+};
+use crate::server::net::{ShardServer, now_ms};
+use crate::server::register::{parse_register_response, register_request};
+use crate::server::service::ShardService;
+use crate::server::state::{AdminChange, ShardIdentity, ShardState};
+use crate::server::store::ShardStore;
+use crate::server::store_adapter::RealStore;
+use crate::store::io::StdFs;
+use crate::store::{self, StoreConfig};
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The shard runtime could not start (io_uring unavailable, …).
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Interval between two flushes of what runs behind the CommitLog (queues, index,
+/// checkpoint), RocketMQ's `flushIntervalConsumeQueue`.
+pub const PERSIST_INTERVAL_MS: u64 = 1_000;
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    runtime: Runtime,
+}
+
+impl Broker {
+    /// Validates `config` and starts one shard per configured core. Returns once every
+    /// shard's ring is up; ports are bound on the shard threads right after.
+    pub fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        config.validate()?;
+        let shards = config.resolved_shards()?;
+        let runtime_config = RuntimeConfig {
+            shards: Some(shards),
+            ..RuntimeConfig::default()
+        };
+        let config = Arc::new(config);
+        let runtime = Runtime::start(&runtime_config, move |ctx| {
+            let config = config.clone();
+            async move { run_shard(config, ctx).await }
+        })?;
+        Ok(Broker { runtime })
+    }
+
+    /// Stops every shard cleanly and waits for the threads: each shard stops accepting,
+    /// group-commits and persists its store, and saves its topics, groups and offsets. The
+    /// NameServers drop the shards when their registration connections close.
+    pub fn shutdown(self) -> Result<(), BrokerError> {
+        for handle in self.runtime.shards() {
+            let outcome = handle.run_blocking(|| async {
+                SHUTDOWN_HOOK.with(|hook| match hook.borrow().as_ref() {
+                    Some(hook) => hook(),
+                    None => Ok(()),
+                })
+            });
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(target: "ringmq::server::broker",
+                    shard = handle.id(), %error, "clean shutdown incomplete"),
+                Err(gone) => tracing::warn!(target: "ringmq::server::broker", ?gone,
+                    "shard already gone at shutdown"),
+            }
+        }
+        Ok(self.runtime.shutdown()?)
+    }
+
+    /// Waits until the shards end (they run until [`Self::shutdown`]).
+    pub fn join(self) -> Result<(), BrokerError> {
+        Ok(self.runtime.join()?)
+    }
+}
+
+/// The store configuration of shard `shard`.
+pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr) -> StoreConfig {
+    let mut store_config = StoreConfig::new(config.shard_store_path(shard));
+    store_config.segment_bytes = config.store.segment_bytes;
+    store_config.flush_mode = match config.store.flush_mode {
+        FlushMode::Async => store::FlushMode::Async,
+        FlushMode::Sync => store::FlushMode::Sync,
+        FlushMode::Memory => store::FlushMode::Memory,
+    };
+    store_config.max_body_bytes = config.limits.max_message_bytes;
+    store_config.store_host = store_host;
+    store_config.file_reserved_hours = config.retention.file_reserved_time_hours;
+    store_config.delete_when_hours = config
+        .retention
+        .delete_hours()
+        .into_iter()
+        .map(u32::from)
+        .collect();
+    store_config.disk_max_used_percent = u32::from(config.retention.disk_max_used_space_ratio);
+    store_config.disk_clean_forcibly_percent =
+        u32::from(config.retention.disk_space_clean_forcibly_ratio);
+    store_config.disk_warning_percent = u32::from(config.retention.disk_space_warning_level_ratio);
+    store_config.pull_messages_max = config.limits.max_pull_messages;
+    store_config
+}
+
+/// Applies an admin change on the shard of the current thread.
+type AdminSink = Rc<dyn Fn(AdminChange)>;
+
+/// Stops and flushes the shard of the current thread.
+type ShutdownHook = Rc<dyn Fn() -> Result<(), String>>;
+
+thread_local! {
+    /// The clean-shutdown step of the shard running on this thread.
+    static SHUTDOWN_HOOK: RefCell<Option<ShutdownHook>> = RefCell::new(None);
+    /// The admin sink of the shard running on this thread, for changes fanned out from
+    /// other shards.
+    static ADMIN_SINK: RefCell<Option<AdminSink>> = RefCell::new(None);
+}
+
+fn bind(addr: SocketAddr, what: &str) -> Option<TcpListener> {
+    match TcpListener::bind(addr) {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::error!(target: "ringmq::server::broker", %addr, %error, "cannot bind the {what} port");
+            None
+        }
+    }
+}
+
+async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext) {
+    let shard = ctx.id;
+    let ip = config.broker.listen_addr;
+    let Some(listener) = bind(SocketAddr::new(ip, config.shard_port(shard)), "client") else {
+        return;
+    };
+    let mut listeners = Vec::new();
+    let port = listener.local_addr().port();
+    listeners.push(listener);
+    if config.broker.base_port != 0
+        && let Some(vip) = bind(SocketAddr::new(ip, config.shard_vip_port(shard)), "VIP")
+    {
+        listeners.push(vip);
+    }
+    let store_host = SocketAddr::new(config.advertised_ip(), port);
+    let store = match RealStore::open(StdFs, store_config(&config, shard, store_host)) {
+        Ok(store) => store,
+        Err(error) => {
+            tracing::error!(target: "ringmq::server::broker", shard, %error, "cannot open the store");
+            return;
+        }
+    };
+    let identity = ShardIdentity::of(&config, shard, store_host);
+    tracing::info!(target: "ringmq::server::broker", shard, broker = %identity.broker_name,
+        addr = %store_host, "shard serving");
+    let state = ShardState::new(identity, config.clone(), store, now_ms());
+    let server = ShardServer::new(ShardService::new(state));
+    install_admin(&server, ctx.shards.clone(), shard);
+    install_shutdown(&server);
+    spawn_local(persist_loop(
+        server.clone(),
+        config.store.flush_consumer_offset_interval_ms,
+    ));
+    spawn_local(register_loop(server.clone(), config.clone()));
+    server.serve(listeners).await;
+}
+
+/// Wires the admin fan-out: changes made here go to every other shard; changes from other
+/// shards are applied here.
+fn install_admin<S: ShardStore + 'static>(
+    server: &Rc<ShardServer<S>>,
+    shards: Vec<ShardHandle>,
+    me: usize,
+) {
+    let local = server.clone();
+    ADMIN_SINK.with(|sink| {
+        *sink.borrow_mut() = Some(Rc::new(move |change| {
+            local
+                .service
+                .borrow_mut()
+                .state
+                .apply_admin_change(change, now_ms());
+        }));
+    });
+    let fanout = move |changes: Vec<AdminChange>| {
+        for handle in shards.iter().filter(|h| h.id() != me) {
+            for change in &changes {
+                let change = change.clone();
+                let sent = handle.try_run(move || async move {
+                    ADMIN_SINK.with(|sink| {
+                        if let Some(apply) = sink.borrow().as_ref() {
+                            apply(change);
+                        }
+                    });
+                });
+                if let Err(error) = sent {
+                    tracing::error!(target: "ringmq::server::broker", shard = handle.id(), ?error,
+                        "admin change not delivered to shard");
+                }
+            }
+        }
+    };
+    server.set_admin_fanout(Box::new(fanout));
+}
+
+/// Persists the store's queues/index/checkpoint every [`PERSIST_INTERVAL_MS`] and the
+/// shard's metadata (topics, groups, consumer offsets) every
+/// `flush_consumer_offset_interval_ms`.
+fn install_shutdown<S: ShardStore + 'static>(server: &Rc<ShardServer<S>>) {
+    let local = server.clone();
+    SHUTDOWN_HOOK.with(|hook| {
+        *hook.borrow_mut() = Some(Rc::new(move || {
+            local.stop();
+            let mut service = local.service.borrow_mut();
+            let state = &mut service.state;
+            state.after_requests(now_ms());
+            state.store.persist().map_err(|e| e.to_string())?;
+            state.persist_meta().map_err(|e| e.to_string())
+        }));
+    });
+}
+
+async fn persist_loop<S: ShardStore + 'static>(server: Rc<ShardServer<S>>, meta_interval_ms: u64) {
+    let mut last_meta = now_ms();
+    loop {
+        sleep(Duration::from_millis(PERSIST_INTERVAL_MS)).await;
+        let result = server.service.borrow_mut().state.store.persist();
+        if let Err(error) = result {
+            tracing::error!(target: "ringmq::server::broker", %error, "store persist failed");
+        }
+        if now_ms().saturating_sub(last_meta) >= meta_interval_ms {
+            last_meta = now_ms();
+            let result = server.service.borrow_mut().state.persist_meta();
+            if let Err(error) = result {
+                tracing::error!(target: "ringmq::server::broker", %error,
+                    "persisting topics, groups and offsets failed");
+            }
+        }
+    }
+}
+
+/// Registers this shard with every NameServer now and every `register_period_ms`, and
+/// early (within a second) when its topic table changed. The connection to each NameServer
+/// is kept open between registrations: a NameServer drops a broker whose channel closes.
+async fn register_loop<S: ShardStore + 'static>(
+    server: Rc<ShardServer<S>>,
+    config: Arc<BrokerConfig>,
+) {
+    let period = config.broker.register_period_ms;
+    let mut last = 0u64;
+    let mut connections: Vec<Option<NamesrvConnection>> =
+        config.broker.namesrv_addrs.iter().map(|_| None).collect();
+    loop {
+        let now = now_ms();
+        let changed = server.service.borrow_mut().state.take_register_request();
+        if changed || now.saturating_sub(last) >= period {
+            last = now;
+            let request = register_request(&server.service.borrow().state);
+            for (addr, slot) in config
+                .broker
+                .namesrv_addrs
+                .iter()
+                .zip(connections.iter_mut())
+            {
+                register_once(addr, slot, &request, config.broker.register_timeout_ms).await;
+            }
+        }
+        sleep(Duration::from_millis(1_000)).await;
+    }
+}
+
+/// A kept-open connection to one NameServer.
+struct NamesrvConnection {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+}
+
+async fn register_once(
+    addr: &str,
+    slot: &mut Option<NamesrvConnection>,
+    request: &RemotingCommand,
+    timeout_ms: u64,
+) {
+    let outcome = timeout(
+        Duration::from_millis(timeout_ms),
+        exchange(addr, slot, request),
+    )
+    .await;
+    let result = match outcome {
+        Ok(Ok(response)) => parse_register_response(&response).map_err(|e| e.to_string()),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(format!("no answer within {timeout_ms} ms")),
+    };
+    match result {
+        Ok(_) => tracing::debug!(target: "ringmq::server::register", namesrv = addr, "registered"),
+        Err(error) => {
+            // Start over on a fresh connection next time.
+            *slot = None;
+            tracing::warn!(target: "ringmq::server::register", namesrv = addr, %error,
+                "registration failed")
+        }
+    }
+}
+
+/// Sends one request on the kept connection (opening it if needed) and reads its response.
+async fn exchange(
+    addr: &str,
+    slot: &mut Option<NamesrvConnection>,
+    request: &RemotingCommand,
+) -> Result<RemotingCommand, String> {
+    if slot.is_none() {
+        let target = addr
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {addr}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{addr} resolves to nothing"))?;
+        let stream = TcpStream::connect(target)
+            .await
+            .map_err(|e| format!("connect {target}: {e}"))?;
+        *slot = Some(NamesrvConnection {
+            stream,
+            decoder: FrameDecoder::default(),
+        });
+    }
+    let Some(connection) = slot.as_mut() else {
+        return Err("no connection".into());
+    };
+    let mut request = request.clone();
+    request.opaque = ringmq_wire::command::next_opaque();
+    let bytes = request.encode_frame().map_err(|e| e.to_string())?;
+    let (sent, _) = connection.stream.send_all(bytes).await;
+    sent.map_err(|e| format!("send: {e}"))?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        while let Some(response) = connection
+            .decoder
+            .next_command()
+            .map_err(|e| e.to_string())?
+        {
+            if response.opaque == request.opaque {
+                return Ok(response);
+            }
+        }
+        buf.clear();
+        let (received, returned) = connection.stream.recv(buf).await;
+        buf = returned;
+        match received {
+            Ok(0) => return Err("NameServer closed the connection".into()),
+            Ok(n) => connection.decoder.extend(&buf[..n]),
+            Err(e) => return Err(format!("recv: {e}")),
+        }
+    }
+}

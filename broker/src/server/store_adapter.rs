@@ -1,0 +1,520 @@
+//! [`ShardStore`] over the real per-shard store ([`crate::store::Store`]).
+//!
+//! Lives on its shard's thread. The store's reads and commits are `async` (they may touch
+//! the disk); the handlers are synchronous, so this adapter drives those futures with
+//! [`crate::store::io::block_on`]. That is correct for the std-file implementation
+//! ([`crate::store::io::StdFs`], whose operations complete when polled) and the simulated one;
+//! it must not be used with an io_uring file implementation, which needs the handlers to
+//! become asynchronous first (not done yet).
+//!
+//! Reads return records in memory (`file_ranges: false`): zero-copy `splice` of cold data is
+//! not wired into the pull path yet.
+
+use bytes::Bytes;
+
+use ringmq_wire::body::subscription::SubscriptionGroupConfig;
+use ringmq_wire::body::topic::{TopicConfig, TopicFilterType};
+
+use crate::server::store::{
+    Appended, Boundary, GetStatus, MetaSnapshot, PutMessage, QueueRead, QueueReadResult,
+    ShardStore, StoreError,
+};
+use crate::store::io::{StoreFs, block_on};
+use crate::store::{
+    self, AppendMessage, GetMessage, RecordData, Store, StoreConfig, StoreError as DiskError,
+    snapshot,
+};
+
+/// The real store of one shard behind the [`ShardStore`] interface.
+pub struct RealStore<F: StoreFs> {
+    store: Store<F>,
+}
+
+impl<F: StoreFs> std::fmt::Debug for RealStore<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealStore")
+            .field("ack_offset", &self.store.ack_offset())
+            .finish()
+    }
+}
+
+impl<F: StoreFs> RealStore<F> {
+    /// Opens (recovering if needed) the store of one shard.
+    pub fn open(fs: F, config: StoreConfig) -> Result<Self, DiskError> {
+        Ok(RealStore {
+            store: block_on(Store::open(fs, config))?,
+        })
+    }
+
+    /// The store itself (admin tools, retention, snapshots).
+    pub fn inner(&self) -> &Store<F> {
+        &self.store
+    }
+
+    /// The store itself, mutably.
+    pub fn inner_mut(&mut self) -> &mut Store<F> {
+        &mut self.store
+    }
+
+    /// Flushes and closes the store (clean shutdown).
+    pub fn close(self) -> Result<(), DiskError> {
+        block_on(self.store.close())
+    }
+}
+
+fn convert(error: DiskError) -> StoreError {
+    match error {
+        DiskError::DiskFull { .. } => StoreError::NotWritable {
+            reason: error.to_string(),
+        },
+        DiskError::Busy { .. } => StoreError::Busy {
+            reason: error.to_string(),
+        },
+        DiskError::Message(_) => StoreError::MessageIllegal {
+            reason: error.to_string(),
+        },
+        other => StoreError::Failed {
+            context: other.to_string(),
+        },
+    }
+}
+
+fn status(status: store::GetStatus) -> GetStatus {
+    match status {
+        store::GetStatus::Found => GetStatus::Found,
+        store::GetStatus::NoMatchedMessage => GetStatus::NoMatchedMessage,
+        store::GetStatus::NoMessageInQueue => GetStatus::NoMessageInQueue,
+        store::GetStatus::OffsetOverflowOne => GetStatus::OffsetOverflowOne,
+        store::GetStatus::OffsetOverflowBadly => GetStatus::OffsetOverflowBadly,
+        store::GetStatus::OffsetTooSmall => GetStatus::OffsetTooSmall,
+        store::GetStatus::NoMatchedLogicQueue => GetStatus::NoMatchedLogicQueue,
+    }
+}
+
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl<F: StoreFs> ShardStore for RealStore<F> {
+    fn append(&mut self, message: PutMessage) -> Result<Appended, StoreError> {
+        let append = AppendMessage {
+            topic: &message.topic,
+            queue_id: message.queue_id,
+            flag: message.flag,
+            sys_flag: message.sys_flag,
+            born_timestamp: message.born_timestamp,
+            born_host: message.born_host,
+            reconsume_times: message.reconsume_times,
+            prepared_transaction_offset: message.prepared_transaction_offset,
+            body: &message.body,
+            properties: message.properties.as_bytes(),
+            tag_code: Some(message.tags_code),
+        };
+        let ticket = self.store.append(&append).map_err(convert)?;
+        Ok(Appended {
+            physical_offset: signed(ticket.physical_offset),
+            queue_offset: signed(ticket.queue_offset),
+            store_timestamp: ticket.store_timestamp,
+            size: ticket.size,
+            end_offset: ticket.end_offset(),
+        })
+    }
+
+    fn durable_offset(&self) -> u64 {
+        self.store.ack_offset()
+    }
+
+    fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        signed(self.store.min_offset(topic, queue_id))
+    }
+
+    fn max_offset(&self, topic: &str, queue_id: i32) -> i64 {
+        signed(self.store.max_offset(topic, queue_id))
+    }
+
+    fn get(&self, read: &QueueRead<'_>) -> Result<QueueReadResult, StoreError> {
+        if read.offset < 0 {
+            let min = self.min_offset(read.topic, read.queue_id);
+            return Ok(QueueReadResult {
+                status: GetStatus::OffsetTooSmall,
+                next_begin_offset: min,
+                min_offset: min,
+                max_offset: self.max_offset(read.topic, read.queue_id),
+                records: Vec::new(),
+            });
+        }
+        let request = GetMessage {
+            topic: read.topic,
+            queue_id: read.queue_id,
+            offset: read.offset as u64,
+            max_count: read.max_count,
+            max_bytes: read.max_bytes,
+            tag_codes: read.tag_codes,
+            file_ranges: false,
+        };
+        let result = block_on(self.store.get_message(&request)).map_err(convert)?;
+        let mut records = Vec::with_capacity(result.records.len());
+        for record in result.records {
+            match record.data {
+                RecordData::Memory(bytes) => records.push(bytes),
+                RecordData::File(_) => {
+                    return Err(StoreError::Failed {
+                        context: "store returned a file range for an in-memory read".into(),
+                    });
+                }
+            }
+        }
+        Ok(QueueReadResult {
+            status: status(result.status),
+            next_begin_offset: signed(result.next_offset),
+            min_offset: signed(result.min_offset),
+            max_offset: signed(result.max_offset),
+            records,
+        })
+    }
+
+    fn read_at(&self, physical_offset: i64) -> Result<Bytes, StoreError> {
+        let offset = u64::try_from(physical_offset).map_err(|_| StoreError::NotFound {
+            offset: physical_offset,
+        })?;
+        match block_on(self.store.read_message_at(offset)).map_err(convert)? {
+            Some(message) => Ok(message.raw),
+            None => Err(StoreError::NotFound {
+                offset: physical_offset,
+            }),
+        }
+    }
+
+    fn is_hot(&self, topic: &str, queue_id: i32, offset: i64) -> bool {
+        // The first record of a queue that never rolled is what the offset-0 rule asks about;
+        // the store keeps recent data in its tail cache and the rest in the page cache, so
+        // "still stored" is the closest honest answer without a residency probe.
+        offset >= self.min_offset(topic, queue_id) && offset < self.max_offset(topic, queue_id)
+    }
+
+    fn offset_by_time(
+        &self,
+        topic: &str,
+        queue_id: i32,
+        timestamp_ms: i64,
+        boundary: Boundary,
+    ) -> i64 {
+        let lookup = |ts: i64| {
+            block_on(self.store.offset_by_timestamp(topic, queue_id, ts))
+                .map(signed)
+                .unwrap_or_else(|e| {
+                    tracing::warn!(target: "ringmq::server::store", %e, "offset by time failed");
+                    self.max_offset(topic, queue_id)
+                })
+        };
+        match boundary {
+            Boundary::Lower => lookup(timestamp_ms),
+            Boundary::Upper => {
+                let after = lookup(timestamp_ms.saturating_add(1));
+                (after - 1).max(self.min_offset(topic, queue_id))
+            }
+        }
+    }
+
+    fn store_time(&self, topic: &str, queue_id: i32, offset: i64) -> Option<i64> {
+        let result = self
+            .get(&QueueRead {
+                topic,
+                queue_id,
+                offset,
+                max_count: 1,
+                max_bytes: usize::MAX,
+                tag_codes: None,
+            })
+            .ok()?;
+        let record = result.records.first()?;
+        ringmq_wire::record::StoredMessage::decode(record, false)
+            .ok()
+            .map(|m| m.layout.store_timestamp)
+    }
+
+    fn query_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<Bytes>, StoreError> {
+        let found = block_on(self.store.query_by_key(topic, key, max, begin_ms, end_ms))
+            .map_err(convert)?;
+        Ok(found.into_iter().map(|m| m.raw).collect())
+    }
+
+    fn commit_log_min_offset(&self) -> i64 {
+        signed(self.store.commit_log().min_offset())
+    }
+
+    fn commit_log_max_offset(&self) -> i64 {
+        signed(self.store.commit_log().append_offset())
+    }
+
+    fn delete_topic(&mut self, topic: &str) {
+        // The store has no queue deletion yet: the topic's queue files stay until retention
+        // removes the CommitLog data they point at.
+        tracing::info!(target: "ringmq::server::store", topic,
+            "topic deleted; its queue files are left to retention");
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        block_on(self.store.commit_step())
+            .map(|_| ())
+            .map_err(convert)
+    }
+
+    fn persist(&mut self) -> Result<(), StoreError> {
+        block_on(self.store.persist_step()).map_err(convert)
+    }
+
+    fn load_meta(&self) -> MetaSnapshot {
+        let meta = self.store.meta();
+        MetaSnapshot {
+            topics: meta.topics().topics.values().map(topic_from_disk).collect(),
+            groups: meta.groups().groups.values().map(group_from_disk).collect(),
+            offsets: meta.offsets().table.clone(),
+        }
+    }
+
+    fn save_meta(&mut self, snapshot: &MetaSnapshot) -> Result<(), StoreError> {
+        let now = store::now_ms();
+        let meta = self.store.meta_mut();
+        let stale_topics: Vec<String> = meta
+            .topics()
+            .topics
+            .keys()
+            .filter(|name| !snapshot.topics.iter().any(|t| &t.topic_name == *name))
+            .cloned()
+            .collect();
+        for name in stale_topics {
+            meta.remove_topic(&name, now);
+        }
+        for topic in &snapshot.topics {
+            let disk = topic_to_disk(topic);
+            if meta.topics().topics.get(&topic.topic_name) != Some(&disk) {
+                meta.put_topic(disk, now);
+            }
+        }
+        let stale_groups: Vec<String> = meta
+            .groups()
+            .groups
+            .keys()
+            .filter(|name| !snapshot.groups.iter().any(|g| &g.group_name == *name))
+            .cloned()
+            .collect();
+        for name in stale_groups {
+            meta.remove_group(&name);
+        }
+        for group in &snapshot.groups {
+            let disk = group_to_disk(group);
+            if meta.groups().groups.get(&group.group_name) != Some(&disk) {
+                meta.put_group(disk);
+            }
+        }
+        for ((topic, group), queues) in &snapshot.offsets {
+            for (queue_id, offset) in queues {
+                if meta.query_offset(topic, group, *queue_id) != Some(*offset) {
+                    meta.commit_offset(topic, group, *queue_id, *offset);
+                }
+            }
+        }
+        block_on(self.store.persist_meta()).map_err(convert)
+    }
+}
+
+fn topic_to_disk(topic: &TopicConfig) -> snapshot::TopicConfig {
+    snapshot::TopicConfig {
+        topic_name: topic.topic_name.clone(),
+        read_queue_nums: topic.read_queue_nums.max(0) as u32,
+        write_queue_nums: topic.write_queue_nums.max(0) as u32,
+        perm: topic.perm.max(0) as u32,
+        topic_filter_type: match topic.topic_filter_type {
+            TopicFilterType::SingleTag => 0,
+            TopicFilterType::MultiTag => 1,
+        },
+        topic_sys_flag: topic.topic_sys_flag.max(0) as u32,
+        order: topic.order,
+        attributes: topic
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+fn topic_from_disk(topic: &snapshot::TopicConfig) -> TopicConfig {
+    TopicConfig {
+        attributes: topic.attributes.iter().cloned().collect(),
+        order: topic.order,
+        perm: topic.perm as i32,
+        read_queue_nums: topic.read_queue_nums as i32,
+        topic_filter_type: if topic.topic_filter_type == 1 {
+            TopicFilterType::MultiTag
+        } else {
+            TopicFilterType::SingleTag
+        },
+        topic_name: topic.topic_name.clone(),
+        topic_sys_flag: topic.topic_sys_flag as i32,
+        write_queue_nums: topic.write_queue_nums as i32,
+    }
+}
+
+fn group_to_disk(group: &SubscriptionGroupConfig) -> snapshot::SubscriptionGroupConfig {
+    snapshot::SubscriptionGroupConfig {
+        group_name: group.group_name.clone(),
+        consume_enable: group.consume_enable,
+        consume_from_min_enable: group.consume_from_min_enable,
+        consume_broadcast_enable: group.consume_broadcast_enable,
+        retry_queue_nums: group.retry_queue_nums,
+        retry_max_times: group.retry_max_times,
+        broker_id: group.broker_id,
+        which_broker_when_consume_slowly: group.which_broker_when_consume_slowly,
+        notify_consumer_ids_changed_enable: group.notify_consumer_ids_changed_enable,
+    }
+}
+
+fn group_from_disk(group: &snapshot::SubscriptionGroupConfig) -> SubscriptionGroupConfig {
+    SubscriptionGroupConfig {
+        consume_enable: group.consume_enable,
+        consume_from_min_enable: group.consume_from_min_enable,
+        consume_broadcast_enable: group.consume_broadcast_enable,
+        retry_queue_nums: group.retry_queue_nums,
+        retry_max_times: group.retry_max_times,
+        broker_id: group.broker_id,
+        which_broker_when_consume_slowly: group.which_broker_when_consume_slowly,
+        notify_consumer_ids_changed_enable: group.notify_consumer_ids_changed_enable,
+        ..SubscriptionGroupConfig::new(group.group_name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use ringmq_wire::header::CommandHeader;
+    use ringmq_wire::header::send::SendMessageResponseHeader;
+    use ringmq_wire::msgid::parse_offset_msg_id;
+
+    use super::*;
+    use crate::config::{BrokerConfig, FlushMode};
+    use crate::server::handler::testing::{CONN, pull_request, records, send_request};
+    use crate::server::mem_store::test_addr;
+    use crate::server::state::{ShardIdentity, ShardState};
+    use crate::store::io::StdFs;
+
+    fn shard(dir: &std::path::Path, mode: store::FlushMode) -> ShardState<RealStore<StdFs>> {
+        let mut store_config = StoreConfig::for_tests(dir);
+        store_config.flush_mode = mode;
+        store_config.direct_io = false;
+        store_config.store_host = test_addr(10911);
+        let mut config = BrokerConfig::standalone();
+        config.store.flush_mode = match mode {
+            store::FlushMode::Sync => FlushMode::Sync,
+            store::FlushMode::Memory => FlushMode::Memory,
+            store::FlushMode::Async => FlushMode::Async,
+        };
+        let store = RealStore::open(StdFs, store_config).expect("store opens");
+        let identity = ShardIdentity::of(&config, 0, test_addr(10911));
+        ShardState::new(identity, Arc::new(config), store, 1_700_000_000_000)
+    }
+
+    #[test]
+    fn send_then_pull_round_trips_through_the_real_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = shard(dir.path(), store::FlushMode::Async);
+        let now = 1_700_000_000_000;
+        let mut offsets = Vec::new();
+        for body in [&b"one"[..], b"two"] {
+            let sent = state.handle(CONN, send_request("T", 0, body, &[("KEYS", "k")]), now);
+            // Async flush: the ack waits for the group commit at the end of the batch.
+            assert!(sent.is_none());
+            state.after_requests(now);
+            let out = state.take_outbox();
+            assert_eq!(out.len(), 1);
+            let header = SendMessageResponseHeader::decode(&out[0].command).expect("header");
+            offsets.push(header.queue_offset);
+            let (_, phys) = parse_offset_msg_id(&header.msg_id).expect("msg id");
+            assert_eq!(state.store.read_at(phys).map(|r| !r.is_empty()), Ok(true));
+        }
+        assert_eq!(offsets, vec![0, 1]);
+        let pulled = state
+            .handle(CONN, pull_request("G", "T", 0, 0, "*", false), now)
+            .expect("answer");
+        assert_eq!(pulled.code, 0, "{:?}", pulled.remark);
+        let messages = records(&pulled.body);
+        assert_eq!(messages.len(), 2);
+        assert_eq!(&messages[1].body()[..], b"two");
+        assert_eq!(
+            state
+                .store
+                .query_by_key("T", "k", 10, 0, i64::MAX)
+                .expect("query")
+                .len(),
+            2
+        );
+        assert!(state.store.is_hot("T", 0, 0));
+        state.store.persist().expect("persist");
+    }
+
+    #[test]
+    fn topics_groups_and_offsets_survive_a_restart() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = 1_700_000_000_000;
+        {
+            let mut state = shard(dir.path(), store::FlushMode::Async);
+            state
+                .topics
+                .create_or_update(TopicConfig::new("Kept", 3), now)
+                .expect("topic");
+            let mut group = SubscriptionGroupConfig::new("G");
+            group.retry_max_times = 5;
+            state.groups.update(group, now).expect("group");
+            state.offsets.commit("G", "Kept", 2, 42);
+            state.persist_meta().expect("persist meta");
+            state.store.persist().expect("persist");
+            let ShardState { store, .. } = state;
+            store.close().expect("close");
+        }
+        let state = shard(dir.path(), store::FlushMode::Async);
+        assert_eq!(state.topics.get("Kept").map(|t| t.read_queue_nums), Some(3));
+        assert_eq!(state.groups.get("G").map(|g| g.retry_max_times), Some(5));
+        assert_eq!(state.offsets.query("G", "Kept", 2), Some(42));
+    }
+
+    #[test]
+    fn long_poll_is_woken_after_the_group_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = shard(dir.path(), store::FlushMode::Sync);
+        let now = 1_700_000_000_000;
+        assert!(
+            state
+                .handle(CONN, send_request("T", 0, b"a", &[]), now)
+                .is_none()
+        );
+        state.after_requests(now);
+        state.take_outbox();
+        assert!(
+            state
+                .handle(CONN, pull_request("G", "T", 0, 1, "*", true), now)
+                .is_none()
+        );
+        assert!(
+            state
+                .handle(CONN, send_request("T", 0, b"b", &[]), now)
+                .is_none()
+        );
+        assert!(state.take_outbox().is_empty());
+        state.after_requests(now);
+        let out = state.take_outbox();
+        assert_eq!(out.len(), 2, "send ack and woken pull: {out:?}");
+        let pull = out
+            .iter()
+            .find(|o| !o.command.body.is_empty())
+            .expect("pull answer");
+        assert_eq!(&records(&pull.command.body)[0].body()[..], b"b");
+    }
+}
