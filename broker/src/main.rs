@@ -1,15 +1,19 @@
 //! `ringmq-broker`: the broker binary.
 //!
-//! The server is not built yet; until it is, every serving subcommand says so and exits
-//! with status 2 instead of pretending to work. `store verify|dump` inspect a data
-//! directory offline.
+//! `start -c broker.toml` serves; `standalone` serves with an embedded NameServer for a first
+//! try; `store verify|dump` inspect a data directory offline.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::net::SocketAddr;
+
 use clap::{Parser, Subcommand};
+use ringmq_broker::config::{BrokerConfig, FlushMode};
+use ringmq_broker::server::broker::Broker;
 use ringmq_broker::store::io::{StdFs, block_on};
 use ringmq_broker::store::verify;
+use ringmq_namesrv::{BackgroundNameServer, NameServer, NameServerConfig};
 
 #[derive(Parser)]
 #[command(
@@ -24,14 +28,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Start a broker from a TOML config file (not available yet).
+    /// Start a broker from a TOML config file (see docs/configuration.md); stops cleanly on
+    /// SIGTERM or Ctrl-C.
     Start {
         /// Path of the broker config file.
         #[arg(short = 'c', long = "config")]
         config: std::path::PathBuf,
     },
-    /// Start a broker with an embedded NameServer, data under ./data (not available yet).
-    Standalone,
+    /// Start a broker and an embedded NameServer on loopback, data under ./data, topics
+    /// created on first use: for a first try.
+    Standalone(StandaloneArgs),
     /// Admin commands named like RocketMQ's mqadmin (`admin` alone lists them).
     Admin(ringmq_broker::admin::AdminArgs),
     /// Inspect a shard's data directory offline (the broker must not be running on it).
@@ -39,6 +45,25 @@ enum Command {
         #[command(subcommand)]
         command: StoreCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct StandaloneArgs {
+    /// Data directory (the broker's store and the NameServer's KV file).
+    #[arg(long, default_value = "./data")]
+    data: PathBuf,
+    /// Port of the embedded NameServer.
+    #[arg(long, default_value_t = 9876)]
+    namesrv_port: u16,
+    /// Client port of shard 0 (shard i listens on port + 4·i).
+    #[arg(long, default_value_t = 10911)]
+    port: u16,
+    /// Shards (default: every CPU this process may run on).
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Flush mode: async (default), sync or memory.
+    #[arg(long, default_value = "async")]
+    flush_mode: String,
 }
 
 #[derive(Subcommand)]
@@ -73,18 +98,150 @@ enum StoreCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let what = match cli.command {
-        Command::Start { .. } => "start",
-        Command::Standalone => "standalone",
-        Command::Store { command } => return store_command(command),
-        Command::Admin(args) => return ringmq_broker::admin::run(args),
+    match cli.command {
+        Command::Start { config } => serve(|| {
+            BrokerConfig::load(&config)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .map(|c| (c, None))
+        }),
+        Command::Standalone(args) => serve(|| standalone(args)),
+        Command::Store { command } => store_command(command),
+        Command::Admin(args) => ringmq_broker::admin::run(args),
+    }
+}
+
+/// Loads the configuration (and starts the embedded NameServer, for `standalone`), starts the
+/// shards, waits for SIGTERM/SIGINT and stops cleanly.
+fn serve(
+    setup: impl FnOnce() -> anyhow::Result<(BrokerConfig, Option<BackgroundNameServer>)>,
+) -> ExitCode {
+    init_logging();
+    // Block the stop signals before any thread starts, so that every thread inherits the
+    // mask and only `wait_for_stop_signal` below receives them.
+    let signals = match StopSignals::block() {
+        Ok(signals) => signals,
+        Err(e) => return fail(&format!("cannot set up signal handling: {e}")),
     };
-    eprintln!(
-        "ringmq-broker {}: `{what}` is not available yet: the broker server is still being built \
-         (see docs/compatibility.md for what works today).",
-        env!("CARGO_PKG_VERSION")
+    let (config, namesrv) = match setup() {
+        Ok(setup) => setup,
+        Err(e) => return fail(&format!("{e:#}")),
+    };
+    let shards = config.resolved_shards().unwrap_or(0);
+    let broker = match Broker::start(config.clone()) {
+        Ok(broker) => broker,
+        Err(e) => return fail(&e.to_string()),
+    };
+    println!(
+        "ringmq-broker {} serving: cluster {}, broker {}, {} shard(s) on {}:{} (+4 per shard), NameServer {}",
+        env!("CARGO_PKG_VERSION"),
+        config.broker.cluster_name,
+        config.broker.broker_name,
+        shards,
+        config.broker.listen_addr,
+        config.broker.base_port,
+        config.broker.namesrv_addrs.join(";"),
     );
-    ExitCode::from(2)
+    let signal = signals.wait();
+    tracing::info!(signal, "stopping");
+    let result = broker.shutdown();
+    drop(namesrv);
+    match result {
+        Ok(()) => {
+            println!("ringmq-broker stopped cleanly");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&format!("shutdown incomplete: {e}")),
+    }
+}
+
+fn standalone(
+    args: StandaloneArgs,
+) -> anyhow::Result<(BrokerConfig, Option<BackgroundNameServer>)> {
+    std::fs::create_dir_all(&args.data).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot create the data directory {}: {e}",
+            args.data.display()
+        )
+    })?;
+    let namesrv_config = NameServerConfig {
+        listen: SocketAddr::from(([127, 0, 0, 1], args.namesrv_port)),
+        kv_config_path: args.data.join("namesrv").join("kvConfig.json"),
+        ..NameServerConfig::default()
+    };
+    let namesrv = NameServer::start_in_background(namesrv_config).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot start the embedded NameServer on 127.0.0.1:{}: {e} (is another NameServer or \
+             standalone broker running? pick another port with --namesrv-port)",
+            args.namesrv_port
+        )
+    })?;
+    let mut config = BrokerConfig::standalone();
+    config.broker.namesrv_addrs = vec![namesrv.local_addr().to_string()];
+    config.broker.base_port = args.port;
+    config.broker.shards = args.shards;
+    config.store.path = args.data.join("store");
+    config.store.flush_mode = match args.flush_mode.as_str() {
+        "async" => FlushMode::Async,
+        "sync" => FlushMode::Sync,
+        "memory" => FlushMode::Memory,
+        other => anyhow::bail!("--flush-mode {other}: expected async, sync or memory"),
+    };
+    config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("embedded NameServer listening on {}", namesrv.local_addr());
+    Ok((config, Some(namesrv)))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("ringmq-broker: {message}");
+    ExitCode::from(1)
+}
+
+/// SIGTERM and SIGINT, blocked in every thread and received synchronously by `wait`.
+struct StopSignals {
+    set: libc::sigset_t,
+}
+
+impl StopSignals {
+    fn block() -> std::io::Result<Self> {
+        // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it, and
+        // pthread_sigmask only reads it.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            if rc != 0 {
+                return Err(std::io::Error::from_raw_os_error(rc));
+            }
+            Ok(StopSignals { set })
+        }
+    }
+
+    /// Waits for SIGTERM or SIGINT and returns its name.
+    fn wait(&self) -> &'static str {
+        loop {
+            let mut signal: libc::c_int = 0;
+            // SAFETY: `set` was initialised in `block`; `signal` is a valid out pointer.
+            let rc = unsafe { libc::sigwait(&self.set, &mut signal) };
+            if rc == 0 {
+                return if signal == libc::SIGINT {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+            }
+        }
+    }
 }
 
 fn store_command(command: StoreCommand) -> ExitCode {

@@ -15,6 +15,8 @@ const idleMs = parseInt(process.env.STOP_AFTER_IDLE_MS || '5000', 10);
 async function main() {
   const consumer = new Consumer({
     nameSrv: namesrv,
+    // Only used to look NameServers up over HTTP (onsAddr); unused with nameSrv set.
+    httpclient: {},
     consumerGroup: process.env.GROUP || 'ringmq_interop_consumer',
     instanceName: `interop_${process.pid}`,
     consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET',

@@ -17,6 +17,8 @@ const quiet = process.env.QUIET === '1';
 async function main() {
   const producer = new Producer({
     nameSrv: namesrv,
+    // Only used to look NameServers up over HTTP (onsAddr); unused with nameSrv set.
+    httpclient: {},
     producerGroup: process.env.GROUP || 'ringmq_interop_producer',
     instanceName: `interop_${process.pid}`,
   });
