@@ -543,7 +543,6 @@ fn end_to_end_against_a_real_broker() {
 /// SUBSCRIPTION_NOT_EXIST for TOOLS_CONSUMER, as RocketMQ does. Java's pull consumer sets
 /// `pull_sys_flag::SUBSCRIPTION`; the client fix is one line in client/src/admin.rs.
 #[test]
-#[ignore = "needs Admin::view_message_at to set pull_sys_flag::SUBSCRIPTION (client fix)"]
 fn consume_message_and_query_by_offset_against_a_real_broker() {
     let Some(cluster) = Cluster::start() else {
         return;

@@ -709,7 +709,9 @@ impl Admin {
             queue_id: queue.queue_id,
             queue_offset: offset,
             max_msg_nums: 1,
-            sys_flag: 0,
+            // The request carries its own subscription, as Java's pull consumer sends it;
+            // without the flag the broker looks for the group's registered subscription.
+            sys_flag: ringmq_wire::header::pull::pull_sys_flag::SUBSCRIPTION,
             commit_offset: 0,
             suspend_timeout_millis: 0,
             subscription: Some("*".into()),

@@ -364,10 +364,17 @@ impl From<SendMessageRequestHeader> for SendMessageRequestHeaderV2 {
 }
 
 impl SendMessageRequestHeader {
-    /// Reads the send header of a `SEND_MESSAGE` (10), `SEND_BATCH_MESSAGE` (320) or
-    /// `SEND_MESSAGE_V2` (310) request, converting V2 to V1.
+    /// Reads the send header of a `SEND_MESSAGE` (10), `SEND_MESSAGE_V2` (310) or
+    /// `SEND_BATCH_MESSAGE` (320) request, converting V2 to V1.
+    ///
+    /// Like Java's `SendMessageProcessor`, 310 and 320 carry the V2 header (one-letter keys:
+    /// Java clients always send batches that way); a 320 with the long names is accepted too.
     pub fn decode_any(command: &crate::command::RemotingCommand) -> Result<Self, WireError> {
-        if command.code == crate::code::RequestCode::SendMessageV2.as_i32() {
+        use crate::code::RequestCode;
+        let v2 = command.code == RequestCode::SendMessageV2.as_i32()
+            || (command.code == RequestCode::SendBatchMessage.as_i32()
+                && !command.ext_fields.contains_key("topic"));
+        if v2 {
             SendMessageRequestHeaderV2::decode(command).map(SendMessageRequestHeaderV2::into_v1)
         } else {
             SendMessageRequestHeader::decode(command)
@@ -548,6 +555,24 @@ mod tests {
         assert_eq!(header.rpc.oneway, None);
         assert_eq!(header.rpc.logic, Some(false));
         assert!(!header.is_compressed());
+    }
+
+    /// Regression: Java clients send `SEND_BATCH_MESSAGE` with the V2 one-letter keys, and
+    /// the broker rejected every batch with "missing required field `producerGroup`".
+    #[test]
+    fn batch_header_is_read_as_v2_or_v1() {
+        let mut command = RemotingCommand::request(RequestCode::SendBatchMessage);
+        v2().encode_into(&mut command);
+        assert_eq!(
+            SendMessageRequestHeader::decode_any(&command),
+            Ok(v2().into_v1())
+        );
+        let mut command = RemotingCommand::request(RequestCode::SendBatchMessage);
+        v2().into_v1().encode_into(&mut command);
+        assert_eq!(
+            SendMessageRequestHeader::decode_any(&command),
+            Ok(v2().into_v1())
+        );
     }
 
     #[test]
