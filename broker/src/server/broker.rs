@@ -232,7 +232,10 @@ fn install_shutdown<S: ShardStore + 'static>(server: &Rc<ShardServer<S>>) {
             let state = &mut service.state;
             state.after_requests(now_ms());
             state.store.persist().map_err(|e| e.to_string())?;
-            state.persist_meta().map_err(|e| e.to_string())
+            state.persist_meta().map_err(|e| e.to_string())?;
+            // Last: metadata snapshots go through the store, and the store's clean close
+            // removes the crash marker so the next start trusts the checkpoint.
+            state.store.shutdown().map_err(|e| e.to_string())
         }));
     });
 }

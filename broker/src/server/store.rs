@@ -191,6 +191,13 @@ pub trait ShardStore {
         Ok(())
     }
 
+    /// Clean shutdown at broker stop: everything written and synced, the checkpoint stored
+    /// and the crash marker removed, so the next start trusts the checkpoint. Appends are
+    /// refused afterwards.
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        self.persist()
+    }
+
     /// The broker metadata (topics, groups, offsets) as last saved; empty when none was.
     fn load_meta(&self) -> MetaSnapshot {
         MetaSnapshot::default()

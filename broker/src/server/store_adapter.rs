@@ -70,6 +70,9 @@ fn convert(error: DiskError) -> StoreError {
         DiskError::Busy { .. } => StoreError::Busy {
             reason: error.to_string(),
         },
+        DiskError::ShutDown => StoreError::NotWritable {
+            reason: error.to_string(),
+        },
         DiskError::Message(_) => StoreError::MessageIllegal {
             reason: error.to_string(),
         },
@@ -269,6 +272,10 @@ impl<F: StoreFs> ShardStore for RealStore<F> {
 
     fn persist(&mut self) -> Result<(), StoreError> {
         block_on(self.store.persist_step()).map_err(convert)
+    }
+
+    fn shutdown(&mut self) -> Result<(), StoreError> {
+        block_on(self.store.shutdown()).map_err(convert)
     }
 
     fn load_meta(&self) -> MetaSnapshot {

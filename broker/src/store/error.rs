@@ -9,6 +9,9 @@ use ringmq_wire::WireError;
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The store was shut down (the broker is stopping); nothing more is appended.
+    #[error("the store is shutting down: the broker is stopping; send to another broker")]
+    ShutDown,
     /// A file operation failed.
     #[error("{op} failed on {}: {source}", path.display())]
     Io {

@@ -157,6 +157,8 @@ pub struct Store<F: StoreFs> {
     meta: snapshot::MetaStore,
     last_store_timestamp: i64,
     disk_full: bool,
+    /// Set by [`Store::shutdown`]: appends are refused from then on.
+    shut_down: bool,
     /// Whether the last open found the `abort` file (the previous run crashed).
     pub recovered_from_crash: bool,
     /// Held for the store's lifetime: the directory's `lock` file.
@@ -230,6 +232,7 @@ impl<F: StoreFs> Store<F> {
             meta,
             last_store_timestamp: outcome.last_store_timestamp,
             disk_full: false,
+            shut_down: false,
             recovered_from_crash: crashed,
             _lock: lock,
             config,
@@ -245,6 +248,9 @@ impl<F: StoreFs> Store<F> {
     /// physical offset and store timestamp, and adds its ConsumeQueue and index entries.
     /// Never waits; refuses with [`StoreError::Busy`] when the disk is behind.
     pub fn append(&mut self, msg: &AppendMessage<'_>) -> StoreResult<AppendTicket> {
+        if self.shut_down {
+            return Err(StoreError::ShutDown);
+        }
         if self.disk_full {
             return Err(StoreError::DiskFull {
                 used_percent: f64::from(self.config.disk_warning_percent),
@@ -415,6 +421,17 @@ impl<F: StoreFs> Store<F> {
     /// Clean shutdown: writes and syncs everything, stores the checkpoint and removes the
     /// `abort` file, so the next start trusts the checkpoint.
     pub async fn close(mut self) -> StoreResult<()> {
+        self.shutdown().await
+    }
+
+    /// [`Store::close`] for a store that cannot be moved out of its owner: the same clean
+    /// shutdown, after which every append is refused with [`StoreError::ShutDown`] (reads
+    /// still work). Calling it again does nothing.
+    pub async fn shutdown(&mut self) -> StoreResult<()> {
+        if self.shut_down {
+            return Ok(());
+        }
+        self.shut_down = true;
         while self.log.has_pending() {
             self.log.commit_step().await?;
         }
