@@ -24,7 +24,7 @@ impl Default for Latency {
 }
 
 /// The percentiles reported at the end of a run, in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Summary {
     /// Samples recorded.
     pub count: u64,
@@ -40,6 +40,8 @@ pub struct Summary {
     pub p9999_us: u64,
     /// Largest sample.
     pub max_us: u64,
+    /// Mean, in µs (exact RTs, unlike RocketMQ's Average RT, which sums whole ms).
+    pub mean_us: f64,
 }
 
 impl Latency {
@@ -66,6 +68,7 @@ impl Latency {
             p999_us: h.value_at_quantile(0.999),
             p9999_us: h.value_at_quantile(0.9999),
             max_us: h.max(),
+            mean_us: h.mean(),
         }
     }
 }

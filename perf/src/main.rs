@@ -1,10 +1,13 @@
 //! `ringmq-perf`: the pressure-test harness, with the options, defaults and report lines of
-//! RocketMQ's benchmark tools (`producer.sh`, `consumer.sh`, `batchproducer.sh`).
+//! RocketMQ's benchmark tools (`producer.sh`, `consumer.sh`, `tproducer.sh`, `batchproducer.sh`), and `scenario`, which
+//! runs matrices of them and writes a report.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use ringmq_perf::{consumer, producer};
+use std::path::PathBuf;
+
+use ringmq_perf::{consumer, producer, scenario, transaction};
 
 #[derive(Parser)]
 #[command(
@@ -19,6 +22,10 @@ use ringmq_perf::{consumer, producer};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Async runtime worker threads for the client (default: one per CPU). `-w` tasks are
+    /// spread over these; 1 avoids cross-thread wake-ups on small machines.
+    #[arg(long = "workerThreads", global = true)]
+    worker_threads: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -29,9 +36,10 @@ enum Command {
     Consumer(consumer::ConsumerArgs),
     /// Send batches (RocketMQ's benchmarkBatchProducer).
     BatchProducer(producer::BatchProducerArgs),
-    /// Transactional sends with scripted checks (RocketMQ's TransactionProducer): not
-    /// available yet, the client has no transactional producer.
-    TxProducer,
+    /// Transactional sends with scripted checks (RocketMQ's TransactionProducer).
+    TxProducer(transaction::TxProducerArgs),
+    /// Run a matrix of producer cells from a TOML file and write a report directory.
+    Scenario(ScenarioArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,10 +51,18 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse_from(ringmq_perf::args::normalize(std::env::args()));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let cli = match cli.command {
+        Command::Scenario(args) => return run_scenario(args),
+        command => Cli {
+            command,
+            worker_threads: cli.worker_threads,
+        },
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = cli.worker_threads {
+        builder.worker_threads(threads.max(1));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("ringmq-perf: cannot start the async runtime: {error}");
@@ -58,12 +74,62 @@ fn main() -> ExitCode {
             Command::Producer(args) => producer::run_producer(args).await,
             Command::Consumer(args) => consumer::run_consumer(args).await,
             Command::BatchProducer(args) => producer::run_batch_producer(args).await,
-            Command::TxProducer => Err(anyhow::anyhow!(
-                "tx-producer is not available yet: the Rust client has no transactional producer"
-            )),
+            Command::TxProducer(args) => transaction::run_tx_producer(args).await,
+            Command::Scenario(_) => Ok(()),
         }
     });
     match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ringmq-perf: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `scenario` options.
+#[derive(clap::Args)]
+struct ScenarioArgs {
+    /// The scenario file (TOML; see perf/scenarios/).
+    file: PathBuf,
+    /// Report directory (created).
+    #[arg(long = "out", default_value = "target/perf/scenario")]
+    out: PathBuf,
+    /// Run against this existing cluster's NameServer list instead of a local broker per cell.
+    #[arg(short = 'n', long = "target")]
+    target: Option<String>,
+    /// The ringmq-broker binary (default: next to this binary).
+    #[arg(long = "broker-bin")]
+    broker_bin: Option<PathBuf>,
+    /// Seconds per cell, overriding the file's duration_s.
+    #[arg(long = "duration")]
+    duration_s: Option<u64>,
+}
+
+fn run_scenario(args: ScenarioArgs) -> ExitCode {
+    let run = || -> anyhow::Result<()> {
+        let perf_bin = std::env::current_exe()?;
+        let broker_bin = match args.broker_bin {
+            Some(path) => path,
+            None => perf_bin.with_file_name("ringmq-broker"),
+        };
+        let loaded = scenario::Scenario::load(&args.file)?;
+        let options = scenario::RunOptions {
+            perf_bin,
+            broker_bin,
+            target: args.target,
+            duration_s: args.duration_s,
+            out: args.out,
+        };
+        let results = scenario::run(&loaded, &options)?;
+        println!(
+            "{} cells; report in {}",
+            results.len(),
+            options.out.join("report.md").display()
+        );
+        Ok(())
+    };
+    match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ringmq-perf: {error:#}");

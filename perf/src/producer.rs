@@ -407,8 +407,9 @@ async fn send_async(shared: &Arc<Shared>, quantity: u64, stop: watch::Receiver<b
     let _ = permits.acquire_many(ASYNC_IN_FLIGHT_MAX as u32).await;
 }
 
+/// Prints a tool's `--json` summary line on stdout.
 #[allow(clippy::too_many_arguments)]
-fn print_json(
+pub(crate) fn print_json(
     tool: &str,
     topic: &str,
     threads: usize,
