@@ -77,7 +77,15 @@ pub fn throughput_vs_threads(
         .configure_mesh()
         .x_desc("sender threads (-w)")
         .y_desc("msg/s")
-        .x_label_formatter(&|x| format!("{}", 2f64.powf(*x).round()))
+        .x_labels(x_max.ceil() as usize + 2)
+        .x_label_formatter(&|x| {
+            // Ticks sit on powers of two; anything in between is left unlabelled.
+            if (x - x.round()).abs() < 1e-6 && *x >= 0.0 {
+                format!("{}", 2f64.powf(x.round()))
+            } else {
+                String::new()
+            }
+        })
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(|e| err(&e))?;
