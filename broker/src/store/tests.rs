@@ -32,7 +32,7 @@ fn sim_config(mode: FlushMode) -> StoreConfig {
 
 /// Every visible record of every queue, as (physical offset, topic, queue id, queue offset,
 /// body), in CommitLog order; each one read back with its CRC checked.
-fn read_all<F: StoreFs>(store: &Store<F>) -> Vec<(u64, String, i32, u64, Vec<u8>)> {
+fn read_all<F: StoreFs>(store: &Store<F>) -> Appended {
     let mut out = Vec::new();
     for (topic, qid) in store.queue_ids() {
         let mut offset = store.min_offset(&topic, qid);
@@ -363,7 +363,9 @@ fn retention_deletes_old_segments_but_not_pinned_ones() {
     assert_eq!(read_all(&store).len() as u64, 300 - min);
 }
 
-type Appended = Vec<(u64, String, i32, u64, Vec<u8>)>;
+/// A record as the tests compare it: physical offset, topic, queue id, queue offset, body.
+type Rec = (u64, String, i32, u64, Vec<u8>);
+type Appended = Vec<Rec>;
 
 /// Random appends, commits and persists until the simulated crash (or 600 steps). Returns
 /// what was appended, in order, and how many of those were acknowledged.
@@ -375,7 +377,7 @@ fn crash_phase(
 ) -> (Appended, usize) {
     fs.crash_after(rng.below(120));
     let topics = ["TopicA", "TopicB"];
-    let mut appended: Vec<(AppendTicket, (u64, String, i32, u64, Vec<u8>))> = Vec::new();
+    let mut appended: Vec<(AppendTicket, Rec)> = Vec::new();
     let mut acked = 0usize;
     for step in 0..600u64 {
         if fs.is_crashed() {
