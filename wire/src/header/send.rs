@@ -15,7 +15,7 @@
 //! `lo`), read into [`RpcFields`]; a malformed RPC flag is ignored, as Java ignores it.
 //!
 //! This module also holds the small machinery every header module uses: the
-//! [`header_struct!`] macro that declares a header struct and its [`CommandHeader`] impl from
+//! crate-private `header_struct!` macro that declares a header struct and its [`CommandHeader`] impl from
 //! a field table, and the [`FieldValue`] conversions behind it.
 
 use crate::command::ExtFields;
