@@ -4,6 +4,7 @@
 //! See `ARCHITECTURE.md` §3, §4 and §8 for the design: one shard per core, each a complete
 //! RocketMQ broker with its own io_uring ring and its own store.
 
+pub mod admin;
 pub mod config;
 pub mod runtime;
 pub mod server;

@@ -38,6 +38,8 @@ enum Command {
     /// Start a broker and an embedded NameServer on loopback, data under ./data, topics
     /// created on first use: for a first try.
     Standalone(StandaloneArgs),
+    /// Admin commands named like RocketMQ's mqadmin (`admin` alone lists them).
+    Admin(ringmq_broker::admin::AdminArgs),
     /// Inspect a shard's data directory offline (the broker must not be running on it).
     Store {
         #[command(subcommand)]
@@ -104,6 +106,7 @@ fn main() -> ExitCode {
         }),
         Command::Standalone(args) => serve(|| standalone(args)),
         Command::Store { command } => store_command(command),
+        Command::Admin(args) => ringmq_broker::admin::run(args),
     }
 }
 
