@@ -76,12 +76,15 @@ const COMMANDS: &[Entry] = &[
     entry::<topic::UpdateTopic>("updateTopic", "Update or create topic."),
     entry::<topic::DeleteTopic>("deleteTopic", "Delete topic from broker and NameServer."),
     entry::<group::UpdateSubGroup>("updateSubGroup", "Update or create subscription group."),
+    entry::<cluster::UpdateBrokerConfig>("updateBrokerConfig", "Update broker's config."),
+    entry::<topic::UpdateTopicPerm>("updateTopicPerm", "Update topic perm."),
     entry::<group::DeleteSubGroup>("deleteSubGroup", "Delete subscription group from broker."),
     entry::<topic::TopicRoute>("topicRoute", "Examine topic route info."),
     entry::<topic::TopicStatus>("topicStatus", "Examine topic Status info."),
     entry::<cluster::BrokerStatus>("brokerStatus", "Fetch broker runtime status data."),
     entry::<message::QueryMsgById>("queryMsgById", "Query Message by Id."),
     entry::<message::QueryMsgByKey>("queryMsgByKey", "Query Message by Key."),
+    entry::<message::QueryMsgByUniqueKey>("queryMsgByUniqueKey", "Query Message by Unique key."),
     entry::<message::QueryMsgByOffset>("queryMsgByOffset", "Query Message by offset."),
     entry::<group::ConsumerConnection>(
         "consumerConnection",
@@ -90,6 +93,14 @@ const COMMANDS: &[Entry] = &[
     entry::<group::ConsumerProgress>("consumerProgress", "Query consumer's progress, speed."),
     entry::<cluster::ClusterList>("clusterList", "List cluster infos."),
     entry::<topic::TopicList>("topicList", "Fetch all topic list from name server."),
+    entry::<cluster::WipeWritePerm>(
+        "wipeWritePerm",
+        "Wipe write perm of broker in all name server you defined in the -n param.",
+    ),
+    entry::<cluster::AddWritePerm>(
+        "addWritePerm",
+        "Add write perm of broker in all name server you defined in the -n param.",
+    ),
     entry::<cluster::GetBrokerConfig>(
         "getBrokerConfig",
         "Get broker config by cluster or special broker.",
