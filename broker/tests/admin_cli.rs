@@ -161,6 +161,9 @@ fn unknown_command_is_a_usage_error() {
         "{}",
         stderr(&out)
     );
+    let out = admin(&["topicList", "-n", "hostonly"]);
+    assert_eq!(out.status.code(), Some(2), "malformed -n");
+    assert!(stderr(&out).contains("has no port"), "{}", stderr(&out));
     let out = admin(&["topicRoute", "-n", "127.0.0.1:9876"]);
     assert_eq!(out.status.code(), Some(2), "missing -t");
     assert!(stderr(&out).contains("--topic"), "{}", stderr(&out));

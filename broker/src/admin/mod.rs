@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use ringmq_client::admin::Admin;
 use ringmq_client::instance::{ClientConfig, ClientInstance};
 
+use common::describe;
 pub use common::{AdminError, Common, Report};
 
 /// The arguments after `ringmq-broker admin`: the command name and its options, parsed by
@@ -206,6 +207,9 @@ fn run_command<C: AdminCommand>(name: &'static str, args: Vec<String>) -> Result
         return Ok(());
     };
     let namesrv = command.common().namesrv_addr()?;
+    // A malformed list is a usage error (status 2), not a failed operation.
+    ringmq_client::namesrv::parse_addrs(&namesrv)
+        .map_err(|e| AdminError::Usage(format!("{name}: -n {namesrv:?}: {}", describe(&e))))?;
     let json = command.common().json;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
