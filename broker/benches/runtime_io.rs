@@ -357,14 +357,29 @@ fn drain_server() -> (SocketAddr, std::thread::JoinHandle<usize>) {
     (addr, t)
 }
 
-fn timed_send(total: usize, send: impl FnOnce(SocketAddr)) -> f64 {
+/// User + system CPU seconds of the whole process so far (every thread, including the
+/// receiver and io_uring's worker threads): a load-robust cost measure next to wall time.
+fn process_cpu_secs() -> f64 {
+    // SAFETY: zeroed rusage is valid; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs `send` against a fresh draining receiver; returns (GB/s, CPU seconds per GB).
+fn timed_send(total: usize, send: impl FnOnce(SocketAddr)) -> (f64, f64) {
     let (addr, t) = drain_server();
+    let cpu = process_cpu_secs();
     let start = Instant::now();
     send(addr);
     let got = t.join().expect("drain");
     let secs = start.elapsed().as_secs_f64();
+    let cpu = process_cpu_secs() - cpu;
     assert_eq!(got, total, "receiver got every byte");
-    total as f64 / secs / 1e9
+    let gb = total as f64 / 1e9;
+    (gb / secs, cpu / gb)
 }
 
 fn splice(rounds: usize) {
@@ -425,8 +440,9 @@ fn splice(rounds: usize) {
             }
         });
         println!(
-            " round {round}: ringmq splice {splice:.2} GB/s   ringmq read+send {ring_rw:.2} GB/s   \
-             blocking pread+write {std_rw:.2} GB/s"
+            " round {round}: ringmq splice {:.2} GB/s ({:.2} CPU-s/GB)   ringmq read+send {:.2} GB/s \
+             ({:.2} CPU-s/GB)   blocking pread+write {:.2} GB/s ({:.2} CPU-s/GB)",
+            splice.0, splice.1, ring_rw.0, ring_rw.1, std_rw.0, std_rw.1
         );
     }
     let _ = std::fs::remove_file(&path);

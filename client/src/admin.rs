@@ -24,6 +24,7 @@
 //! | queryMsgById | [`Admin::view_message_by_id`] |
 //! | queryMsgByKey / queryMsgByUniqueKey | [`Admin::query_messages_by_key`], [`Admin::query_message_by_unique_key`] |
 //! | queryMsgByOffset | [`Admin::view_message_at`] |
+//! | resetOffsetByTime (group offline) | [`Admin::reset_offset_by_time`] |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -727,6 +728,39 @@ impl Admin {
             .messages
             .into_iter()
             .find(|m| m.queue_offset == offset))
+    }
+}
+
+impl Admin {
+    /// Moves a group's committed offset of every queue of `topic` to the first message
+    /// stored at or after `timestamp_ms` (`SEARCH_OFFSET_BY_TIMESTAMP`, then
+    /// `UPDATE_CONSUMER_OFFSET` on each queue's master); returns the new offsets.
+    ///
+    /// Meant for a group with no consumer online: a running consumer persists its own
+    /// offsets every 5 s and would overwrite these. (RocketMQ's online reset,
+    /// `INVOKE_BROKER_TO_RESET_OFFSET` → `RESET_CONSUMER_CLIENT_OFFSET`, is not implemented.)
+    pub async fn reset_offset_by_time(
+        &self,
+        group: &str,
+        topic: &str,
+        timestamp_ms: i64,
+    ) -> Result<Vec<(MessageQueue, i64)>> {
+        let route = self.instance.routes().refresh(topic).await?;
+        let mut done = Vec::with_capacity(route.read_queues.len());
+        for queue in &route.read_queues {
+            let addr = route.master_addr(&queue.broker_name)?.to_owned();
+            let offset = api::search_offset(&self.instance, &addr, queue, timestamp_ms).await?;
+            api::update_consumer_offset(&self.instance, &addr, group, queue, offset).await?;
+            done.push((queue.clone(), offset));
+        }
+        info!(
+            group,
+            topic,
+            timestamp_ms,
+            queues = done.len(),
+            "offsets reset"
+        );
+        Ok(done)
     }
 }
 

@@ -6,6 +6,11 @@ use std::time::Duration;
 /// pending map and the memory a stalled broker can make us hold.
 pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 4096;
 
+/// Broker-initiated requests (notifications, transaction checks) handled at once per
+/// connection; more are answered `SYSTEM_BUSY`, so a flooding peer cannot spawn unbounded
+/// tasks.
+pub const INBOUND_REQUESTS_MAX: usize = 256;
+
 /// Encoded frames queued for one connection's writer task.
 pub const WRITE_QUEUE_FRAMES: usize = 1024;
 

@@ -5,134 +5,22 @@
 //! in-process `ringmq-namesrv` using the broker's own `REGISTER_BROKER` request, and then
 //! produces, consumes and administers with the client exactly as an application would.
 
-use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
-use std::rc::Rc;
-use std::sync::Arc;
+mod common;
+
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use ringmq_broker::config::BrokerConfig;
-use ringmq_broker::server::ConnId;
-use ringmq_broker::server::mem_store::MemStore;
-use ringmq_broker::server::net::now_ms;
-use ringmq_broker::server::register::register_request;
-use ringmq_broker::server::service::ShardService;
-use ringmq_broker::server::state::{ShardIdentity, ShardState};
+use common::broker::start_broker;
 use ringmq_client::{
     Admin, ClientConfig, ClientInstance, ConsumeFromWhere, ConsumeResult, LitePullConsumer,
     LitePullConsumerConfig, Message, MessageListener, Producer, ProducerConfig, PushConsumer,
-    PushConsumerConfig, RemotingClient, RemotingConfig,
+    PushConsumerConfig,
 };
 use ringmq_namesrv::{NameServer, NameServerConfig};
 use ringmq_wire::body::topic::TopicConfig;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-type Service = Rc<RefCell<ShardService<MemStore>>>;
-type Writers = Rc<RefCell<HashMap<ConnId, mpsc::UnboundedSender<BytesMut>>>>;
-
-fn flush(service: &Service, writers: &Writers) {
-    let mut service = service.borrow_mut();
-    for conn in service.writable() {
-        if let Some(bytes) = service.take_writes(conn)
-            && let Some(writer) = writers.borrow().get(&conn)
-        {
-            let _ = writer.send(bytes);
-        }
-    }
-}
-
-/// Runs one broker shard on its own thread; returns its address.
-fn start_broker(namesrv: String) -> String {
-    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&runtime, async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let addr: SocketAddr = listener.local_addr().expect("addr");
-            let mut config = BrokerConfig::standalone();
-            config.broker.namesrv_addrs = vec![namesrv.clone()];
-            let identity = ShardIdentity::of(&config, 0, addr);
-            let state = ShardState::new(identity, Arc::new(config), MemStore::new(), now_ms());
-            let service: Service = Rc::new(RefCell::new(ShardService::new(state)));
-            let writers: Writers = Rc::default();
-            // Registration keeps its connection open: the NameServer drops a broker whose
-            // connection closes.
-            let registrar = RemotingClient::new(RemotingConfig::default());
-            let register = {
-                let request = register_request(&service.borrow().state);
-                registrar.invoke_ok(&namesrv, request, WAIT)
-            };
-            register.await.expect("registered");
-            addr_tx.send(addr.to_string()).expect("report addr");
-
-            // Ticks: long-poll expiry, deferred acks, re-registration after topic changes.
-            {
-                let service = service.clone();
-                let writers = writers.clone();
-                tokio::task::spawn_local(async move {
-                    loop {
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                        let closed = service.borrow_mut().tick(now_ms());
-                        for (conn, _) in closed {
-                            service.borrow_mut().close(conn);
-                            writers.borrow_mut().remove(&conn);
-                        }
-                        flush(&service, &writers);
-                        let reregister = service.borrow_mut().state.take_register_request();
-                        if reregister {
-                            let request = register_request(&service.borrow().state);
-                            let _ = registrar.invoke_ok(&namesrv, request, WAIT).await;
-                        }
-                    }
-                });
-            }
-            while let Ok((stream, remote)) = listener.accept().await {
-                let Some(conn) = service.borrow_mut().accept(remote) else {
-                    continue;
-                };
-                let (mut read, mut write) = stream.into_split();
-                let (tx, mut rx) = mpsc::unbounded_channel::<BytesMut>();
-                writers.borrow_mut().insert(conn, tx);
-                tokio::task::spawn_local(async move {
-                    while let Some(bytes) = rx.recv().await {
-                        if write.write_all(&bytes).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-                let service = service.clone();
-                let writers = writers.clone();
-                tokio::task::spawn_local(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    loop {
-                        let n = match read.read(&mut buf).await {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => n,
-                        };
-                        let outcome = service.borrow_mut().on_read(conn, &buf[..n], now_ms());
-                        flush(&service, &writers);
-                        if outcome.is_err() {
-                            break;
-                        }
-                    }
-                    service.borrow_mut().close(conn);
-                    writers.borrow_mut().remove(&conn);
-                });
-            }
-        });
-    });
-    addr_rx.recv_timeout(WAIT).expect("broker started")
-}
 
 fn instance(namesrv: &str, name: &str) -> ClientInstance {
     let mut config = ClientConfig::new(namesrv);
@@ -290,5 +178,68 @@ async fn produce_consume_and_administer_against_the_real_broker() {
         .expect("view by id");
     assert_eq!(by_id.body, by_key[0].body);
 
+    namesrv.shutdown().await;
+}
+
+/// A second member joining a group makes the broker send `NOTIFY_CONSUMER_IDS_CHANGED`;
+/// both members rebalance on it (no 20 s wait) and split the queues.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_rebalance_when_the_broker_notifies_a_change() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let namesrv = NameServer::start(NameServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        kv_config_path: dir.path().join("kvConfig.json"),
+        ..NameServerConfig::default()
+    })
+    .await
+    .expect("NameServer");
+    let namesrv_addr = namesrv.local_addr().to_string();
+    let broker_addr = start_broker(namesrv_addr.clone());
+    let admin = Admin::new(instance(&namesrv_addr, "admin"));
+    admin
+        .create_topic(&broker_addr, &TopicConfig::new("SPLIT", 4))
+        .await
+        .expect("topic created");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admin.topic_route("SPLIT").await.is_err() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "route never published"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listener = MessageListener::concurrently(|_| async { ConsumeResult::Success });
+    let mut members = Vec::new();
+    for name in ["m1", "m2"] {
+        let mut consumer = PushConsumer::new(
+            instance(&namesrv_addr, name),
+            PushConsumerConfig::new("SPLIT-GROUP"),
+        )
+        .expect("consumer");
+        consumer.subscribe("SPLIT", "*").expect("subscribe");
+        consumer.start(listener.clone()).await.expect("started");
+        members.push(consumer);
+    }
+    let of_split = |c: &PushConsumer| -> BTreeSet<ringmq_client::MessageQueue> {
+        c.owned_queues()
+            .into_iter()
+            .filter(|q| q.topic == "SPLIT")
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (a, b) = (of_split(&members[0]), of_split(&members[1]));
+        if a.len() == 2 && b.len() == 2 && a.is_disjoint(&b) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no split after the notification: {a:?} / {b:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for member in &mut members {
+        member.shutdown().await;
+    }
     namesrv.shutdown().await;
 }

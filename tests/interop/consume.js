@@ -18,7 +18,7 @@ async function main() {
     // Only used to look NameServers up over HTTP (onsAddr); unused with nameSrv set.
     httpclient: {},
     consumerGroup: process.env.GROUP || 'ringmq_interop_consumer',
-    instanceName: `interop_${process.pid}`,
+    instanceName: process.env.INSTANCE || `interop_${process.pid}`,
     consumeFromWhere: 'CONSUME_FROM_FIRST_OFFSET',
     persistConsumerOffsetInterval: 1000,
     rebalanceInterval: 2000,

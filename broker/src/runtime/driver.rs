@@ -13,11 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use io_uring::{IoUring, Probe, cqueue, opcode, squeue, types};
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
 
-use super::buf::LeaseTag;
 use super::error::RuntimeError;
-use super::sys;
+use super::pool::LeaseTag;
+use super::setup::{RingFlavor, build_ring, probe_opcodes};
 
 /// `user_data` of the CQEs of our `AsyncCancel` requests (ignored).
 const CANCEL_UD: u64 = u64::MAX;
@@ -26,45 +26,6 @@ const DOORBELL_UD: u64 = u64::MAX - 1;
 /// `IORING_ENTER_GETEVENTS`: with `DEFER_TASKRUN`, completions are only posted by an enter
 /// carrying it, so even a non-waiting submit passes it.
 const ENTER_GETEVENTS: u32 = 1;
-
-/// Opcodes the runtime cannot work without.
-const REQUIRED_OPCODES: &[(u8, &str)] = &[
-    (opcode::Read::CODE, "Read"),
-    (opcode::Write::CODE, "Write"),
-    (opcode::ReadFixed::CODE, "ReadFixed"),
-    (opcode::WriteFixed::CODE, "WriteFixed"),
-    (opcode::Fsync::CODE, "Fsync"),
-    (opcode::Fallocate::CODE, "Fallocate"),
-    (opcode::Splice::CODE, "Splice"),
-    (opcode::Send::CODE, "Send"),
-    (opcode::Recv::CODE, "Recv"),
-    (opcode::Accept::CODE, "Accept"),
-    (opcode::Connect::CODE, "Connect"),
-    (opcode::Timeout::CODE, "Timeout"),
-    (opcode::AsyncCancel::CODE, "AsyncCancel"),
-];
-
-/// Which setup flags the ring got (the first that the kernel accepted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RingFlavor {
-    /// `SINGLE_ISSUER | DEFER_TASKRUN` (preferred, kernel >= 6.1).
-    DeferTaskrun,
-    /// `COOP_TASKRUN` (kernel >= 5.19).
-    CoopTaskrun,
-    /// No optional flags.
-    Plain,
-}
-
-impl RingFlavor {
-    /// Short name for logs and stats.
-    pub fn name(self) -> &'static str {
-        match self {
-            RingFlavor::DeferTaskrun => "single_issuer+defer_taskrun",
-            RingFlavor::CoopTaskrun => "coop_taskrun",
-            RingFlavor::Plain => "plain",
-        }
-    }
-}
 
 /// Counters of one shard, written only by the shard's thread (plain load+store, no locked
 /// instructions), readable from any thread.
@@ -153,72 +114,6 @@ pub(crate) struct Driver {
     /// Reused buffer of harvested CQEs (user_data, res, flags).
     cqe_buf: Vec<(u64, i32, u32)>,
     stats: std::sync::Arc<super::executor::Shared>,
-}
-
-fn map_setup_error(e: io::Error, entries: u32) -> RuntimeError {
-    match e.raw_os_error() {
-        Some(libc::EPERM) => match sys::io_uring_disabled() {
-            0 => RuntimeError::BlockedBySeccomp,
-            value => RuntimeError::DisabledBySysctl { value },
-        },
-        Some(libc::ENOSYS) => RuntimeError::NotSupported,
-        Some(libc::ENOMEM) => RuntimeError::RingMemory { entries },
-        _ => RuntimeError::io("creating the io_uring ring", e),
-    }
-}
-
-/// Builds a ring: `SINGLE_ISSUER | DEFER_TASKRUN`, else `COOP_TASKRUN`, else plain, moving on
-/// only when the kernel says `EINVAL`. Never SQPOLL or IOPOLL.
-pub(crate) fn build_ring(entries: u32) -> Result<(IoUring, RingFlavor), RuntimeError> {
-    let disabled = sys::io_uring_disabled();
-    if disabled >= 2 {
-        return Err(RuntimeError::DisabledBySysctl { value: disabled });
-    }
-    let flavors = [
-        RingFlavor::DeferTaskrun,
-        RingFlavor::CoopTaskrun,
-        RingFlavor::Plain,
-    ];
-    let mut last = None;
-    for flavor in flavors {
-        let mut b = IoUring::builder();
-        b.setup_cqsize(entries.saturating_mul(2));
-        match flavor {
-            RingFlavor::DeferTaskrun => {
-                b.setup_single_issuer().setup_defer_taskrun();
-            }
-            RingFlavor::CoopTaskrun => {
-                b.setup_coop_taskrun();
-            }
-            RingFlavor::Plain => {}
-        }
-        match b.build(entries) {
-            Ok(ring) => return Ok((ring, flavor)),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => last = Some(e),
-            Err(e) => return Err(map_setup_error(e, entries)),
-        }
-    }
-    Err(map_setup_error(
-        last.unwrap_or_else(|| io::Error::from_raw_os_error(libc::EINVAL)),
-        entries,
-    ))
-}
-
-/// Checks every required opcode with `register_probe`; returns whether `SendZc` exists.
-fn probe_opcodes(ring: &IoUring) -> Result<bool, RuntimeError> {
-    let mut probe = Probe::new();
-    ring.submitter()
-        .register_probe(&mut probe)
-        .map_err(|e| RuntimeError::io("probing io_uring opcodes", e))?;
-    let missing: Vec<&'static str> = REQUIRED_OPCODES
-        .iter()
-        .filter(|(code, _)| !probe.is_supported(*code))
-        .map(|(_, name)| *name)
-        .collect();
-    if !missing.is_empty() {
-        return Err(RuntimeError::MissingOpcodes { missing });
-    }
-    Ok(probe.is_supported(opcode::SendZc::CODE))
 }
 
 impl Driver {

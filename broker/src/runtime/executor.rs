@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use super::buf::BufPool;
 use super::driver::{Driver, StatsCells, bump};
 use super::error::RuntimeError;
+use super::pool::BufPool;
 
 /// Task polls per loop turn before the ring is checked again (keeps I/O latency bounded when
 /// many tasks are ready).

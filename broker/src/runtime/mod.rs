@@ -43,6 +43,8 @@ mod executor;
 mod fs;
 mod net;
 mod op;
+mod pool;
+mod setup;
 mod shard;
 mod sys;
 mod time;
@@ -50,13 +52,14 @@ mod time;
 #[cfg(test)]
 mod tests;
 
-pub use buf::{AlignedBuf, BUF_ALIGN, BufPool, FixedBuf, IoBuf, IoBufMut, POISON, PoolStats};
+pub use buf::{AlignedBuf, BUF_ALIGN, IoBuf, IoBufMut};
 pub use channel::{Receiver, SendError, Sender, TrySendError, channel};
-pub use driver::RingFlavor;
 pub use error::RuntimeError;
 pub use executor::{JoinHandle, spawn_local, yield_now};
 pub use fs::File;
-pub use net::{TcpListener, TcpStream};
+pub use net::{LISTEN_BACKLOG, TcpListener, TcpStream};
+pub use pool::{BufPool, FixedBuf, POISON, PoolStats};
+pub use setup::RingFlavor;
 pub use shard::{
     RemoteResult, RunError, Runtime, RuntimeConfig, Shard, ShardContext, ShardGone, ShardHandle,
     ShardStats, buf_pool, current_shard, current_stats, shard_count,

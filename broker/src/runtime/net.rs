@@ -20,6 +20,10 @@ use super::op::Op;
 /// linked pair moves up to 1 MiB.
 const SPLICE_PIPE_BYTES: usize = 1 << 20;
 
+/// Accept backlog of [`TcpListener::bind`] (clients reconnecting in a burst after a broker
+/// restart must not be refused; the kernel caps it at `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: i32 = 1024;
+
 /// Linked file → pipe → socket pairs per submitted chain (8 × 1 MiB): fewer wake-ups of the
 /// shard thread per byte, while a broken chain re-plans at most 8 MiB.
 pub(crate) const SPLICE_PAIRS_PER_CHAIN: usize = 8;
@@ -111,9 +115,15 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Binds and listens (std's `bind`: `SO_REUSEADDR`, backlog 128). Use port 0 in tests.
+    /// Binds and listens (`SO_REUSEADDR`, backlog [`LISTEN_BACKLOG`]). Use port 0 in tests.
     pub fn bind(addr: SocketAddr) -> io::Result<Self> {
-        Self::from_std(std::net::TcpListener::bind(addr)?)
+        let l = std::net::TcpListener::bind(addr)?;
+        // std listens with 128; a second listen() on a listening socket raises the backlog.
+        // SAFETY: listen(2) on a socket we own.
+        if unsafe { libc::listen(l.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Self::from_std(l)
     }
 
     /// Wraps a listening std socket (in blocking mode).
@@ -222,6 +232,11 @@ impl TcpStream {
     /// Sets `TCP_NODELAY`.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
         self.std_ref().set_nodelay(on)
+    }
+
+    /// Shuts down the read, write or both halves (a plain, non-blocking syscall).
+    pub fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        self.std_ref().shutdown(how)
     }
 
     /// The peer's address.
@@ -509,6 +524,7 @@ mod tests {
             server.await;
             let (n, _) = c.recv(Vec::with_capacity(64)).await;
             assert_eq!(n.expect("eof"), 0);
+            c.shutdown(std::net::Shutdown::Both).expect("shutdown");
         });
     }
 

@@ -12,9 +12,9 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use super::buf::LeaseTag;
 use super::driver::Completion;
 use super::executor::{Core, core};
+use super::pool::LeaseTag;
 
 /// An in-flight operation whose resources are `T`.
 pub(crate) struct Op<T: 'static> {

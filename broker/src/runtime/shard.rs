@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::task::Poll;
 
-use super::buf::{BufPool, registration_budget_bytes};
 use super::channel::{Receiver, Sender, TrySendError, channel};
 use super::driver::Driver;
 use super::error::RuntimeError;
 use super::executor::{Core, Shared, core, spawn_local, stop_requested};
+use super::pool::{BufPool, registration_budget_bytes};
 use super::sys;
 
 /// Logged once per process: registration failed and the pool runs unregistered.

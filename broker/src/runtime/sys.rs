@@ -14,10 +14,12 @@ pub(crate) fn parse_cap_eff(status: &str) -> Option<u64> {
     u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
 }
 
-/// Whether this process holds `CAP_IPC_LOCK` (registered buffers are then not charged to
-/// `RLIMIT_MEMLOCK`). Unreadable status counts as "no".
+/// Whether the calling thread holds `CAP_IPC_LOCK` (registered buffers are then not charged
+/// to `RLIMIT_MEMLOCK`). Capabilities are per thread and the kernel checks the registering
+/// thread's, so this reads `/proc/thread-self/status`. Unreadable status counts as "no".
 pub(crate) fn has_cap_ipc_lock() -> bool {
-    std::fs::read_to_string("/proc/self/status")
+    std::fs::read_to_string("/proc/thread-self/status")
+        .or_else(|_| std::fs::read_to_string("/proc/self/status"))
         .ok()
         .and_then(|s| parse_cap_eff(&s))
         .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK_BIT) != 0)
@@ -103,6 +105,42 @@ pub(crate) fn pipe_size(fd: &OwnedFd) -> io::Result<usize> {
         return Err(io::Error::last_os_error());
     }
     Ok(rc as usize)
+}
+
+/// Removes `CAP_IPC_LOCK` from the calling thread's effective set (tests: exercise the
+/// memlock budget as an unprivileged user would). Other threads are unaffected.
+#[cfg(test)]
+pub(crate) fn drop_cap_ipc_lock_for_this_thread() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: header and two data structs are what capget expects for version 3.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    data[0].effective &= !(1 << CAP_IPC_LOCK_BIT);
+    // SAFETY: as above; only lowers the effective set of this thread.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

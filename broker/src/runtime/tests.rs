@@ -480,3 +480,59 @@ fn ring_flavor_is_reported_and_oversized_rings_are_refused() {
     assert!(matches!(err, RuntimeError::Io { .. }), "{err}");
     assert!(!err.io_uring_unavailable());
 }
+
+/// Without `CAP_IPC_LOCK`, registration is budgeted against `RLIMIT_MEMLOCK`: a 16 MiB pool
+/// under the 8 MiB limit gets at most (limit − 1 MiB) worth registered, or none when the
+/// kernel says `ENOMEM` (the charge is per UID and other processes share it); buffers past
+/// the registered ones use plain Write on the same memory. Both outcomes must work.
+#[test]
+fn memlock_budget_without_cap_ipc_lock() {
+    let limit = match super::sys::memlock_soft_limit_bytes().expect("getrlimit") {
+        Some(l) => l,
+        None => return, // unlimited memlock: nothing to budget
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("budget");
+    let t = std::thread::spawn(move || {
+        super::sys::drop_cap_ipc_lock_for_this_thread().expect("capset");
+        assert!(!super::sys::has_cap_ipc_lock());
+        let mut cfg = RuntimeConfig::for_tests();
+        cfg.pool_buffers = 16;
+        cfg.pool_buf_bytes = 1 << 20;
+        cfg.poison_buffers = false;
+        let shard = Shard::new(&cfg).expect("a shard starts even when registration is refused");
+        let registered = shard.stats().fixed_buffers_registered;
+        let budget = limit.saturating_sub(1 << 20) / (1 << 20);
+        assert!(
+            registered <= budget.min(16),
+            "registered {registered} > budget {budget}"
+        );
+        shard.block_on(async move {
+            let mut o = std::fs::OpenOptions::new();
+            o.read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_DIRECT);
+            let f = File::open_with(&path, &o).expect("open");
+            let pool = buf_pool();
+            // Take every buffer: the last ones are certainly unregistered.
+            let mut bufs = Vec::new();
+            for _ in 0..16 {
+                bufs.push(pool.take().await);
+            }
+            for (i, mut b) in bufs.into_iter().enumerate() {
+                b.extend_from_slice(&[i as u8; 4096]);
+                let (r, _) = f.write_all_at(b, i as u64 * 4096).await;
+                r.expect("fixed or plain write");
+            }
+            let (r, b) = f.read_at(AlignedBuf::with_capacity(16 * 4096), 0).await;
+            assert_eq!(r.expect("read back"), 16 * 4096);
+            for i in 0..16 {
+                assert!(b[i * 4096..(i + 1) * 4096].iter().all(|&x| x == i as u8));
+            }
+        });
+        assert!(shard.stats().fixed_fallback_ops >= 16 - registered);
+    });
+    t.join().expect("budget thread");
+}

@@ -34,7 +34,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -88,7 +91,9 @@ pub fn free_base_port(shards: u16) -> u16 {
         let probe = TcpListener::bind("127.0.0.1:0").expect("bind probe");
         let candidate = probe.local_addr().expect("probe addr").port();
         drop(probe);
-        let Some(base) = candidate.checked_add(2) else { continue };
+        let Some(base) = candidate.checked_add(2) else {
+            continue;
+        };
         if u32::from(base) + 4 * u32::from(shards) + 2 > u32::from(u16::MAX) {
             continue;
         }
@@ -98,7 +103,10 @@ pub fn free_base_port(shards: u16) -> u16 {
                 [shard - 2, shard, shard + 1]
             })
             .collect();
-        let held: Vec<_> = ports.iter().filter_map(|p| TcpListener::bind(("127.0.0.1", *p)).ok()).collect();
+        let held: Vec<_> = ports
+            .iter()
+            .filter_map(|p| TcpListener::bind(("127.0.0.1", *p)).ok())
+            .collect();
         if held.len() == ports.len() {
             return base;
         }
@@ -151,7 +159,13 @@ impl Broker {
     pub fn start(namesrv: &str, options: BrokerOptions) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let base_port = free_base_port(options.shards);
-        let mut broker = Broker { child: None, dir, base_port, options, namesrv: namesrv.to_owned() };
+        let mut broker = Broker {
+            child: None,
+            dir,
+            base_port,
+            options,
+            namesrv: namesrv.to_owned(),
+        };
         broker.spawn();
         broker
     }
@@ -204,7 +218,10 @@ auto_create_topic = {auto}
             .arg("start")
             .arg("-c")
             .arg(self.config_path())
-            .env("RUST_LOG", std::env::var("E2E_BROKER_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -212,10 +229,8 @@ auto_create_topic = {auto}
         self.child = Some(child);
         let addr = self.shard_addr(self.options.shards - 1);
         wait_for("the broker's last shard to listen", START_TIMEOUT, || {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("ringmq-broker exited during startup: {status}");
-                }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("ringmq-broker exited during startup: {status}");
             }
             std::net::TcpStream::connect(&addr).ok()
         });
@@ -223,7 +238,9 @@ auto_create_topic = {auto}
 
     /// Stops it with SIGTERM and waits for a clean exit (status 0).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         // SAFETY: kill(2) with a pid we own and a valid signal number.
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
@@ -231,7 +248,10 @@ auto_create_topic = {auto}
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                assert!(status.success(), "ringmq-broker did not stop cleanly: {status}");
+                assert!(
+                    status.success(),
+                    "ringmq-broker did not stop cleanly: {status}"
+                );
                 return;
             }
             if Instant::now() > deadline {
@@ -252,7 +272,10 @@ auto_create_topic = {auto}
 
     /// Starts it again on the same ports and data directory.
     pub fn restart(&mut self) {
-        assert!(self.child.is_none(), "stop or kill the broker before restarting it");
+        assert!(
+            self.child.is_none(),
+            "stop or kill the broker before restarting it"
+        );
         self.spawn();
     }
 }

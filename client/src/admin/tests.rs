@@ -267,3 +267,25 @@ async fn messages_are_found_by_key_unique_id_broker_id_and_offset() {
     );
     assert!(admin.view_message_by_id("not-an-id").await.is_err());
 }
+
+#[tokio::test]
+async fn offsets_of_an_offline_group_are_reset_by_time() {
+    use crate::testutil::mini_broker::MiniBroker;
+
+    let broker = MiniBroker::start().await;
+    let namesrv = fake_namesrv(HashMap::from([(
+        "T".to_owned(),
+        route_of(&[("broker-a", &broker.addr, 3)]),
+    )]))
+    .await;
+    let admin = Admin::new(ClientInstance::new(ClientConfig::new(namesrv)).expect("instance"));
+    // The mini broker answers every timestamp search with offset 0.
+    let done = admin
+        .reset_offset_by_time("G", "T", 1_700_000_000_000)
+        .await
+        .expect("reset");
+    assert_eq!(done.len(), 3);
+    for queue_id in 0..3 {
+        assert_eq!(broker.committed("G", "T", queue_id), Some(0));
+    }
+}

@@ -522,9 +522,19 @@ impl Producer {
 
     #[instrument(level = "debug", skip_all, fields(topic = %prepared.topic))]
     async fn send_prepared(&self, prepared: Prepared, target: Target<'_>) -> Result<SendResult> {
+        let deadline = Instant::now() + self.inner.config.send_timeout;
+        let _permit = match self.acquire(deadline).await {
+            Ok(permit) => permit,
+            Err(error) => {
+                self.inner.stats.record_failure();
+                return Err(error);
+            }
+        };
+        // Latency is measured from the moment the send holds a window slot: time spent
+        // waiting for the window is backpressure, not broker latency.
         let started = Instant::now();
         let body_bytes = prepared.body.len();
-        let outcome = self.send_attempts(prepared, target).await;
+        let outcome = self.send_attempts(prepared, target, deadline).await;
         match &outcome {
             Ok(_) => self
                 .inner
@@ -535,10 +545,13 @@ impl Producer {
         outcome
     }
 
-    async fn send_attempts(&self, prepared: Prepared, target: Target<'_>) -> Result<SendResult> {
+    async fn send_attempts(
+        &self,
+        prepared: Prepared,
+        target: Target<'_>,
+        deadline: Instant,
+    ) -> Result<SendResult> {
         let config = &self.inner.config;
-        let deadline = Instant::now() + config.send_timeout;
-        let _permit = self.acquire(deadline).await?;
         let attempts_max = match target {
             Target::Any => 1 + config.retries,
             Target::Queue(_) | Target::Selector(_) => 1,

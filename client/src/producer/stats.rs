@@ -48,7 +48,8 @@ pub struct SendStatsSnapshot {
     pub retried: u64,
     /// Body bytes of successful sends (as sent, i.e. compressed if compressed).
     pub bytes: u64,
-    /// Sum of successful send latencies (µs).
+    /// Sum of successful send latencies (µs), each measured from the moment the send held
+    /// a slot of the in-flight window to the broker's answer.
     pub latency_us_total: u64,
     /// Largest successful send latency (µs).
     pub latency_us_max: u64,

@@ -27,7 +27,7 @@ use tracing::{debug, trace, warn};
 
 use super::{Handlers, RemotingConfig};
 use crate::error::{ClientError, Result};
-use crate::limits::{READ_CHUNK_BYTES, WRITE_BATCH_BYTES_MAX};
+use crate::limits::{INBOUND_REQUESTS_MAX, READ_CHUNK_BYTES, WRITE_BATCH_BYTES_MAX};
 
 type Reply = std::result::Result<RemotingCommand, String>;
 
@@ -42,6 +42,8 @@ struct Pending {
 struct Shared {
     addr: String,
     pending: Mutex<Pending>,
+    /// Broker-initiated requests being handled; past the limit they are refused.
+    inbound: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -121,6 +123,7 @@ impl Connection {
         let shared = Arc::new(Shared {
             addr,
             pending: Mutex::new(Pending::default()),
+            inbound: Arc::new(Semaphore::new(INBOUND_REQUESTS_MAX)),
         });
         let (frames, queue) = mpsc::channel(config.write_queue_frames);
         let writer = tokio::spawn(write_loop(shared.clone(), write, queue));
@@ -340,7 +343,22 @@ fn dispatch_request(
         .cloned();
     let addr = shared.addr.clone();
     debug!(%addr, code = request.code, opaque = request.opaque, "broker-initiated request");
+    let Ok(permit) = shared.inbound.clone().try_acquire_owned() else {
+        warn!(%addr, code = request.code, limit = INBOUND_REQUESTS_MAX, "too many broker requests in progress; refusing");
+        if !request.is_oneway() {
+            let busy = RemotingCommand::error_response(
+                &request,
+                ResponseCode::SystemBusy,
+                "client busy: too many broker requests in progress",
+            );
+            if let Ok(frame) = busy.encode_frame() {
+                let _ = frames.try_send(frame);
+            }
+        }
+        return;
+    };
     tokio::spawn(async move {
+        let _permit = permit;
         let oneway = request.is_oneway();
         let response = match handler {
             Some(handler) => handler(addr.clone(), request).await,

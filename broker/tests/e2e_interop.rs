@@ -1,0 +1,212 @@
+//! Interop with a stock RocketMQ client: the pure-JavaScript `ali-ons` (installed by
+//! `.ci/install-deps` from `tests/interop/package-lock.json`) produces 1 000 messages with
+//! tags, keys and a user property into a real 2-shard `ringmq-broker`, and two `ali-ons`
+//! push consumers in one group consume them: every message arrives exactly once, with its
+//! tag, key, property and body, and both consumers get a share.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ringmq_client::{Admin, ClientConfig, ClientInstance};
+use ringmq_wire::body::topic::TopicConfig;
+use support::{Broker, BrokerOptions, Namesrv, wait_for};
+
+const MESSAGES: usize = 1_000;
+const TOPIC: &str = "InteropTopic";
+const GROUP: &str = "interop_consumer_group";
+
+fn interop_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
+    assert!(
+        dir.join("node_modules/ali-ons").exists(),
+        "ali-ons is not installed: run `.ci/install-deps` (npm ci --prefix tests/interop)"
+    );
+    dir
+}
+
+fn node(script: &str, env: &[(&str, String)]) -> Child {
+    let mut command = Command::new("node");
+    command
+        .arg(script)
+        .current_dir(interop_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+        .spawn()
+        .expect("spawn node (install nodejs to run the interop tests)")
+}
+
+/// Reads a child's stdout JSON lines into `sink` on a thread; stderr goes to our stderr
+/// prefixed with `name`.
+fn collect(
+    mut child: Child,
+    name: &'static str,
+    sink: Arc<Mutex<Vec<serde_json::Value>>>,
+) -> Child {
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                sink.lock().unwrap().push(value);
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[{name}] {line}");
+        }
+    });
+    child
+}
+
+fn create_topic(namesrv: &str, cluster: &str, queues_per_shard: i32, shards: usize) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let admin = Admin::new(ClientInstance::new(ClientConfig::new(namesrv)).unwrap());
+        wait_for_async("both shards registered", || async {
+            let info = admin.cluster_info().await.ok()?;
+            (info.cluster_addr_table.get(cluster)?.len() == shards).then_some(())
+        })
+        .await;
+        let written = admin
+            .create_topic_in_cluster(cluster, &TopicConfig::new(TOPIC, queues_per_shard))
+            .await
+            .expect("updateTopic");
+        assert_eq!(written.len(), shards);
+        wait_for_async("the topic's route on every shard", || async {
+            let route = admin.topic_route(TOPIC).await.ok()?;
+            (route.queue_datas.len() == shards).then_some(())
+        })
+        .await;
+    });
+}
+
+async fn wait_for_async<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<()>>,
+{
+    let deadline = Instant::now() + support::START_TIMEOUT;
+    while check().await.is_none() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[test]
+fn ali_ons_produces_and_two_consumers_share_every_message_exactly_once() {
+    let namesrv = Namesrv::start();
+    let options = BrokerOptions {
+        name: "interop".into(),
+        ..BrokerOptions::default()
+    };
+    let _broker = Broker::start(&namesrv.addr, options);
+    create_topic(&namesrv.addr, "E2eCluster", 4, 2);
+
+    // Two consumers of one group, started before the messages exist, so that the group's
+    // rebalance has settled before the first message and nothing is delivered twice.
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let received_b = Arc::new(Mutex::new(Vec::new()));
+    let consumer_env = |instance: &str| {
+        vec![
+            ("NAMESRV", namesrv.addr.clone()),
+            ("TOPIC", TOPIC.to_string()),
+            ("GROUP", GROUP.to_string()),
+            ("TIMEOUT_MS", "300000".to_string()),
+            ("STOP_AFTER_IDLE_MS", "300000".to_string()),
+            ("INSTANCE", instance.to_string()),
+        ]
+    };
+    let mut consumer_a = collect(
+        node("consume.js", &consumer_env("a")),
+        "consumer-a",
+        received.clone(),
+    );
+    let mut consumer_b = collect(
+        node("consume.js", &consumer_env("b")),
+        "consumer-b",
+        received_b.clone(),
+    );
+    // ali-ons rebalances every 2 s here (consume.js) and on NOTIFY_CONSUMER_IDS_CHANGED.
+    std::thread::sleep(Duration::from_secs(8));
+
+    let producer_out = Arc::new(Mutex::new(Vec::new()));
+    let mut producer = collect(
+        node(
+            "produce.js",
+            &[
+                ("NAMESRV", namesrv.addr.clone()),
+                ("TOPIC", TOPIC.to_string()),
+                ("COUNT", MESSAGES.to_string()),
+                ("IN_FLIGHT", "8".to_string()),
+            ],
+        ),
+        "producer",
+        producer_out.clone(),
+    );
+    let status = producer.wait().expect("producer exit");
+    assert!(status.success(), "the ali-ons producer failed: {status}");
+    let sent: Vec<_> = producer_out
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v.get("seq").is_some())
+        .cloned()
+        .collect();
+    assert_eq!(sent.len(), MESSAGES, "every send reports a result");
+    assert!(
+        sent.iter().all(|v| v["status"] == "SEND_OK"),
+        "every send is SEND_OK"
+    );
+
+    let total = || received.lock().unwrap().len() + received_b.lock().unwrap().len();
+    wait_for("every message consumed", Duration::from_secs(120), || {
+        (total() >= MESSAGES).then_some(())
+    });
+    // Give duplicates, if any, the chance to show up.
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = consumer_a.kill();
+    let _ = consumer_b.kill();
+    let _ = consumer_a.wait();
+    let _ = consumer_b.wait();
+
+    let a = received.lock().unwrap().clone();
+    let b = received_b.lock().unwrap().clone();
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both group members consume: a={} b={}",
+        a.len(),
+        b.len()
+    );
+    let mut by_seq: BTreeMap<usize, serde_json::Value> = BTreeMap::new();
+    for message in a.iter().chain(b.iter()).filter(|v| v.get("seq").is_some()) {
+        let seq: usize = message["seq"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("seq property");
+        assert!(
+            by_seq.insert(seq, message.clone()).is_none(),
+            "message {seq} delivered twice"
+        );
+    }
+    assert_eq!(by_seq.len(), MESSAGES, "every message delivered");
+    for (seq, message) in by_seq {
+        assert_eq!(message["tags"], format!("Tag{}", seq % 3), "tag of {seq}");
+        assert_eq!(message["keys"], format!("key-{seq}"), "key of {seq}");
+        assert_eq!(
+            message["body"],
+            format!("hello ringmq {seq}"),
+            "body of {seq}"
+        );
+    }
+}
