@@ -130,6 +130,14 @@ pub fn command_listing() -> String {
 /// Runs `ringmq-broker admin <args>`; the process exit status: 0 done, 1 the operation
 /// failed, 2 bad usage.
 pub fn run(args: AdminArgs) -> ExitCode {
+    // The client's logs (failover, retries) go to stderr only when asked for, so that
+    // stdout stays the table or the JSON document.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match dispatch(args.args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
