@@ -161,6 +161,9 @@ fn unknown_command_is_a_usage_error() {
         "{}",
         stderr(&out)
     );
+    let out = admin(&["topicList", "-n", "hostonly"]);
+    assert_eq!(out.status.code(), Some(2), "malformed -n");
+    assert!(stderr(&out).contains("has no port"), "{}", stderr(&out));
     let out = admin(&["topicRoute", "-n", "127.0.0.1:9876"]);
     assert_eq!(out.status.code(), Some(2), "missing -t");
     assert!(stderr(&out).contains("--topic"), "{}", stderr(&out));
@@ -506,6 +509,47 @@ fn end_to_end_against_a_real_broker() {
         "--json",
     ]));
     assert!(runtime[&broker_addr].is_object(), "{runtime}");
+
+    // queryMsgByUniqueKey finds it by the id sendMessage printed.
+    let unique = sent["msgId"].as_str().expect("msg id").to_owned();
+    let out = ok(&admin(&[
+        "queryMsgByUniqueKey",
+        "-n",
+        &ns,
+        "-t",
+        "AdminE2E",
+        "-i",
+        &unique,
+    ]));
+    assert!(out.contains("hello admin"), "{out}");
+
+    // Write permission: drained on the NameServer, then restored.
+    let out = ok(&admin(&["wipeWritePerm", "-n", &ns, "-b", &broker_name]));
+    assert!(
+        out.starts_with(&format!(
+            "wipe write perm of broker[{broker_name}] in name server[{ns}] OK, "
+        )),
+        "{out}"
+    );
+    let out = ok(&admin(&["addWritePerm", "-n", &ns, "-b", &broker_name]));
+    assert!(out.starts_with("add write perm of broker["), "{out}");
+
+    // updateTopicPerm: read-only on the broker.
+    let out = ok(&admin(&[
+        "updateTopicPerm",
+        "-n",
+        &ns,
+        "-b",
+        &broker_addr,
+        "-t",
+        "AdminE2E",
+        "-p",
+        "4",
+    ]));
+    assert_eq!(
+        out,
+        format!("update topic perm from 6 to 4 in {broker_addr} success.\n")
+    );
 
     // deleteSubGroup then deleteTopic.
     let out = ok(&admin(&[

@@ -28,8 +28,11 @@ pub fn to_vec<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_else(|e| panic!("serializing a body failed: {e}"))
 }
 
-/// Rewrites bare (unquoted) object keys such as `{0:"a"}` to `{"0":"a"}`, leaving string
-/// contents untouched. Returns the input unchanged (borrowed) when there is nothing to do.
+/// Rewrites the map keys fastjson writes unquoted into string keys, leaving string contents
+/// untouched: bare tokens (`{0:"a"}` → `{"0":"a"}`) and object or array keys, which fastjson
+/// writes as the JSON of the key object (`{{"a":1}:2}` → `{"{\"a\":1}":2}`; Java's
+/// `Map<MessageQueue, …>`). Returns the input unchanged (borrowed) when there is nothing to
+/// do; an unterminated key is left as it is, for the parser to reject.
 pub fn quote_bare_keys(input: &str) -> Cow<'_, str> {
     let bytes = input.as_bytes();
     let mut out: Option<String> = None;
@@ -52,6 +55,18 @@ pub fn quote_bare_keys(input: &str) -> Cow<'_, str> {
             continue;
         }
         match byte {
+            b'{' | b'[' if expect_key => {
+                let Some(end) = matching_close(bytes, i) else {
+                    return Cow::Borrowed(input);
+                };
+                let buf = out.get_or_insert_with(|| String::with_capacity(input.len() + 64));
+                buf.push_str(&input[copied..i]);
+                crate::command::write_json_str(buf, &input[i..=end]);
+                copied = end + 1;
+                i = end + 1;
+                expect_key = false;
+                continue;
+            }
             b'"' => {
                 in_string = true;
                 expect_key = false;
@@ -100,6 +115,37 @@ pub fn quote_bare_keys(input: &str) -> Cow<'_, str> {
         }
         None => Cow::Borrowed(input),
     }
+}
+
+/// The index of the bracket closing the one at `open`, skipping strings.
+fn matching_close(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut i = open;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        if in_string {
+            match byte {
+                b'\\' => i += 1,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else {
+            match byte {
+                b'"' => in_string = true,
+                b'{' | b'[' => depth += 1,
+                b'}' | b']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Deserializers that accept what RocketMQ peers actually send.
@@ -349,6 +395,21 @@ mod tests {
         );
         let standard = r#"{"a":{"0":1},"b":[1,2],"c":"x\"{1:2}"}"#;
         assert!(matches!(quote_bare_keys(standard), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn quotes_object_keys_and_leaves_values_alone() {
+        let input = r#"{"a":{"b":1},"c":[{"d":2}],"e":"{x}:y",{"k":[1,"}"]}:3,7:{"q":1}}"#;
+        assert_eq!(
+            quote_bare_keys(input),
+            r#"{"a":{"b":1},"c":[{"d":2}],"e":"{x}:y","{\"k\":[1,\"}\"]}":3,"7":{"q":1}}"#
+        );
+        assert!(matches!(
+            quote_bare_keys(r#"{"a":[1,{"b":2}]}"#),
+            Cow::Borrowed(_)
+        ));
+        // An unterminated object key is left for the parser to reject.
+        assert!(parse::<serde_json::Value>("body", br#"{{"a":1:2}"#).is_err());
     }
 
     #[test]

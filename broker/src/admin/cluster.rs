@@ -182,3 +182,110 @@ impl AdminCommand for GetBrokerConfig {
         Ok(Report::new(text, serde_json::Value::Object(all)))
     }
 }
+
+/// `updateBrokerConfig`: set one configuration key on one broker or a cluster's masters.
+#[derive(Debug, clap::Parser)]
+#[command(about = "Update broker's config.")]
+pub struct UpdateBrokerConfig {
+    #[command(flatten)]
+    common: Common,
+    /// Broker address (host:port); wins over -c.
+    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
+    broker: Option<String>,
+    /// Cluster name: every master of the cluster.
+    #[arg(short = 'c', long = "clusterName")]
+    cluster: Option<String>,
+    /// Configuration key.
+    #[arg(short = 'k', long = "key")]
+    key: String,
+    /// New value.
+    #[arg(short = 'v', long = "value")]
+    value: String,
+}
+
+impl AdminCommand for UpdateBrokerConfig {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
+        let addrs = target_brokers(admin, self.broker.as_deref(), self.cluster.as_deref()).await?;
+        let entries = std::collections::BTreeMap::from([(
+            self.key.trim().to_owned(),
+            self.value.trim().to_owned(),
+        )]);
+        let mut text = String::new();
+        for addr in &addrs {
+            admin.update_broker_config(addr, &entries).await?;
+            text.push_str(&format!("update broker config success, {addr}\n"));
+        }
+        Ok(Report::new(
+            text,
+            json!({ "brokers": addrs, "key": self.key.trim(), "value": self.value.trim() }),
+        ))
+    }
+}
+
+/// `wipeWritePerm` / `addWritePerm`: stop or restore writes to a broker on every NameServer.
+#[derive(Debug, clap::Args)]
+pub struct WritePerm {
+    #[command(flatten)]
+    common: Common,
+    /// Broker name.
+    #[arg(short = 'b', long = "brokerName")]
+    broker_name: String,
+}
+
+/// `wipeWritePerm`: producers stop sending to a broker (drain before maintenance).
+#[derive(Debug, clap::Parser)]
+#[command(about = "Wipe write perm of broker in all name server you defined in the -n param.")]
+pub struct WipeWritePerm {
+    #[command(flatten)]
+    inner: WritePerm,
+}
+
+/// `addWritePerm`: undoes `wipeWritePerm`.
+#[derive(Debug, clap::Parser)]
+#[command(about = "Add write perm of broker in all name server you defined in the -n param.")]
+pub struct AddWritePerm {
+    #[command(flatten)]
+    inner: WritePerm,
+}
+
+fn write_perm_report(verb: &str, broker: &str, counts: &[(String, i32)]) -> Report {
+    let text = counts
+        .iter()
+        .map(|(ns, n)| {
+            format!("{verb} write perm of broker[{broker}] in name server[{ns}] OK, {n}\n")
+        })
+        .collect();
+    let rows: Vec<_> = counts
+        .iter()
+        .map(|(ns, n)| json!({ "nameServer": ns, "topics": n }))
+        .collect();
+    Report::new(text, json!({ "brokerName": broker, "nameServers": rows }))
+}
+
+impl AdminCommand for WipeWritePerm {
+    fn common(&self) -> &Common {
+        &self.inner.common
+    }
+
+    async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
+        let broker = self.inner.broker_name.trim();
+        let counts = admin.wipe_write_perm(broker).await?;
+        Ok(write_perm_report("wipe", broker, &counts))
+    }
+}
+
+impl AdminCommand for AddWritePerm {
+    fn common(&self) -> &Common {
+        &self.inner.common
+    }
+
+    async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
+        let broker = self.inner.broker_name.trim();
+        let counts = admin.add_write_perm(broker).await?;
+        Ok(write_perm_report("add", broker, &counts))
+    }
+}

@@ -98,6 +98,40 @@ impl AdminCommand for QueryMsgByKey {
     }
 }
 
+/// `queryMsgByUniqueKey`: a message by the client-generated id (`UNIQ_KEY`, the `#MsgId` of
+/// `sendMessage`).
+#[derive(Debug, clap::Parser)]
+#[command(about = "Query Message by Unique key.")]
+pub struct QueryMsgByUniqueKey {
+    #[command(flatten)]
+    common: Common,
+    /// Message id (client-generated unique key).
+    #[arg(short = 'i', long = "msgId")]
+    msg_id: String,
+    /// Topic.
+    #[arg(short = 't', long = "topic")]
+    topic: String,
+}
+
+impl AdminCommand for QueryMsgByUniqueKey {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
+        let (topic, id) = (self.topic.trim(), self.msg_id.trim());
+        match admin.query_message_by_unique_key(topic, id).await? {
+            Some(m) => Ok(Report::new(
+                format::message_detail(&m),
+                format::message_json(&m),
+            )),
+            None => Err(AdminError::failed(format!(
+                "no message with unique key {id} in topic {topic}"
+            ))),
+        }
+    }
+}
+
 /// `queryMsgByOffset`: the message at one queue offset.
 #[derive(Debug, clap::Parser)]
 #[command(about = "Query Message by offset.")]

@@ -27,6 +27,7 @@ use std::process::ExitCode;
 use ringmq_client::admin::Admin;
 use ringmq_client::instance::{ClientConfig, ClientInstance};
 
+use common::describe;
 pub use common::{AdminError, Common, Report};
 
 /// The arguments after `ringmq-broker admin`: the command name and its options, parsed by
@@ -76,12 +77,15 @@ const COMMANDS: &[Entry] = &[
     entry::<topic::UpdateTopic>("updateTopic", "Update or create topic."),
     entry::<topic::DeleteTopic>("deleteTopic", "Delete topic from broker and NameServer."),
     entry::<group::UpdateSubGroup>("updateSubGroup", "Update or create subscription group."),
+    entry::<cluster::UpdateBrokerConfig>("updateBrokerConfig", "Update broker's config."),
+    entry::<topic::UpdateTopicPerm>("updateTopicPerm", "Update topic perm."),
     entry::<group::DeleteSubGroup>("deleteSubGroup", "Delete subscription group from broker."),
     entry::<topic::TopicRoute>("topicRoute", "Examine topic route info."),
     entry::<topic::TopicStatus>("topicStatus", "Examine topic Status info."),
     entry::<cluster::BrokerStatus>("brokerStatus", "Fetch broker runtime status data."),
     entry::<message::QueryMsgById>("queryMsgById", "Query Message by Id."),
     entry::<message::QueryMsgByKey>("queryMsgByKey", "Query Message by Key."),
+    entry::<message::QueryMsgByUniqueKey>("queryMsgByUniqueKey", "Query Message by Unique key."),
     entry::<message::QueryMsgByOffset>("queryMsgByOffset", "Query Message by offset."),
     entry::<group::ConsumerConnection>(
         "consumerConnection",
@@ -90,6 +94,14 @@ const COMMANDS: &[Entry] = &[
     entry::<group::ConsumerProgress>("consumerProgress", "Query consumer's progress, speed."),
     entry::<cluster::ClusterList>("clusterList", "List cluster infos."),
     entry::<topic::TopicList>("topicList", "Fetch all topic list from name server."),
+    entry::<cluster::WipeWritePerm>(
+        "wipeWritePerm",
+        "Wipe write perm of broker in all name server you defined in the -n param.",
+    ),
+    entry::<cluster::AddWritePerm>(
+        "addWritePerm",
+        "Add write perm of broker in all name server you defined in the -n param.",
+    ),
     entry::<cluster::GetBrokerConfig>(
         "getBrokerConfig",
         "Get broker config by cluster or special broker.",
@@ -118,6 +130,14 @@ pub fn command_listing() -> String {
 /// Runs `ringmq-broker admin <args>`; the process exit status: 0 done, 1 the operation
 /// failed, 2 bad usage.
 pub fn run(args: AdminArgs) -> ExitCode {
+    // The client's logs (failover, retries) go to stderr only when asked for, so that
+    // stdout stays the table or the JSON document.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match dispatch(args.args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -195,6 +215,9 @@ fn run_command<C: AdminCommand>(name: &'static str, args: Vec<String>) -> Result
         return Ok(());
     };
     let namesrv = command.common().namesrv_addr()?;
+    // A malformed list is a usage error (status 2), not a failed operation.
+    ringmq_client::namesrv::parse_addrs(&namesrv)
+        .map_err(|e| AdminError::Usage(format!("{name}: -n {namesrv:?}: {}", describe(&e))))?;
     let json = command.common().json;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

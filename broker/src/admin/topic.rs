@@ -257,6 +257,76 @@ impl AdminCommand for TopicStatus {
     }
 }
 
+/// `updateTopicPerm`: change only a topic's permission, on one broker or a cluster.
+#[derive(Debug, clap::Parser)]
+#[command(about = "Update topic perm.")]
+pub struct UpdateTopicPerm {
+    #[command(flatten)]
+    common: Common,
+    /// Broker address (host:port); wins over -c.
+    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
+    broker: Option<String>,
+    /// Cluster name: every master of the cluster.
+    #[arg(short = 'c', long = "clusterName")]
+    cluster: Option<String>,
+    /// Topic name.
+    #[arg(short = 't', long = "topic")]
+    topic: String,
+    /// New permission: 2 (W), 4 (R), 6 (RW).
+    #[arg(short = 'p', long = "perm")]
+    perm: i32,
+}
+
+impl AdminCommand for UpdateTopicPerm {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
+        if ![perm::WRITE, perm::READ, perm::READ_WRITE].contains(&self.perm) {
+            return Err(AdminError::Usage(format!(
+                "-p {} is not a permission: use 2 (write), 4 (read) or 6 (read and write)",
+                self.perm
+            )));
+        }
+        let topic = self.topic.trim();
+        let addrs: Vec<String> = match (&self.broker, &self.cluster) {
+            (Some(addr), _) => vec![addr.trim().to_owned()],
+            (None, Some(cluster)) => admin
+                .cluster_masters(cluster.trim())
+                .await?
+                .into_iter()
+                .map(|(_, addr)| addr)
+                .collect(),
+            (None, None) => {
+                return Err(AdminError::Usage(
+                    "pass -b brokerAddr or -c clusterName".into(),
+                ));
+            }
+        };
+        let (mut text, mut changed) = (String::new(), Vec::new());
+        for addr in addrs {
+            let mut config = admin.topic_config(&addr, topic).await?;
+            let old = config.perm;
+            if old == self.perm {
+                text.push_str("new perm equals to the old one!\n");
+                continue;
+            }
+            config.perm = self.perm;
+            admin.create_topic(&addr, &config).await?;
+            text.push_str(&format!(
+                "update topic perm from {old} to {} in {addr} success.\n",
+                self.perm
+            ));
+            changed.push(json!({ "broker": addr, "oldPerm": old, "perm": self.perm }));
+        }
+        Ok(Report::new(
+            text,
+            json!({ "topic": topic, "changed": changed }),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

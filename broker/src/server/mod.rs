@@ -3,9 +3,21 @@
 //! [`handler`]), and the NameServer registration logic.
 //!
 //! Everything here runs on one shard's thread and is single-threaded: state is owned by the
-//! shard and borrowed mutably by the handler of the request being processed. Nothing here
-//! does I/O; the connection loop (on the shard runtime) feeds decoded requests in and writes
-//! the responses out.
+//! shard and borrowed mutably by the handler of the request being processed.
+//!
+//! Layers, from the inside out:
+//! - managers, one idea each: [`topic`], [`group`], [`consumer`], [`producer`], [`lock`],
+//!   [`offset`], [`long_poll`];
+//! - [`store`]: the [`store::ShardStore`] interface the handlers need, implemented by
+//!   [`mem_store::MemStore`] (tests) and [`store_adapter::RealStore`] (the real store);
+//! - [`state::ShardState`]: the managers + store + what is owed to the network (deferred
+//!   responses, notifications, admin changes for other shards);
+//! - [`handler`]: the dispatcher and one module per request family;
+//! - [`service::ShardService`]: I/O-free connection sessions (framing, limits, replies by
+//!   opaque) over the state;
+//! - [`net::ShardServer`]: the connection loop on the shard runtime;
+//! - [`register`]: NameServer registration requests; [`broker::Broker`]: the process (shards,
+//!   admin fan-out, registration loop, persistence, shutdown).
 
 pub mod broker;
 pub mod consumer;

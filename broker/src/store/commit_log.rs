@@ -544,6 +544,23 @@ impl<F: StoreFs> CommitLog<F> {
         Ok(target)
     }
 
+    /// `fdatasync`s every segment from the one holding `from` on. Recovery calls it: the
+    /// records it accepted past the last checkpoint may sit unsynced in the page cache (the
+    /// previous process was killed), and `open` reports them as synced.
+    pub async fn sync_from(&self, from: u64) -> StoreResult<()> {
+        for seg in self
+            .segments
+            .range(self.segment_start(from)..)
+            .map(|(_, s)| s)
+        {
+            seg.writer
+                .sync_data()
+                .await
+                .map_err(|e| StoreError::io("fdatasync", &seg.path, e))?;
+        }
+        Ok(())
+    }
+
     /// The offset up to which appends are acknowledged in this log's mode.
     pub fn ack_offset(&self) -> u64 {
         if self.config.sync {

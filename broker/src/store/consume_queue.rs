@@ -68,6 +68,9 @@ pub struct ConsumeQueue<File> {
     min: u64,
     entries: VecDeque<CqEntry>,
     persisted: u64,
+    /// The files may hold non-zero bytes up to this logical offset (stale entries past the
+    /// queue's end, left by a crash); `persist` zeroes them so they can never be read back.
+    stale_until: u64,
     entries_per_file: u64,
     files: BTreeMap<u64, File>,
 }
@@ -80,6 +83,7 @@ impl<File: StoreFile> ConsumeQueue<File> {
             min,
             entries: VecDeque::new(),
             persisted: min,
+            stale_until: min,
             entries_per_file,
             files: BTreeMap::new(),
         }
@@ -103,7 +107,9 @@ impl<File: StoreFile> ConsumeQueue<File> {
         let file_bytes = entries_per_file * CQ_ENTRY_BYTES;
         let mut queue = ConsumeQueue::new(dir.clone(), entries_per_file, 0);
         let mut started = false;
-        'files: for start_byte in names {
+        let mut ended = false;
+        let mut nonzero_until = 0u64;
+        for start_byte in names {
             let path = dir.join(file_name(start_byte));
             let file = fs
                 .open(
@@ -128,10 +134,15 @@ impl<File: StoreFile> ConsumeQueue<File> {
             queue.files.insert(first, file);
             for (i, raw) in buf[..n].chunks_exact(CQ_ENTRY_BYTES as usize).enumerate() {
                 let logical = first + i as u64;
-                let Some(entry) = CqEntry::decode(raw) else {
-                    if started {
-                        break 'files;
-                    }
+                if raw.iter().any(|b| *b != 0) {
+                    nonzero_until = logical + 1;
+                }
+                if ended {
+                    continue;
+                }
+                let entry = CqEntry::decode(raw);
+                let Some(entry) = entry else {
+                    ended |= started;
                     continue;
                 };
                 if !started {
@@ -140,13 +151,21 @@ impl<File: StoreFile> ConsumeQueue<File> {
                     }
                     started = true;
                     queue.min = logical;
-                } else if logical != queue.max_offset() {
-                    break 'files;
+                }
+                // Entries follow the CommitLog: one out of order ends the queue.
+                let in_order = queue
+                    .entries
+                    .back()
+                    .is_none_or(|last| entry.phys >= last.end());
+                if logical != queue.max_offset() || !in_order {
+                    ended = true;
+                    continue;
                 }
                 queue.entries.push_back(entry);
             }
         }
         queue.persisted = queue.max_offset();
+        queue.stale_until = nonzero_until.max(queue.max_offset());
         Ok(queue)
     }
 
@@ -202,6 +221,15 @@ impl<File: StoreFile> ConsumeQueue<File> {
         self.persisted = self.persisted.min(self.max_offset());
     }
 
+    /// Drops entries whose record starts at or after `phys` (recovery rebuilds them from
+    /// the CommitLog, the source of truth).
+    pub fn truncate_from_phys(&mut self, phys: u64) {
+        while self.entries.back().is_some_and(|e| e.phys >= phys) {
+            self.entries.pop_back();
+        }
+        self.persisted = self.persisted.min(self.max_offset());
+    }
+
     /// Drops entries from `offset` on.
     pub fn truncate_from(&mut self, offset: u64) {
         let keep = offset.saturating_sub(self.min) as usize;
@@ -234,7 +262,7 @@ impl<File: StoreFile> ConsumeQueue<File> {
 
     /// Whether some entries are not yet written to files.
     pub fn is_dirty(&self) -> bool {
-        self.persisted < self.max_offset()
+        self.persisted < self.max_offset() || self.stale_until > self.persisted
     }
 
     /// Writes the entries whose records end at or below `limit` to the files and syncs
@@ -245,15 +273,17 @@ impl<File: StoreFile> ConsumeQueue<File> {
         limit: u64,
     ) -> StoreResult<bool> {
         let upto = self.visible_max_offset(limit);
-        if upto <= self.persisted {
+        if upto <= self.persisted && self.stale_until <= self.persisted {
             return Ok(false);
         }
+        // Written: entries up to `upto`, zeros over stale bytes past it.
+        let write_until = upto.max(self.stale_until);
         fs.create_dir_all(&self.dir)
             .map_err(|e| StoreError::io("create directory", &self.dir, e))?;
         let mut at = self.persisted;
-        while at < upto {
+        while at < write_until {
             let first = at / self.entries_per_file * self.entries_per_file;
-            let end = upto.min(first + self.entries_per_file);
+            let end = write_until.min(first + self.entries_per_file);
             let path = self.dir.join(file_name(first * CQ_ENTRY_BYTES));
             if let std::collections::btree_map::Entry::Vacant(slot) = self.files.entry(first) {
                 let file = fs
@@ -271,7 +301,10 @@ impl<File: StoreFile> ConsumeQueue<File> {
             }
             let mut raw = vec![0u8; ((end - at) * CQ_ENTRY_BYTES) as usize];
             for (i, chunk) in raw.chunks_exact_mut(CQ_ENTRY_BYTES as usize).enumerate() {
-                if let Some(entry) = self.get(at + i as u64) {
+                let logical = at + i as u64;
+                if logical < upto
+                    && let Some(entry) = self.get(logical)
+                {
                     entry.encode(chunk);
                 }
             }
@@ -286,7 +319,8 @@ impl<File: StoreFile> ConsumeQueue<File> {
                 .map_err(|e| StoreError::io("fdatasync", &path, e))?;
             at = end;
         }
-        self.persisted = upto;
+        self.persisted = upto.max(self.persisted);
+        self.stale_until = self.persisted;
         Ok(true)
     }
 

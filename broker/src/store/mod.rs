@@ -205,6 +205,7 @@ impl<F: StoreFs> Store<F> {
             outcome.end,
         )
         .await?;
+        log.sync_from(outcome.scan_start).await?;
         let file = fs
             .open(
                 &abort,

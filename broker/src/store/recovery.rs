@@ -120,6 +120,13 @@ pub(super) async fn recover<F: StoreFs>(
     } else {
         cl_min
     };
+    // Queue entries from the scan start on are rebuilt from the CommitLog: whatever the files
+    // hold there may predate a crash and point at bytes that now hold other records.
+    for topic_queues in queues.values_mut() {
+        for q in topic_queues.values_mut() {
+            q.truncate_from_phys(scan_start);
+        }
+    }
     let mut offset = scan_start;
     let mut last_ts = cp.physic_msg_timestamp;
     let mut stop = Stop::Clean;

@@ -7,8 +7,9 @@
 //! * **crash at the n-th operation** ([`SimFs::crash_after`]): that write is torn at a random
 //!   byte and the filesystem refuses every later operation, as a killed process would see;
 //! * **reboot** ([`SimFs::reboot`]): after a *process kill* every completed write survives
-//!   (the page cache outlives the process); after a *power loss* every file falls back to its
-//!   durable image plus a random prefix of its unsynced writes, the last one torn;
+//!   (the page cache outlives the process) but is still unsynced; after a *power loss* every
+//!   file falls back to its durable image plus a random prefix of its unsynced writes, the
+//!   last one torn;
 //! * **bit flip** ([`SimFs::flip_random_bit`]) in a file's stored bytes.
 //!
 //! Directory operations (create, rename, remove) are treated as immediately durable, which is
@@ -154,7 +155,9 @@ impl SimFs {
         let SimState { files, rng, .. } = &mut *st;
         for file in files.values_mut() {
             match kind {
-                RebootKind::ProcessKill => {}
+                // The page cache outlives the process: completed writes stay readable, and
+                // stay unsynced (a later power loss can still take them).
+                RebootKind::ProcessKill => continue,
                 RebootKind::PowerLoss => {
                     let mut image = file.durable.clone();
                     let keep = rng.below(file.unsynced.len() as u64 + 1) as usize;

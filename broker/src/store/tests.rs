@@ -32,7 +32,7 @@ fn sim_config(mode: FlushMode) -> StoreConfig {
 
 /// Every visible record of every queue, as (physical offset, topic, queue id, queue offset,
 /// body), in CommitLog order; each one read back with its CRC checked.
-fn read_all<F: StoreFs>(store: &Store<F>) -> Vec<(u64, String, i32, u64, Vec<u8>)> {
+fn read_all<F: StoreFs>(store: &Store<F>) -> Appended {
     let mut out = Vec::new();
     for (topic, qid) in store.queue_ids() {
         let mut offset = store.min_offset(&topic, qid);
@@ -363,18 +363,23 @@ fn retention_deletes_old_segments_but_not_pinned_ones() {
     assert_eq!(read_all(&store).len() as u64, 300 - min);
 }
 
-/// One fault-injection run: append, commit and persist at random until the simulated crash,
-/// reboot, recover, and check the invariants. Returns a description of the first violation.
-fn fault_run(seed: u64, mode: FlushMode, reboot: RebootKind) -> Result<(), String> {
-    let fs = SimFs::new(seed);
-    let mut rng = SimRng::new(seed.wrapping_mul(0x9E37_79B9));
-    let config = sim_config(mode);
-    let mut store = block_on(Store::open(fs.clone(), config.clone())).map_err(|e| e.to_string())?;
+/// A record as the tests compare it: physical offset, topic, queue id, queue offset, body.
+type Rec = (u64, String, i32, u64, Vec<u8>);
+type Appended = Vec<Rec>;
+
+/// Random appends, commits and persists until the simulated crash (or 600 steps). Returns
+/// what was appended, in order, and how many of those were acknowledged.
+fn crash_phase(
+    store: &mut Store<SimFs>,
+    fs: &SimFs,
+    rng: &mut SimRng,
+    salt: u64,
+) -> (Appended, usize) {
     fs.crash_after(rng.below(120));
     let topics = ["TopicA", "TopicB"];
-    let mut appended: Vec<(AppendTicket, String, i32, Vec<u8>)> = Vec::new();
+    let mut appended: Vec<(AppendTicket, Rec)> = Vec::new();
     let mut acked = 0usize;
-    for step in 0..600u32 {
+    for step in 0..600u64 {
         if fs.is_crashed() {
             break;
         }
@@ -383,16 +388,19 @@ fn fault_run(seed: u64, mode: FlushMode, reboot: RebootKind) -> Result<(), Strin
                 let topic = topics[rng.below(2) as usize];
                 let qid = rng.below(3) as i32;
                 let len = rng.below(2500) as usize;
-                let body: Vec<u8> = (0..len)
-                    .map(|i| (i as u64 ^ seed ^ u64::from(step)) as u8)
-                    .collect();
+                let body: Vec<u8> = (0..len).map(|i| (i as u64 ^ salt ^ step) as u8).collect();
                 let p = props("t", &format!("k{step}"), "");
                 let mut m = AppendMessage::new(topic, qid, &body);
                 m.properties = &p;
-                match store.append(&m) {
-                    Ok(t) => appended.push((t, topic.to_owned(), qid, body)),
-                    Err(StoreError::Busy { .. } | StoreError::Failed(_)) => {}
-                    Err(e) => return Err(format!("append: {e}")),
+                if let Ok(t) = store.append(&m) {
+                    let rec = (
+                        t.physical_offset,
+                        topic.to_owned(),
+                        qid,
+                        t.queue_offset,
+                        body,
+                    );
+                    appended.push((t, rec));
                 }
             }
             6..=8 => {
@@ -408,43 +416,67 @@ fn fault_run(seed: u64, mode: FlushMode, reboot: RebootKind) -> Result<(), Strin
             }
         }
     }
-    drop(store);
-    fs.reboot(reboot);
-    let store = block_on(Store::open(fs.clone(), config)).map_err(|e| format!("reopen: {e}"))?;
-    let got = read_all(&store);
-    if got.len() > appended.len() {
+    (appended.into_iter().map(|a| a.1).collect(), acked)
+}
+
+/// Recovered records must be exactly a prefix of `expected`, at least `must_keep` long.
+fn check_prefix(got: &Appended, expected: &Appended, must_keep: usize) -> Result<(), String> {
+    if got.len() > expected.len() {
         return Err(format!(
             "recovered {} records, appended {}",
             got.len(),
-            appended.len()
+            expected.len()
         ));
     }
-    for (i, (r, a)) in got.iter().zip(&appended).enumerate() {
-        let same = r.0 == a.0.physical_offset
-            && r.1 == a.1
-            && r.2 == a.2
-            && r.3 == a.0.queue_offset
-            && r.4 == a.3;
-        if !same {
-            return Err(format!(
-                "record {i} differs: recovered phys {} expected {}",
-                r.0, a.0.physical_offset
-            ));
-        }
+    if let Some(i) = got.iter().zip(expected).position(|(g, e)| g != e) {
+        return Err(format!(
+            "record {i} differs: recovered phys {} expected {}",
+            got[i].0, expected[i].0
+        ));
     }
-    let must_keep = match (mode, reboot) {
-        (FlushMode::Sync, _) | (FlushMode::Async, RebootKind::ProcessKill) => acked,
-        _ => 0,
-    };
     if got.len() < must_keep {
         return Err(format!(
-            "{} acknowledged records, only {} recovered",
-            must_keep,
+            "{must_keep} acknowledged records, only {} recovered",
             got.len()
         ));
     }
+    Ok(())
+}
+
+/// One fault-injection run: two rounds of (random work, crash, reboot, recover), checking
+/// after each that the visible records are a prefix of everything appended with every
+/// acknowledged one present (when the mode promises it). The second round exercises
+/// recovery over the leftovers of the first (stale queue entries, zeroed tails).
+fn fault_run(seed: u64, mode: FlushMode, reboot: RebootKind) -> Result<(), String> {
+    let fs = SimFs::new(seed);
+    let mut rng = SimRng::new(seed.wrapping_mul(0x9E37_79B9));
+    let config = sim_config(mode);
+    let mut store = block_on(Store::open(fs.clone(), config.clone())).map_err(|e| e.to_string())?;
+    let mut expected: Appended = Vec::new();
+    for round in 0..2u64 {
+        let (appended, acked) = crash_phase(&mut store, &fs, &mut rng, seed ^ (round << 32));
+        drop(store);
+        // Round 1 picks its own reboot kind, so a power loss can follow a process kill.
+        let kind = match (round, rng.below(2)) {
+            (0, _) => reboot,
+            (_, 0) => RebootKind::ProcessKill,
+            _ => RebootKind::PowerLoss,
+        };
+        fs.reboot(kind);
+        store = block_on(Store::open(fs.clone(), config.clone()))
+            .map_err(|e| format!("round {round}: reopen: {e}"))?;
+        let kept_before = expected.len();
+        expected.extend(appended);
+        let promised = matches!(
+            (mode, kind),
+            (FlushMode::Sync, _) | (FlushMode::Async, RebootKind::ProcessKill)
+        );
+        let must_keep = if promised { kept_before + acked } else { 0 };
+        let got = read_all(&store);
+        check_prefix(&got, &expected, must_keep).map_err(|e| format!("round {round}: {e}"))?;
+        expected.truncate(got.len());
+    }
     // The store goes on: new appends continue every queue densely.
-    let mut store = store;
     for (topic, qid) in store.queue_ids() {
         let max = store.max_offset(&topic, qid);
         let t = store

@@ -334,14 +334,6 @@ impl fmt::Display for ConsumeFromWhere {
     }
 }
 
-/// Java's `String.hashCode` of a tag, as `SubscriptionData.codeSet` holds it (UTF-16 code
-/// units, wrapping arithmetic). Kept private: `record::java_string_hash` is the public one.
-fn tag_hash_code(tag: &str) -> i32 {
-    tag.encode_utf16().fold(0i32, |h, unit| {
-        h.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
-
 impl SubscriptionData {
     /// A tag subscription to `topic` with `expression` (`*` or `TagA || TagB`): tags split on
     /// `||` and trimmed, codes their hashes, as Java's `FilterAPI.buildSubscriptionData` does.
@@ -361,7 +353,7 @@ impl SubscriptionData {
             for tag in data.sub_string.split("||").map(str::trim) {
                 if !tag.is_empty() {
                     data.tags_set.push(tag.to_owned());
-                    data.code_set.push(tag_hash_code(tag));
+                    data.code_set.push(crate::record::java_string_hash(tag));
                 }
             }
         }
@@ -434,8 +426,8 @@ mod tests {
     #[test]
     fn tag_hash_matches_java() {
         // "TagA".hashCode() == 2598919 and "".hashCode() == 0 in Java.
-        assert_eq!(tag_hash_code("TagA"), 2_598_919);
-        assert_eq!(tag_hash_code(""), 0);
+        assert_eq!(crate::record::java_string_hash("TagA"), 2_598_919);
+        assert_eq!(crate::record::java_string_hash(""), 0);
         let sub = SubscriptionData::tags("T", " TagA || TagB ||", 1);
         assert_eq!(sub.tags_set, ["TagA", "TagB"]);
         assert_eq!(sub.code_set.len(), 2);

@@ -12,10 +12,9 @@
 //!
 //! Every RocketMQ client that reads these bodies (Java's fastjson, the Go and C++ admin code)
 //! expects exactly that, so [`TopicStatsTable::encode`] and [`ConsumeStats::encode`] write
-//! it, and decoding accepts it ([`quote_object_keys`] turns object keys into string keys
+//! it, and decoding accepts it ([`crate::json::parse`] turns object keys into string keys
 //! first), as well as keys written as quoted JSON or as Java's `MessageQueue.toString()`.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -26,104 +25,6 @@ use crate::body::consumer::MessageQueue;
 use crate::body::heartbeat::{json_body, null_as_empty};
 use crate::error::WireError;
 use crate::json::lenient;
-
-/// Rewrites object and array map keys (`{{"a":1}:2}`) into string keys holding their JSON
-/// text (`{"{\"a\":1}":2}`), leaving everything else untouched. Returns the input borrowed
-/// when there is nothing to do; an unterminated key is left as it is for the parser to
-/// reject.
-pub fn quote_object_keys(input: &str) -> Cow<'_, str> {
-    let bytes = input.as_bytes();
-    let mut out: Option<String> = None;
-    let mut copied = 0;
-    let mut containers: Vec<u8> = Vec::new();
-    let mut expect_key = false;
-    let mut in_string = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        if in_string {
-            match byte {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        match byte {
-            b'{' | b'[' if expect_key => {
-                if let Some(end) = matching_close(bytes, i) {
-                    let buf = out.get_or_insert_with(|| String::with_capacity(input.len() + 64));
-                    buf.push_str(&input[copied..i]);
-                    crate::command::write_json_str(buf, &input[i..=end]);
-                    copied = end + 1;
-                    i = end + 1;
-                    expect_key = false;
-                    continue;
-                }
-                return Cow::Borrowed(input);
-            }
-            b'"' => {
-                in_string = true;
-                expect_key = false;
-            }
-            b'{' => {
-                containers.push(b'{');
-                expect_key = true;
-            }
-            b'[' => {
-                containers.push(b'[');
-                expect_key = false;
-            }
-            b'}' | b']' => {
-                containers.pop();
-                expect_key = false;
-            }
-            b',' => expect_key = containers.last() == Some(&b'{'),
-            b' ' | b'\t' | b'\r' | b'\n' => {}
-            _ => expect_key = false,
-        }
-        i += 1;
-    }
-    match out {
-        Some(mut buf) => {
-            buf.push_str(&input[copied..]);
-            Cow::Owned(buf)
-        }
-        None => Cow::Borrowed(input),
-    }
-}
-
-/// The index of the bracket closing the one at `open`, skipping strings.
-fn matching_close(bytes: &[u8], open: usize) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut i = open;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        if in_string {
-            match byte {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-        } else {
-            match byte {
-                b'"' => in_string = true,
-                b'{' | b'[' => depth += 1,
-                b'}' | b']' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(i);
-                    }
-                }
-                _ => {}
-            }
-        }
-        i += 1;
-    }
-    None
-}
 
 /// Parses a queue map key: JSON (`{"brokerName":"b","queueId":0,"topic":"T"}`) or Java's
 /// `MessageQueue [topic=T, brokerName=b, queueId=0]`.
@@ -157,8 +58,8 @@ pub fn parse_message_queue_key(key: &str) -> Result<MessageQueue, String> {
     Ok(queue)
 }
 
-/// Deserializes a `Map<MessageQueue, V>` whose keys arrive as strings (after
-/// [`quote_object_keys`]); null reads as empty.
+/// Deserializes a `Map<MessageQueue, V>` whose keys arrive as strings (object keys are
+/// turned into strings by [`crate::json::parse`]); null reads as empty.
 fn queue_map<'de, D, V>(d: D) -> Result<BTreeMap<MessageQueue, V>, D::Error>
 where
     D: Deserializer<'de>,
@@ -179,8 +80,7 @@ fn parse_queue_keyed<T: serde::de::DeserializeOwned>(
     what: &'static str,
     body: &[u8],
 ) -> Result<T, WireError> {
-    let text = std::str::from_utf8(body).map_err(|_| WireError::InvalidUtf8 { what })?;
-    crate::json::parse(what, quote_object_keys(text).as_bytes())
+    crate::json::parse(what, body)
 }
 
 /// Writes `{"offsetTable":{<queue>:<value>,…}` the way fastjson does (queue objects as keys).
@@ -414,19 +314,6 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
-    }
-
-    #[test]
-    fn quote_object_keys_leaves_values_alone() {
-        let input = r#"{"a":{"b":1},"c":[{"d":2}],"e":"{x}:y",{"k":[1,"}"]}:3}"#;
-        assert_eq!(
-            quote_object_keys(input),
-            r#"{"a":{"b":1},"c":[{"d":2}],"e":"{x}:y","{\"k\":[1,\"}\"]}":3}"#
-        );
-        assert!(matches!(
-            quote_object_keys(r#"{"a":[1,{"b":2}]}"#),
-            Cow::Borrowed(_)
-        ));
     }
 
     #[test]

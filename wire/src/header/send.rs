@@ -15,7 +15,7 @@
 //! `lo`), read into [`RpcFields`]; a malformed RPC flag is ignored, as Java ignores it.
 //!
 //! This module also holds the small machinery every header module uses: the
-//! [`header_struct!`] macro that declares a header struct and its [`CommandHeader`] impl from
+//! crate-private `header_struct!` macro that declares a header struct and its [`CommandHeader`] impl from
 //! a field table, and the [`FieldValue`] conversions behind it.
 
 use crate::command::ExtFields;
@@ -205,31 +205,8 @@ impl CommandHeader for RpcFields {
     }
 }
 
-/// Message `sysFlag` bits a producer sets (`MessageSysFlag`).
-pub mod sys_flag {
-    /// The body is compressed (zlib unless the compression-type bits say otherwise).
-    pub const COMPRESSED: i32 = 0x1;
-    /// The `TAGS` property holds several tags.
-    pub const MULTI_TAGS: i32 = 0x2;
-    /// Mask of the transaction type bits.
-    pub const TRANSACTION_MASK: i32 = 0xC;
-    /// Not a transactional message.
-    pub const TRANSACTION_NOT_TYPE: i32 = 0x0;
-    /// A prepared (half) transactional message.
-    pub const TRANSACTION_PREPARED: i32 = 0x4;
-    /// A committed transactional message.
-    pub const TRANSACTION_COMMIT: i32 = 0x8;
-    /// A rolled-back transactional message.
-    pub const TRANSACTION_ROLLBACK: i32 = 0xC;
-    /// The born host is IPv6.
-    pub const BORNHOST_V6: i32 = 0x10;
-    /// The store host is IPv6.
-    pub const STOREHOST_V6: i32 = 0x20;
-    /// The batch must be unwrapped (inner batch).
-    pub const NEED_UNWRAP: i32 = 0x40;
-    /// The record is an inner batch.
-    pub const INNER_BATCH: i32 = 0x80;
-}
+/// Message `sysFlag` bits (`MessageSysFlag`), shared with the stored record.
+pub use crate::record::sys_flag;
 
 header_struct! {
     /// `SEND_MESSAGE` (10) and `SEND_BATCH_MESSAGE` (320) request header

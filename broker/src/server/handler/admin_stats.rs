@@ -1,10 +1,12 @@
 //! Statistics and introspection: `GET_BROKER_RUNTIME_INFO` (28), `GET_TOPIC_STATS_INFO`
 //! (202), `GET_CONSUME_STATS` (208), `GET_CONSUMER_CONNECTION_LIST` (203),
-//! `GET_BROKER_CONFIG` (26).
+//! `GET_BROKER_CONFIG` (26), `GET_ALL_CONSUMER_OFFSET` (43).
 
 use std::collections::BTreeMap;
 
-use ringmq_wire::body::consumer::{Connection, ConsumerConnection, MessageQueue};
+use ringmq_wire::body::consumer::{
+    Connection, ConsumerConnection, ConsumerOffsetSerializeWrapper, MessageQueue,
+};
 use ringmq_wire::body::kv::KvTable;
 use ringmq_wire::body::stats::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
 use ringmq_wire::header::admin::{
@@ -251,6 +253,18 @@ pub fn broker_config<S: ShardStore>(
         .into_owned();
     let response = success_with(request, &GetBrokerConfigResponseHeader { version });
     Ok(Some(response.with_body(text.into_bytes())))
+}
+
+/// `GET_ALL_CONSUMER_OFFSET`: the whole `topic@group → queue → offset` table.
+pub fn all_consumer_offsets<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+) -> HandlerResult {
+    let wrapper = ConsumerOffsetSerializeWrapper {
+        data_version: None,
+        offset_table: state.offsets.snapshot(),
+    };
+    Ok(Some(success(request).with_body(wrapper.encode())))
 }
 
 #[cfg(test)]

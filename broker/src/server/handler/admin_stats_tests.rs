@@ -99,3 +99,14 @@ fn runtime_info_and_broker_config_report_real_values() {
     assert!(text.contains("flushDiskType=ASYNC_FLUSH\n"), "{text}");
     assert!(config.ext("version").is_some_and(|v| v.contains("counter")));
 }
+
+#[test]
+fn all_consumer_offsets_lists_every_group_and_queue() {
+    let mut shard = TestShard::new();
+    shard.state.offsets.commit("G", "T", 1, 7);
+    let response = shard.call(RemotingCommand::request(RequestCode::GetAllConsumerOffset));
+    let wrapper =
+        ringmq_wire::body::consumer::ConsumerOffsetSerializeWrapper::decode(&response.body)
+            .expect("offsets body");
+    assert_eq!(wrapper.offset_table["T@G"][&1], 7);
+}

@@ -67,6 +67,7 @@ pub fn dispatch<S: ShardStore>(
         Some(C::GetConsumeStats) => admin_stats::consume_stats(state, request),
         Some(C::GetConsumerConnectionList) => admin_stats::consumer_connections(state, request),
         Some(C::GetBrokerConfig) => admin_stats::broker_config(state, request),
+        Some(C::GetAllConsumerOffset) => admin_stats::all_consumer_offsets(state, request),
         _ => Err(not_supported(request)),
     };
     match result {
