@@ -16,8 +16,10 @@ use ringmq_perf::{consumer, producer, scenario, transaction};
     about = "Pressure tests for ringmq and any RocketMQ-compatible cluster",
     long_about = "Pressure tests for ringmq and any RocketMQ-compatible cluster.\n\n\
         Options, defaults and report lines follow RocketMQ 5.x's benchmark tools \
-        (producer.sh, consumer.sh, batchproducer.sh); RocketMQ's multi-letter short options \
-        such as -ri are accepted. Point -n at any RocketMQ-compatible NameServer."
+        (producer.sh, consumer.sh, tproducer.sh, batchproducer.sh); RocketMQ's multi-letter \
+        short options such as -ri are accepted. Point -n at any RocketMQ-compatible NameServer. \
+        `scenario` runs a matrix of producer cells (local standalone brokers or -n) and writes \
+        report.md, results.csv and SVG plots."
 )]
 struct Cli {
     #[command(subcommand)]
