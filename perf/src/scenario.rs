@@ -131,6 +131,9 @@ pub struct Scenario {
     /// Messages per request (`-b`); `batch-producer` only.
     #[serde(default = "default_batch")]
     pub batch_sizes: Vec<usize>,
+    /// The client's async runtime workers (`--workerThreads`); default one per CPU.
+    #[serde(default)]
+    pub worker_threads: Option<usize>,
 }
 
 fn default_topic() -> String {
@@ -549,6 +552,9 @@ fn run_tool(
         reason,
     };
     let mut command = Command::new(&options.perf_bin);
+    if let Some(workers) = scenario.worker_threads {
+        command.args(["--workerThreads", &workers.max(1).to_string()]);
+    }
     match scenario.tool {
         Tool::Producer => command.arg("producer"),
         Tool::BatchProducer => command.args(["batch-producer", "-b", &cell.batch.to_string()]),
