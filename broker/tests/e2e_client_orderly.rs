@@ -52,7 +52,7 @@ async fn consumer(namesrv: &str, name: &str, log: Log) -> PushConsumer {
             async move {
                 log.record(&messages);
                 // A little work per batch, so that the second consumer joins mid-stream.
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 OrderlyResult::Success
             }
         }))
@@ -152,6 +152,15 @@ fn orderly_consumers_keep_per_key_order_when_one_joins_mid_stream() {
         a.shutdown().await;
         b.shutdown().await;
 
+        let redelivered = support::client::counts(&[&log_a, &log_b])
+            .values()
+            .filter(|n| **n > 1)
+            .count();
+        eprintln!(
+            "consumer a saw {}, b saw {}, {redelivered} messages seen twice (queue hand-over)",
+            log_a.len(),
+            log_b.len()
+        );
         assert_key_order("a", &log_a);
         assert_key_order("b", &log_b);
         // Once the group has settled, messages sent to b's queues can only be consumed by b.
