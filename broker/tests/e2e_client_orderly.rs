@@ -1,14 +1,17 @@
 //! Orderly end to end: the Rust client sends messages with 8 keys through `send_ordered`
 //! into a real 2-shard `ringmq-broker`; an orderly push consumer consumes them and a second
-//! one joins the group mid-stream. Every message is consumed at least once, and each
-//! consumer sees the messages of every key in the order they were sent.
+//! one joins the group mid-stream. Every message is consumed at least once, each consumer
+//! sees the messages of every key in the order they were sent, and no queue is ever
+//! consumed by both consumers at once (its hand-over from the first to the second happens
+//! once, after the first stopped consuming it).
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use ringmq_client::{
-    ConsumeFromWhere, Message, MessageListener, MessageQueue, OrderlyResult, Producer,
+    ConsumeFromWhere, Message, MessageExt, MessageListener, MessageQueue, OrderlyResult, Producer,
     ProducerConfig, PushConsumer, PushConsumerConfig,
 };
 use support::client::{
@@ -36,7 +39,42 @@ fn parse(body: &str) -> (usize, usize) {
     )
 }
 
-async fn consumer(namesrv: &str, name: &str, log: Log) -> PushConsumer {
+/// Which consumer is inside the listener for each queue right now, and every time a
+/// consumer entered the listener for a queue the other one was still consuming.
+#[derive(Clone, Default)]
+struct Exclusivity {
+    active: Arc<Mutex<HashMap<(String, i32), &'static str>>>,
+    overlaps: Arc<Mutex<Vec<String>>>,
+}
+
+impl Exclusivity {
+    fn enter(&self, name: &'static str, messages: &[MessageExt]) {
+        let mut active = self.active.lock().expect("active");
+        for m in messages {
+            let queue = (m.broker_name.clone(), m.queue_id);
+            if let Some(other) = active.insert(queue.clone(), name)
+                && other != name
+            {
+                self.overlaps.lock().expect("overlaps").push(format!(
+                    "{name} consumed {queue:?} offset {} while {other} was consuming it",
+                    m.queue_offset
+                ));
+            }
+        }
+    }
+
+    fn exit(&self, name: &'static str, messages: &[MessageExt]) {
+        let mut active = self.active.lock().expect("active");
+        for m in messages {
+            let queue = (m.broker_name.clone(), m.queue_id);
+            if active.get(&queue) == Some(&name) {
+                active.remove(&queue);
+            }
+        }
+    }
+}
+
+async fn consumer(namesrv: &str, name: &'static str, log: Log, ex: Exclusivity) -> PushConsumer {
     let mut consumer = PushConsumer::new(
         support::client::client(namesrv, name),
         PushConsumerConfig {
@@ -48,11 +86,13 @@ async fn consumer(namesrv: &str, name: &str, log: Log) -> PushConsumer {
     consumer.subscribe(TOPIC, "*").expect("subscribe");
     consumer
         .start(MessageListener::orderly(move |messages| {
-            let log = log.clone();
+            let (log, ex) = (log.clone(), ex.clone());
             async move {
+                ex.enter(name, &messages);
                 log.record(&messages);
                 // A little work per batch, so that the second consumer joins mid-stream.
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                ex.exit(name, &messages);
                 OrderlyResult::Success
             }
         }))
@@ -97,6 +137,28 @@ async fn send_keys(producer: &Producer, seqs: std::ops::Range<usize>) -> BTreeSe
     used
 }
 
+/// Asserts that each queue's deliveries, in the order they happened, switch consumer at
+/// most once (the single hand-over from a to b): the queue lock is exclusive.
+fn assert_exclusive_queues(log_a: &Log, log_b: &Log) {
+    let mut by_queue: BTreeMap<(String, i32), Vec<(u64, &str)>> = BTreeMap::new();
+    for (name, log) in [("a", log_a), ("b", log_b)] {
+        for d in log.snapshot() {
+            by_queue
+                .entry((d.broker, d.queue_id))
+                .or_default()
+                .push((d.order, name));
+        }
+    }
+    for (queue, mut deliveries) in by_queue {
+        deliveries.sort();
+        let switches = deliveries.windows(2).filter(|w| w[0].1 != w[1].1).count();
+        assert!(
+            switches <= 1,
+            "queue {queue:?} was consumed by both consumers interleaved ({switches} switches)"
+        );
+    }
+}
+
 /// Asserts that, per key, `log` holds strictly increasing sequence numbers.
 fn assert_key_order(name: &str, log: &Log) {
     let mut last: BTreeMap<usize, usize> = BTreeMap::new();
@@ -129,14 +191,15 @@ fn orderly_consumers_keep_per_key_order_when_one_joins_mid_stream() {
         )
         .expect("producer");
         let (log_a, log_b) = (Log::default(), Log::default());
-        let mut a = consumer(&namesrv.addr, "ord-a", log_a.clone()).await;
+        let ex = Exclusivity::default();
+        let mut a = consumer(&namesrv.addr, "ord-a", log_a.clone(), ex.clone()).await;
 
         send_keys(&producer, 0..PER_KEY / 2).await;
         wait_until("consumer a to consume", WAIT, || async {
             (log_a.len() >= KEYS).then_some(())
         })
         .await;
-        let mut b = consumer(&namesrv.addr, "ord-b", log_b.clone()).await;
+        let mut b = consumer(&namesrv.addr, "ord-b", log_b.clone(), ex.clone()).await;
         wait_settled(&[&a, &b], TOPIC, 8).await;
         let b_queues: BTreeSet<MessageQueue> = b
             .owned_queues()
@@ -161,6 +224,14 @@ fn orderly_consumers_keep_per_key_order_when_one_joins_mid_stream() {
             log_a.len(),
             log_b.len()
         );
+        let overlaps = ex.overlaps.lock().expect("overlaps").clone();
+        assert!(
+            overlaps.is_empty(),
+            "a queue was consumed by both consumers at once ({} times), e.g. {:?}",
+            overlaps.len(),
+            &overlaps[..overlaps.len().min(3)]
+        );
+        assert_exclusive_queues(&log_a, &log_b);
         assert_key_order("a", &log_a);
         assert_key_order("b", &log_b);
         // Once the group has settled, messages sent to b's queues can only be consumed by b.

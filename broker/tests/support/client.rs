@@ -115,7 +115,12 @@ pub struct Delivery {
     pub queue_id: i32,
     /// Queue offset.
     pub offset: i64,
+    /// When it was recorded, as a process-wide sequence number (comparable across logs).
+    pub order: u64,
 }
+
+/// Orders deliveries across every log of the process.
+static DELIVERY_ORDER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The deliveries one listener saw, in order; cheap to clone into a listener closure.
 #[derive(Debug, Clone, Default)]
@@ -134,6 +139,7 @@ impl Log {
                 broker: m.broker_name.clone(),
                 queue_id: m.queue_id,
                 offset: m.queue_offset,
+                order: DELIVERY_ORDER.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
             });
         }
     }
