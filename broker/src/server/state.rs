@@ -385,7 +385,10 @@ impl<S: ShardStore> ShardState<S> {
             }
         };
         match result {
-            Ok(()) => self.register_soon = true,
+            Ok(()) => {
+                self.register_soon = true;
+                self.persist_meta_now();
+            }
             Err(error) => {
                 tracing::warn!(target: "ringmq::server::admin", shard = self.identity.shard,
                 %error, "admin change from another shard not applied")
@@ -410,14 +413,30 @@ impl<S: ShardStore> ShardState<S> {
     // ---- used by handlers ------------------------------------------------------------
 
     /// Records an admin change made here, for the other shards, and asks for a registration.
+    /// Persists the metadata at once, as RocketMQ's `TopicConfigManager` and
+    /// `SubscriptionGroupManager` do on every change.
     pub(crate) fn record_admin_change(&mut self, change: AdminChange) {
         self.admin_out.push(change);
         self.register_soon = true;
+        self.persist_meta_now();
     }
 
-    /// Asks for an early registration (a topic was auto-created).
+    /// Asks for an early registration (a topic was auto-created) and persists the metadata
+    /// at once, as RocketMQ does for topics created on a send.
     pub(crate) fn request_register(&mut self) {
         self.register_soon = true;
+        self.persist_meta_now();
+    }
+
+    /// Saves topics, groups and offsets now: a topic or group change must survive a crash
+    /// right after it was acknowledged (the periodic save alone left a window of
+    /// `flush_consumer_offset_interval_ms` in which a SIGKILL lost a created topic, and with
+    /// it every message sent to it). Failures are logged; the periodic save retries.
+    fn persist_meta_now(&mut self) {
+        if let Err(error) = self.persist_meta() {
+            tracing::error!(target: "ringmq::server::admin", shard = self.identity.shard,
+                %error, "persisting topics, groups and offsets after a change failed");
+        }
     }
 
     /// Answers a send now if its record is durable and nothing older waits, else holds the

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod client;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -193,6 +193,12 @@ const FLOW_CONTROL_DELAY: Duration = Duration::from_millis(50);
 const PULL_ERROR_DELAY: Duration = Duration::from_secs(3);
 /// Delay before a batch whose send-back failed is consumed again locally (5 s).
 const LOCAL_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// How long a rebalance waits for an orderly batch in progress on a queue it gives up
+/// (RocketMQ's `tryLock(1000, MILLISECONDS)` in `removeUnnecessaryMessageQueue`).
+const ORDERLY_RELEASE_WAIT: Duration = Duration::from_secs(1);
+/// Delay of the next rebalance after an orderly one failed to lock a queue it was given
+/// (RocketMQ 5's `rebalanceLater(500)`).
+const LOCK_RETRY_DELAY: Duration = Duration::from_millis(500);
 /// Lock renewal interval (`rocketmq.client.rebalance.lockInterval`, 20 s).
 const LOCK_INTERVAL: Duration = Duration::from_secs(20);
 /// A lock not renewed for this long is considered lost (30 s).
@@ -212,6 +218,9 @@ struct Core {
     consume_permits: Arc<Semaphore>,
     /// Serializes rebalances: a stale allocation must never be applied after a newer one.
     rebalancing: tokio::sync::Mutex<()>,
+    /// Set when an orderly rebalance could not lock every queue it was given: the next
+    /// rebalance comes after [`LOCK_RETRY_DELAY`] instead of the full interval.
+    lock_retry: std::sync::atomic::AtomicBool,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -316,6 +325,7 @@ impl PushConsumer {
             offsets,
             consume_permits: Arc::new(Semaphore::new(self.config.consume_threads)),
             rebalancing: tokio::sync::Mutex::new(()),
+            lock_retry: std::sync::atomic::AtomicBool::new(false),
             shutdown,
         });
         info!(group = %core.config.group, client = %core.instance.client_id(), topics = ?core.subscriptions.keys(), "push consumer starting");
@@ -482,6 +492,24 @@ impl Core {
                 .collect()
         };
         if !removed.is_empty() {
+            let orderly = self.listener.is_orderly() && self.clustering();
+            // Orderly: wait (bounded, as RocketMQ's `removeUnnecessaryMessageQueue`) for the
+            // batch in progress on each queue, so that its offset is committed and the
+            // broker lock is released only once nobody consumes the queue here; otherwise the
+            // queue's next owner would consume it while this one still does.
+            let mut serials = Vec::new();
+            let mut still_consuming = Vec::new();
+            if orderly {
+                for (queue, pq) in &removed {
+                    match tokio::time::timeout(ORDERLY_RELEASE_WAIT, pq.consume_lock.lock()).await {
+                        Ok(guard) => serials.push(guard),
+                        Err(_) => {
+                            warn!(%queue, "queue still consuming; its lock is kept until it expires");
+                            still_consuming.push(queue.clone());
+                        }
+                    }
+                }
+            }
             let queues: Vec<MessageQueue> = removed.iter().map(|(q, _)| q.clone()).collect();
             for (_, pq) in &removed {
                 pq.drop_queue();
@@ -490,9 +518,15 @@ impl Core {
                 .offsets
                 .persist(&self.instance, Some(&queues), false)
                 .await;
-            if self.listener.is_orderly() && self.clustering() {
-                self.unlock(&queues).await;
+            if orderly {
+                let idle: Vec<MessageQueue> = queues
+                    .iter()
+                    .filter(|q| !still_consuming.contains(q))
+                    .cloned()
+                    .collect();
+                self.unlock(&idle).await;
             }
+            drop(serials);
             for queue in &queues {
                 self.offsets.forget(queue);
             }
@@ -508,11 +542,19 @@ impl Core {
         if added.is_empty() {
             return;
         }
-        let locked = if self.listener.is_orderly() && self.clustering() {
-            self.lock(&added).await
-        } else {
-            added.clone()
-        };
+        let orderly = self.listener.is_orderly() && self.clustering();
+        let mut added = added;
+        if orderly {
+            // As RocketMQ: an orderly queue is taken (and its start offset read) only once
+            // locked, i.e. after its previous owner committed its offset and unlocked it;
+            // the others are retried shortly.
+            let locked = self.lock(&added).await;
+            if locked.len() < added.len() {
+                self.lock_retry
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            added.retain(|q| locked.contains(q));
+        }
         for queue in added {
             if self.queues().len() >= OWNED_QUEUES_MAX {
                 warn!(max = OWNED_QUEUES_MAX, "owned queue limit reached");
@@ -526,7 +568,7 @@ impl Core {
                 }
             };
             let pq = Arc::new(ProcessQueue::default());
-            if locked.contains(&queue) && self.listener.is_orderly() {
+            if orderly {
                 pq.set_locked(true);
             }
             self.offsets.update(&queue, start, false);
@@ -611,8 +653,16 @@ async fn rebalance_loop(core: Arc<Core>, now: Arc<Notify>) {
     loop {
         core.rebalance().await;
         let mut shutdown = core.shutdown.clone();
+        let wait = if core
+            .lock_retry
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            LOCK_RETRY_DELAY
+        } else {
+            core.config.rebalance_interval
+        };
         tokio::select! {
-            () = tokio::time::sleep(core.config.rebalance_interval) => {}
+            () = tokio::time::sleep(wait) => {}
             () = now.notified() => debug!(group = %core.config.group, "rebalance on notification"),
             _ = shutdown.wait_for(|stop| *stop) => return,
         }
@@ -853,6 +903,10 @@ async fn orderly_loop(
             continue;
         }
         let _serial = pq.consume_lock.lock().await;
+        if pq.is_dropped() {
+            // Given up by a rebalance while this loop waited for the lock.
+            return;
+        }
         let batch = pq.take(batch_size);
         if batch.is_empty() {
             drop(_serial);

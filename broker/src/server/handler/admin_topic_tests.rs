@@ -53,6 +53,23 @@ fn created_topic_is_served_and_fanned_out_to_other_shards() {
 }
 
 #[test]
+fn created_and_fanned_out_topics_are_persisted_at_once() {
+    // Regression: topics were saved only every flush_consumer_offset_interval_ms, so a
+    // broker killed (SIGKILL) within that window forgot a topic it had acknowledged.
+    let mut shard = TestShard::new();
+    assert_eq!(shard.call(create("Durable", 4, 6)).code, 0);
+    let saved = shard.state.store.load_meta();
+    assert!(saved.topics.iter().any(|t| t.topic_name == "Durable"));
+
+    let mut other = TestShard::new();
+    for change in shard.state.take_admin_changes() {
+        other.state.apply_admin_change(change, other.now_ms);
+    }
+    let saved = other.state.store.load_meta();
+    assert!(saved.topics.iter().any(|t| t.topic_name == "Durable"));
+}
+
+#[test]
 fn invalid_topic_requests_are_refused_with_reasons() {
     let mut shard = TestShard::new();
     let response = shard.call(create("bad topic", 4, 6));

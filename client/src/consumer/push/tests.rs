@@ -298,3 +298,71 @@ async fn tag_subscriptions_filter_client_side() {
     assert_eq!(tags, BTreeSet::from(["A".to_owned(), "C".to_owned()]));
     consumer.shutdown().await;
 }
+
+/// Regression: a rebalance that gave up an orderly queue unlocked it on the broker while a
+/// batch of it was still being consumed, and the new owner read its start offset before
+/// locking, so the queue was consumed by two members at once and its in-flight message was
+/// redelivered. Now the old owner waits for the batch, commits, then unlocks; the new one
+/// takes the queue only once locked.
+#[tokio::test]
+async fn orderly_queue_hand_over_is_exclusive_and_loses_no_offset() {
+    let (_broker, namesrv) = setup("G9").await;
+    for key in ["k0", "k1", "k2", "k3", "k4", "k5"] {
+        produce(&namesrv, (0..4).map(|i| format!("{key}-{i}")), Some(key)).await;
+    }
+    type Active = Arc<std::sync::Mutex<HashMap<i32, &'static str>>>;
+    let active: Active = Arc::default();
+    let overlaps = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::channel(100);
+    let listener = |name: &'static str| {
+        let (active, overlaps, tx) = (active.clone(), overlaps.clone(), tx.clone());
+        MessageListener::orderly(move |messages| {
+            let (active, overlaps, tx) = (active.clone(), overlaps.clone(), tx.clone());
+            async move {
+                let queue = messages[0].queue_id;
+                if let Some(other) = active.lock().expect("active").insert(queue, name)
+                    && other != name
+                {
+                    overlaps.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                active.lock().expect("active").remove(&queue);
+                for message in messages {
+                    let _ = tx.send(message).await;
+                }
+                OrderlyResult::Success
+            }
+        })
+    };
+    let mut a = PushConsumer::new(instance(&namesrv, "a9"), config("G9")).expect("a");
+    a.subscribe("T", "*").expect("subscribe");
+    a.start(listener("a")).await.expect("a started");
+    let mut b = PushConsumer::new(instance(&namesrv, "b9"), config("G9")).expect("b");
+    b.subscribe("T", "*").expect("subscribe");
+    b.start(listener("b")).await.expect("b started");
+    // A is in the middle of batches of every queue it owns when the group splits.
+    let first = collect(&mut rx, 1).await;
+    // The mini broker sends no NOTIFY_CONSUMER_IDS_CHANGED: rebalance both explicitly.
+    a.rebalance().await.expect("rebalance a");
+    b.rebalance().await.expect("rebalance b");
+    let rest = collect(&mut rx, 23).await;
+    assert_eq!(
+        overlaps.load(Ordering::Relaxed),
+        0,
+        "a queue consumed by both at once"
+    );
+    let bodies: Vec<String> = first
+        .iter()
+        .chain(&rest)
+        .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+        .collect();
+    let distinct: BTreeSet<&String> = bodies.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        24,
+        "every message once, none redelivered: {bodies:?}"
+    );
+    assert!(!b.owned_queues().is_empty(), "b took its share");
+    a.shutdown().await;
+    b.shutdown().await;
+}
