@@ -177,18 +177,11 @@ pub async fn update_consumer_offset_oneway(
     queue: &MessageQueue,
     offset: i64,
 ) -> Result<()> {
-    let header = UpdateConsumerOffsetRequestHeader {
-        consumer_group: group.to_owned(),
-        topic: queue.topic.clone(),
-        queue_id: queue.queue_id,
-        commit_offset: offset,
-        rpc: rpc(queue),
-    };
     instance
         .remoting()
         .invoke_oneway(
             addr,
-            request(RequestCode::UpdateConsumerOffset, &header),
+            update_offset_request(group, queue, offset),
             instance.api_timeout(),
         )
         .await
@@ -202,6 +195,19 @@ pub async fn update_consumer_offset(
     queue: &MessageQueue,
     offset: i64,
 ) -> Result<()> {
+    instance
+        .remoting()
+        .invoke_ok(
+            addr,
+            update_offset_request(group, queue, offset),
+            instance.api_timeout(),
+        )
+        .await
+        .map(drop)
+}
+
+/// The `UPDATE_CONSUMER_OFFSET` request both variants send.
+fn update_offset_request(group: &str, queue: &MessageQueue, offset: i64) -> RemotingCommand {
     let header = UpdateConsumerOffsetRequestHeader {
         consumer_group: group.to_owned(),
         topic: queue.topic.clone(),
@@ -209,15 +215,7 @@ pub async fn update_consumer_offset(
         commit_offset: offset,
         rpc: rpc(queue),
     };
-    instance
-        .remoting()
-        .invoke_ok(
-            addr,
-            request(RequestCode::UpdateConsumerOffset, &header),
-            instance.api_timeout(),
-        )
-        .await
-        .map(drop)
+    request(RequestCode::UpdateConsumerOffset, &header)
 }
 
 async fn offset_request(
