@@ -191,36 +191,46 @@ impl Admin {
     /// `WIPE_WRITE_PERM_OF_BROKER` on every NameServer: producers stop sending to the
     /// broker (drain). Returns the number of topics changed per NameServer.
     pub async fn wipe_write_perm(&self, broker_name: &str) -> Result<Vec<(String, i32)>> {
-        let mut out = Vec::new();
-        for addr in self.instance.nameserver().addrs() {
-            let request = Self::request(
-                RequestCode::WipeWritePermOfBroker,
-                &WipeWritePermOfBrokerRequestHeader {
-                    broker_name: broker_name.to_owned(),
-                },
-            );
-            let response = self.call(addr, request).await?;
-            let header =
-                WipeWritePermOfBrokerResponseHeader::decode(&response).map_err(wire_error(addr))?;
-            out.push((addr.clone(), header.wipe_topic_count));
-        }
-        Ok(out)
+        let request = Self::request(
+            RequestCode::WipeWritePermOfBroker,
+            &WipeWritePermOfBrokerRequestHeader {
+                broker_name: broker_name.to_owned(),
+            },
+        );
+        self.on_every_nameserver(request, |h: WipeWritePermOfBrokerResponseHeader| {
+            h.wipe_topic_count
+        })
+        .await
     }
 
     /// `ADD_WRITE_PERM_OF_BROKER` on every NameServer: undoes [`Self::wipe_write_perm`].
     pub async fn add_write_perm(&self, broker_name: &str) -> Result<Vec<(String, i32)>> {
+        let request = Self::request(
+            RequestCode::AddWritePermOfBroker,
+            &AddWritePermOfBrokerRequestHeader {
+                broker_name: broker_name.to_owned(),
+            },
+        );
+        self.on_every_nameserver(request, |h: AddWritePermOfBrokerResponseHeader| {
+            h.add_topic_count
+        })
+        .await
+    }
+
+    /// Sends `request` to every NameServer (each gets its own opaque) and returns, per
+    /// NameServer, the topic count its response header reports.
+    async fn on_every_nameserver<H: CommandHeader>(
+        &self,
+        request: RemotingCommand,
+        count: impl Fn(H) -> i32,
+    ) -> Result<Vec<(String, i32)>> {
         let mut out = Vec::new();
         for addr in self.instance.nameserver().addrs() {
-            let request = Self::request(
-                RequestCode::AddWritePermOfBroker,
-                &AddWritePermOfBrokerRequestHeader {
-                    broker_name: broker_name.to_owned(),
-                },
-            );
+            let mut request = request.clone();
+            request.opaque = ringmq_wire::command::next_opaque();
             let response = self.call(addr, request).await?;
-            let header =
-                AddWritePermOfBrokerResponseHeader::decode(&response).map_err(wire_error(addr))?;
-            out.push((addr.clone(), header.add_topic_count));
+            let header = H::decode(&response).map_err(wire_error(addr))?;
+            out.push((addr.clone(), count(header)));
         }
         Ok(out)
     }

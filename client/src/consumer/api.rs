@@ -69,6 +69,19 @@ fn rpc(queue: &MessageQueue) -> RpcFields {
     }
 }
 
+/// Sends `command` and waits for a `SUCCESS` answer, whose content is not needed.
+async fn invoke_acked(
+    instance: &ClientInstance,
+    addr: &str,
+    command: RemotingCommand,
+) -> Result<()> {
+    instance
+        .remoting()
+        .invoke_ok(addr, command, instance.api_timeout())
+        .await
+        .map(drop)
+}
+
 fn request(code: RequestCode, header: &impl CommandHeader) -> RemotingCommand {
     let mut request = RemotingCommand::request(code);
     header.encode_into(&mut request);
@@ -195,15 +208,7 @@ pub async fn update_consumer_offset(
     queue: &MessageQueue,
     offset: i64,
 ) -> Result<()> {
-    instance
-        .remoting()
-        .invoke_ok(
-            addr,
-            update_offset_request(group, queue, offset),
-            instance.api_timeout(),
-        )
-        .await
-        .map(drop)
+    invoke_acked(instance, addr, update_offset_request(group, queue, offset)).await
 }
 
 /// The `UPDATE_CONSUMER_OFFSET` request both variants send.
@@ -309,11 +314,7 @@ pub async fn consumer_ids(
 /// `HEART_BEAT` with `data`.
 pub async fn heartbeat(instance: &ClientInstance, addr: &str, data: &HeartbeatData) -> Result<()> {
     let command = RemotingCommand::request(RequestCode::HeartBeat).with_body(data.encode());
-    instance
-        .remoting()
-        .invoke_ok(addr, command, instance.api_timeout())
-        .await
-        .map(drop)
+    invoke_acked(instance, addr, command).await
 }
 
 /// `UNREGISTER_CLIENT` for a consumer group.
@@ -324,15 +325,12 @@ pub async fn unregister_consumer(instance: &ClientInstance, addr: &str, group: &
         consumer_group: Some(group.to_owned()),
         rpc: RpcFields::default(),
     };
-    instance
-        .remoting()
-        .invoke_ok(
-            addr,
-            request(RequestCode::UnregisterClient, &header),
-            instance.api_timeout(),
-        )
-        .await
-        .map(drop)
+    invoke_acked(
+        instance,
+        addr,
+        request(RequestCode::UnregisterClient, &header),
+    )
+    .await
 }
 
 /// `CONSUMER_SEND_MSG_BACK`: hands a message that failed consumption back to the broker,
@@ -359,15 +357,12 @@ pub async fn send_back(
             ..RpcFields::default()
         },
     };
-    instance
-        .remoting()
-        .invoke_ok(
-            addr,
-            request(RequestCode::ConsumerSendMsgBack, &header),
-            instance.api_timeout(),
-        )
-        .await
-        .map(drop)
+    invoke_acked(
+        instance,
+        addr,
+        request(RequestCode::ConsumerSendMsgBack, &header),
+    )
+    .await
 }
 
 /// `LOCK_BATCH_MQ`: locks queues of one broker for this client; returns those now locked.
