@@ -135,12 +135,32 @@ thread_local! {
     static ADMIN_SINK: RefCell<Option<AdminSink>> = RefCell::new(None);
 }
 
-fn bind(addr: SocketAddr, what: &str) -> Option<TcpListener> {
-    match TcpListener::bind(addr) {
-        Ok(listener) => Some(listener),
-        Err(error) => {
-            tracing::error!(target: "ringmq::server::broker", %addr, %error, "cannot bind the {what} port");
-            None
+/// How long a port still held by a broker that just died may be waited for: a killed
+/// process's io_uring (and the listening socket its pending accept holds) is torn down by the
+/// kernel asynchronously, a moment after the process is gone.
+const BIND_RETRY_MS_MAX: u64 = 10_000;
+
+async fn bind(addr: SocketAddr, what: &str) -> Option<TcpListener> {
+    let mut waited_ms = 0;
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(listener) => return Some(listener),
+            Err(error)
+                if error.kind() == std::io::ErrorKind::AddrInUse
+                    && waited_ms < BIND_RETRY_MS_MAX =>
+            {
+                if waited_ms == 0 {
+                    tracing::warn!(target: "ringmq::server::broker", %addr,
+                        "the {what} port is in use; waiting up to {BIND_RETRY_MS_MAX} ms for it");
+                }
+                sleep(Duration::from_millis(100)).await;
+                waited_ms += 100;
+            }
+            Err(error) => {
+                tracing::error!(target: "ringmq::server::broker", %addr, %error,
+                    "cannot bind the {what} port: is another broker using it? change base_port");
+                return None;
+            }
         }
     }
 }
@@ -148,14 +168,14 @@ fn bind(addr: SocketAddr, what: &str) -> Option<TcpListener> {
 async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext) {
     let shard = ctx.id;
     let ip = config.broker.listen_addr;
-    let Some(listener) = bind(SocketAddr::new(ip, config.shard_port(shard)), "client") else {
+    let Some(listener) = bind(SocketAddr::new(ip, config.shard_port(shard)), "client").await else {
         return;
     };
     let mut listeners = Vec::new();
     let port = listener.local_addr().port();
     listeners.push(listener);
     if config.broker.base_port != 0
-        && let Some(vip) = bind(SocketAddr::new(ip, config.shard_vip_port(shard)), "VIP")
+        && let Some(vip) = bind(SocketAddr::new(ip, config.shard_vip_port(shard)), "VIP").await
     {
         listeners.push(vip);
     }

@@ -86,19 +86,21 @@ impl Drop for Namesrv {
     }
 }
 
+/// Lowest and highest base port handed out: below Linux's ephemeral range (32768–60999), so
+/// that no outgoing connection of a test running in parallel can take a broker's port
+/// between a stop and a restart (which happened with ports probed through port 0).
+const BASE_PORT_RANGE: std::ops::Range<u16> = 20_000..32_000;
+
 /// Finds a base port P such that every port a broker of `shards` shards uses
-/// (`P + 4i - 2 ..= P + 4i + 1`) is free right now.
+/// (`P + 4i - 2 ..= P + 4i + 1`) is free right now, outside the ephemeral port range.
 pub fn free_base_port(shards: u16) -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind("127.0.0.1:0").expect("bind probe");
-        let candidate = probe.local_addr().expect("probe addr").port();
-        drop(probe);
-        let Some(base) = candidate.checked_add(2) else {
-            continue;
-        };
-        if u32::from(base) + 4 * u32::from(shards) + 2 > u32::from(u16::MAX) {
-            continue;
-        }
+    use std::hash::{BuildHasher, Hasher};
+    let span = BASE_PORT_RANGE.end - BASE_PORT_RANGE.start - 4 * shards - 4;
+    for attempt in 0..500u32 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u32(attempt);
+        let base = BASE_PORT_RANGE.start + 2 + (hasher.finish() % u64::from(span)) as u16;
         let ports: Vec<u16> = (0..shards)
             .flat_map(|i| {
                 let shard = base + 4 * i;
@@ -113,7 +115,7 @@ pub fn free_base_port(shards: u16) -> u16 {
             return base;
         }
     }
-    panic!("no free block of ports found for {shards} shards");
+    panic!("no free block of ports found for {shards} shards in {BASE_PORT_RANGE:?}");
 }
 
 /// How a test broker is configured.
