@@ -350,8 +350,10 @@ check_filesystem() {
     local dir fstype probe
     dir=$(existing_dir "$DATA_DIR")
     fstype=$(stat -f -c %T -- "$dir" 2>/dev/null)
+    # statfs cannot tell ext2, ext3 and ext4 apart (one magic number).
+    [[ "$fstype" == ext2/ext3 ]] && fstype=ext4
     case "$fstype" in
-    ext2/ext3 | ext4 | xfs | btrfs)
+    ext4 | xfs | btrfs)
         probe=$(find "$dir" -xdev -maxdepth 4 -type f -size +4k -print -quit 2>/dev/null)
         if [[ -n "$probe" ]] && ! dd if="$probe" of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/dev/null; then
             add_check fs.o_direct "$fstype at $dir" "O_DIRECT supported" WARN \
