@@ -376,6 +376,26 @@ check_filesystem() {
     esac
 }
 
+# Disk usage against the broker's retention thresholds (deploy/broker.toml defaults):
+# above disk_max_used_space_ratio (75 %) segments are deleted at any hour, above
+# disk_space_warning_level_ratio (90 %) sends are refused.
+check_disk_usage() {
+    local dir used
+    dir=$(existing_dir "$DATA_DIR")
+    used=$(df -P -- "$dir" 2>/dev/null | awk 'NR == 2 { sub("%", "", $5); print $5 }')
+    if ! is_uint "$used"; then
+        add_check disk.usage unknown "< 75 %" WARN "cannot read the usage of $dir"
+    elif ((used >= 90)); then
+        add_check disk.usage "$used % at $dir" "< 75 %" FAIL \
+            "at 90 % (disk_space_warning_level_ratio) the broker refuses sends"
+    elif ((used >= 75)); then
+        add_check disk.usage "$used % at $dir" "< 75 %" WARN \
+            "above 75 % (disk_max_used_space_ratio) segments are deleted at any hour, unexpired ones from 85 %"
+    else
+        add_check disk.usage "$used % at $dir" "< 75 %" OK ""
+    fi
+}
+
 # --- clock ---------------------------------------------------------------------------------
 
 check_clocksource() {
@@ -447,6 +467,7 @@ check_process
 check_thp
 check_scheduler
 check_filesystem
+check_disk_usage
 check_clocksource
 
 OK_COUNT=0

@@ -166,6 +166,7 @@ const AUDIT_CHECKS: &[&str] = &[
     "thp.enabled",
     "disk.scheduler",
     "fs.o_direct",
+    "disk.usage",
     "clocksource",
 ];
 
