@@ -224,6 +224,7 @@ pub fn broker_config<S: ShardStore>(
             c.retention.disk_max_used_space_ratio.to_string(),
         ),
         ("maxMessageSize", c.limits.max_message_bytes.to_string()),
+        ("messageDelayLevel", c.schedule.message_delay_level.clone()),
         (
             "autoCreateTopicEnable",
             c.topics.auto_create_topic.to_string(),
