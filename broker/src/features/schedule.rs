@@ -202,6 +202,14 @@ impl ScheduleService {
         self.levels.iter().map(|l| l.next).collect()
     }
 
+    /// Level → next offset to deliver, as RocketMQ's `delayOffset.json` `offsetTable`.
+    pub fn offset_table(&self) -> std::collections::BTreeMap<i32, i64> {
+        (1..)
+            .zip(self.levels.iter())
+            .map(|(level, l)| (level, l.next))
+            .collect()
+    }
+
     /// Messages delivered since start.
     pub fn delivered(&self) -> u64 {
         self.delivered
@@ -226,6 +234,23 @@ impl ScheduleService {
             .filter(|&t| t > 0)
             .min()
     }
+}
+
+/// RocketMQ's runtime-info entries `scheduleMessageOffset_<level>` = `<delivered up
+/// to>,<stored up to>` for each level (what `mqadmin brokerStatus` shows).
+pub fn runtime_info<S: ShardStore>(state: &ShardState<S>) -> Vec<(String, String)> {
+    state
+        .schedule
+        .offset_table()
+        .into_iter()
+        .map(|(level, next)| {
+            let max = state.store.max_offset(system::SCHEDULE_TOPIC, level - 1);
+            (
+                format!("scheduleMessageOffset_{level}"),
+                format!("{next},{max}"),
+            )
+        })
+        .collect()
 }
 
 /// Delivers every due message of every level (at most [`DELIVER_BATCH_MAX`] per level).

@@ -62,6 +62,9 @@ pub fn runtime_info<S: ShardStore>(
         "flushMode",
         format!("{:?}", state.config.store.flush_mode).to_lowercase(),
     );
+    for (key, value) in crate::features::schedule::runtime_info(state) {
+        put(&key, value);
+    }
     let body = ringmq_wire::json::to_vec(&KvTable { table });
     Ok(Some(success(request).with_body(body)))
 }

@@ -20,6 +20,7 @@ pub mod consumer;
 pub mod offset;
 pub mod pull;
 pub mod query;
+pub mod schedule;
 pub mod send;
 pub mod send_back;
 
@@ -41,6 +42,7 @@ pub fn dispatch<S: ShardStore>(
         }
         Some(C::PullMessage | C::LitePullMessage) => pull::handle(state, conn, request, now_ms),
         Some(C::ConsumerSendMsgBack) => send_back::handle(state, conn, request, now_ms),
+        Some(C::GetAllDelayOffset) => schedule::all_delay_offsets(state, request),
         Some(C::HeartBeat) => consumer::heartbeat(state, conn, request, now_ms),
         Some(C::UnregisterClient) => consumer::unregister(state, request, now_ms),
         Some(C::GetConsumerListByGroup) => consumer::consumer_list(state, request),
