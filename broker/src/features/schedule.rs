@@ -156,6 +156,8 @@ pub struct ScheduleService {
     levels: Vec<Level>,
     in_flight: usize,
     delivered: u64,
+    /// A level stopped at its per-tick bound with due messages left: tick again at once.
+    backlog: bool,
 }
 
 impl ScheduleService {
@@ -172,6 +174,7 @@ impl ScheduleService {
             levels,
             in_flight: 0,
             delivered: 0,
+            backlog: false,
         }
     }
 
@@ -226,8 +229,12 @@ impl ScheduleService {
         }
     }
 
-    /// The earliest time a waiting head message is known to be due, if any.
+    /// The earliest time a waiting head message is known to be due, if any (0 = due messages
+    /// are left over from the last tick: tick again at once).
     pub fn next_due_ms(&self) -> Option<u64> {
+        if self.backlog {
+            return Some(0);
+        }
         self.levels
             .iter()
             .map(|l| l.not_before_ms)
@@ -256,6 +263,7 @@ pub fn runtime_info<S: ShardStore>(state: &ShardState<S>) -> Vec<(String, String
 /// Delivers every due message of every level (at most [`DELIVER_BATCH_MAX`] per level).
 /// Call from the shard's tick.
 pub fn deliver_due<S: ShardStore>(state: &mut ShardState<S>, now_ms: u64) {
+    state.schedule.backlog = false;
     for index in 0..state.schedule.levels.len() {
         let queue_id = index as i32;
         if state.schedule.levels[index].not_before_ms > now_ms {
@@ -282,9 +290,16 @@ enum Step {
 fn deliver_level<S: ShardStore>(state: &mut ShardState<S>, index: usize, now_ms: u64) {
     let queue_id = index as i32;
     let mut delivered = 0;
-    while delivered < DELIVER_BATCH_MAX
-        && state.schedule.levels[index].in_flight.len() < IN_FLIGHT_MAX
-    {
+    loop {
+        if delivered >= DELIVER_BATCH_MAX {
+            // Bounded work per tick; the rest follows at the next tick, at once.
+            state.schedule.backlog = true;
+            return;
+        }
+        if state.schedule.levels[index].in_flight.len() >= IN_FLIGHT_MAX {
+            // The disk is behind: wait for durability (normal ticks, not a busy loop).
+            return;
+        }
         let next = state.schedule.levels[index].next;
         let read = state.store.get(&QueueRead {
             topic: system::SCHEDULE_TOPIC,
