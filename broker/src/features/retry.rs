@@ -236,12 +236,8 @@ fn dead_letter<S: ShardStore>(
     if created {
         state.request_register();
     }
-    if !perm::is_writeable(config.perm) {
-        return Err(RetryError::NoPermission(format!(
-            "the topic[{}] sending message is forbidden",
-            config.topic_name
-        )));
-    }
+    // Like RocketMQ, the dead-letter topic's permission is not checked: a failed message
+    // must land somewhere.
     message.properties.remove(property::DELAY);
     message.topic = config.topic_name.clone();
     message.queue_id = 0;
