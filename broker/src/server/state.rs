@@ -17,6 +17,7 @@ use ringmq_wire::header::consumer::NotifyConsumerIdsChangedRequestHeader;
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 
 use crate::config::{BrokerConfig, FlushMode};
+use crate::features::schedule::{self, ScheduleService};
 use crate::server::consumer::{ConsumerManager, IdsChanged};
 use crate::server::group::{SubscriptionGroupConfig, SubscriptionGroupManager};
 use crate::server::lock::RebalanceLockManager;
@@ -170,6 +171,8 @@ pub struct ShardState<S> {
     pub pulls: LongPollRegistry<ParkedPull>,
     /// Counters.
     pub stats: ShardStats,
+    /// Delay levels and delivery progress of delayed messages.
+    pub schedule: ScheduleService,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -206,6 +209,7 @@ impl<S: ShardStore> ShardState<S> {
                 boot_timestamp_ms: now_ms,
                 ..ShardStats::default()
             },
+            schedule: ScheduleService::new(config.schedule.delay_levels_ms()),
             store,
             config,
             awaiting: VecDeque::new(),
@@ -241,6 +245,7 @@ impl<S: ShardStore> ShardState<S> {
                 })
                 .collect(),
         );
+        self.schedule.restore(&self.offsets);
         if topics + groups + offsets > 0 {
             tracing::info!(target: "ringmq::server::state", shard = self.identity.shard, topics,
                 groups, offsets, "metadata restored");
@@ -300,6 +305,7 @@ impl<S: ShardStore> ShardState<S> {
     /// waited too long), answers expired long polls, expires silent clients. Call after
     /// store progress and at [`Self::next_deadline_ms`].
     pub fn tick(&mut self, now_ms: u64) {
+        schedule::deliver_due(self, now_ms);
         if let Err(error) = self.store.commit() {
             tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
                 "group commit failed");
@@ -331,7 +337,8 @@ impl<S: ShardStore> ShardState<S> {
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let ack = self.awaiting.front().map(|a| a.deadline_ms);
         let scan = Some(self.last_scan_ms + CLIENT_SCAN_INTERVAL_MS);
-        [self.pulls.next_deadline_ms(), ack, scan]
+        let due = self.schedule.next_due_ms();
+        [self.pulls.next_deadline_ms(), ack, scan, due]
             .into_iter()
             .flatten()
             .min()
@@ -464,6 +471,7 @@ impl<S: ShardStore> ShardState<S> {
     }
 
     fn release_durable(&mut self, now_ms: u64) {
+        schedule::record_durable(self);
         let durable = self.store.durable_offset();
         while self
             .pending_wakes
