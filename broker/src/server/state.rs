@@ -17,6 +17,7 @@ use ringmq_wire::header::consumer::NotifyConsumerIdsChangedRequestHeader;
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 
 use crate::config::{BrokerConfig, FlushMode};
+use crate::features::transaction::{self, TransactionService};
 use crate::server::consumer::{ConsumerManager, IdsChanged};
 use crate::server::group::{SubscriptionGroupConfig, SubscriptionGroupManager};
 use crate::server::lock::RebalanceLockManager;
@@ -170,6 +171,8 @@ pub struct ShardState<S> {
     pub pulls: LongPollRegistry<ParkedPull>,
     /// Counters.
     pub stats: ShardStats,
+    /// Transactional messages: decided half messages and the check-back schedule.
+    pub transactions: TransactionService,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -206,6 +209,7 @@ impl<S: ShardStore> ShardState<S> {
                 boot_timestamp_ms: now_ms,
                 ..ShardStats::default()
             },
+            transactions: TransactionService::new(config.transaction.check_interval_ms, now_ms),
             store,
             config,
             awaiting: VecDeque::new(),
@@ -315,6 +319,7 @@ impl<S: ShardStore> ShardState<S> {
             self.producers.scan_expired(now_ms);
             self.locks.purge_expired(now_ms);
         }
+        transaction::check::run_if_due(self, now_ms);
     }
 
     /// After a batch of requests: group-commits the store and releases what became durable
@@ -331,7 +336,8 @@ impl<S: ShardStore> ShardState<S> {
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let ack = self.awaiting.front().map(|a| a.deadline_ms);
         let scan = Some(self.last_scan_ms + CLIENT_SCAN_INTERVAL_MS);
-        [self.pulls.next_deadline_ms(), ack, scan]
+        let check = Some(self.transactions.next_check_ms());
+        [self.pulls.next_deadline_ms(), ack, scan, check]
             .into_iter()
             .flatten()
             .min()
@@ -542,6 +548,16 @@ impl<S: ShardStore> ShardState<S> {
                 command: response,
             });
         }
+    }
+
+    /// Queues a broker-initiated request (`CHECK_TRANSACTION_STATE`) for `conn`. Returns
+    /// false (and drops it) when the outbox holds [`OUTBOX_NOTIFICATIONS_MAX`] entries.
+    pub(crate) fn push_broker_request(&mut self, conn: ConnId, command: RemotingCommand) -> bool {
+        if self.outbox.len() >= OUTBOX_NOTIFICATIONS_MAX {
+            return false;
+        }
+        self.outbox.push(Outgoing { conn, command });
+        true
     }
 
     /// Sends `NOTIFY_CONSUMER_IDS_CHANGED` (oneway) to the remaining clients of each group,

@@ -21,6 +21,7 @@ pub mod offset;
 pub mod pull;
 pub mod query;
 pub mod send;
+pub mod transaction;
 
 /// What a handler produces: a response now or later, or an error response.
 pub type HandlerResult = Result<Option<RemotingCommand>, RemotingCommand>;
@@ -39,6 +40,7 @@ pub fn dispatch<S: ShardStore>(
             send::handle(state, conn, request, now_ms)
         }
         Some(C::PullMessage | C::LitePullMessage) => pull::handle(state, conn, request, now_ms),
+        Some(C::EndTransaction) => transaction::end_transaction(state, conn, request, now_ms),
         Some(C::HeartBeat) => consumer::heartbeat(state, conn, request, now_ms),
         Some(C::UnregisterClient) => consumer::unregister(state, request, now_ms),
         Some(C::GetConsumerListByGroup) => consumer::consumer_list(state, request),
