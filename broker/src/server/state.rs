@@ -330,6 +330,7 @@ impl<S: ShardStore> ShardState<S> {
                 "group commit failed");
         }
         self.release_durable(now_ms);
+        transaction::release_checks(self);
     }
 
     /// The next time [`Self::tick`] has work (a long-poll or acknowledgement deadline).

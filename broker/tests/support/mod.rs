@@ -131,6 +131,9 @@ pub struct BrokerOptions {
     pub auto_create_topic: bool,
     /// Segment size (small in tests).
     pub segment_bytes: u64,
+    /// More TOML appended to the generated `broker.toml` (whole sections, e.g.
+    /// `[transaction]`).
+    pub extra_toml: String,
 }
 
 impl Default for BrokerOptions {
@@ -141,6 +144,7 @@ impl Default for BrokerOptions {
             flush_mode: "async".into(),
             auto_create_topic: true,
             segment_bytes: 64 * 1024 * 1024,
+            extra_toml: String::new(),
         }
     }
 }
@@ -207,6 +211,8 @@ segment_bytes = {segment}
 
 [topics]
 auto_create_topic = {auto}
+
+{extra}
 "#,
             name = options.name,
             namesrv = self.namesrv,
@@ -216,6 +222,7 @@ auto_create_topic = {auto}
             flush = options.flush_mode,
             segment = options.segment_bytes,
             auto = options.auto_create_topic,
+            extra = options.extra_toml,
         );
         std::fs::write(self.config_path(), config).expect("write broker.toml");
         let child = Command::new(binary("ringmq-broker"))

@@ -25,7 +25,8 @@ use ringmq_wire::record::{Properties, RecordFields, StoredMessage, property};
 use ringmq_wire::{RemotingCommand, RequestCode};
 
 use super::{
-    CONSUMER_GROUP, HALF_QUEUE_ID, ensure_loaded, origin_of, put_copy, read_batch, write_op,
+    CONSUMER_GROUP, HALF_QUEUE_ID, PENDING_CHECKS_MAX, ensure_loaded, origin_of, put_copy,
+    read_batch, release_checks, write_op,
 };
 use crate::server::state::ShardState;
 use crate::server::store::{Appended, ShardStore, StoreError};
@@ -40,17 +41,23 @@ pub const RUN_MESSAGES_MAX: usize = 2_048;
 pub const CONTINUE_DELAY_MS: u64 = 20;
 
 /// Runs a check-back scan when one is due, and schedules the next.
+/// Then sends the checks whose half copies have become durable.
 pub fn run_if_due<S: ShardStore>(state: &mut ShardState<S>, now_ms: u64) {
-    if now_ms < state.transactions.next_check_ms {
-        return;
+    if now_ms >= state.transactions.next_check_ms {
+        let finished = run(state, now_ms);
+        let delay = if finished {
+            state.config.transaction.check_interval_ms
+        } else {
+            CONTINUE_DELAY_MS
+        };
+        state.transactions.next_check_ms = now_ms.saturating_add(delay);
+        // Submit the copies now rather than at the next batch of requests.
+        if let Err(error) = state.store.commit() {
+            tracing::error!(target: "ringmq::transaction", shard = state.identity.shard, %error,
+                "group commit after the transaction check failed");
+        }
     }
-    let finished = run(state, now_ms);
-    let delay = if finished {
-        state.config.transaction.check_interval_ms
-    } else {
-        CONTINUE_DELAY_MS
-    };
-    state.transactions.next_check_ms = now_ms.saturating_add(delay);
+    release_checks(state);
 }
 
 /// Why a run stopped.
@@ -267,11 +274,14 @@ fn send_check<S: ShardStore>(
             return;
         }
     };
-    if state.push_broker_request(conn, request) {
-        state.transactions.stats.checks_sent += 1;
-    } else {
-        tracing::warn!(target: "ringmq::transaction", group, "outbox full; check dropped");
+    let pending = &mut state.transactions.pending_checks;
+    if pending.len() >= PENDING_CHECKS_MAX {
+        tracing::warn!(target: "ringmq::transaction", group,
+            "too many checks waiting for durability; check dropped (asked again next scan)");
+        return;
     }
+    // The producer's answer names the copy: send only once the copy can be read.
+    pending.push_back((copy.end_offset, conn, request));
 }
 
 /// The `CHECK_TRANSACTION_STATE` request for a copy: header with the copy's offsets, body =

@@ -32,10 +32,13 @@
 //! Lives on its shard's thread: state in [`crate::server::state::ShardState::transactions`],
 //! driven by request handling and the shard tick.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
+use ringmq_wire::RemotingCommand;
 use ringmq_wire::record::{self, Properties, StoredMessage, property, sys_flag};
+
+use crate::server::ConnId;
 
 use crate::server::state::ShardState;
 use crate::server::store::{Appended, PutMessage, QueueRead, ShardStore, StoreError};
@@ -67,6 +70,11 @@ pub const SCAN_BATCH: usize = 256;
 
 /// Bytes read per store call while scanning (4 MiB: a batch of large messages stays small).
 pub const SCAN_BYTES_MAX: usize = 4 << 20;
+
+/// Most check requests waiting for their half copy to become durable (a check answered
+/// before the copy is readable could not be applied). Past it new checks are dropped; the
+/// next scan asks again.
+pub const PENDING_CHECKS_MAX: usize = 100_000;
 
 /// Most op entries read when rebuilding the decided offsets after a restart.
 pub const LOAD_OPS_MAX: usize = 2_000_000;
@@ -105,6 +113,9 @@ pub struct TransactionService {
     origins_complete_from: i64,
     next_check_ms: u64,
     next_producer: usize,
+    /// Check requests held until the copy they name is durable: (copy end offset, producer
+    /// connection, request).
+    pending_checks: VecDeque<(u64, ConnId, RemotingCommand)>,
     /// Counters.
     pub stats: TransactionStats,
 }
@@ -119,6 +130,7 @@ impl TransactionService {
             origins_complete_from: i64::MAX,
             next_check_ms: now_ms.saturating_add(check_interval_ms),
             next_producer: 0,
+            pending_checks: VecDeque::new(),
             stats: TransactionStats::default(),
         }
     }
@@ -177,6 +189,28 @@ impl TransactionService {
             self.done = self.done.split_off(&low_water);
         }
         self.done.values().copied().min().unwrap_or(op_end)
+    }
+}
+
+/// Sends the check requests whose half copy is now durable (through the connection outbox).
+/// Call after store progress: the shard tick and after each batch of requests.
+pub fn release_checks<S: ShardStore>(state: &mut ShardState<S>) {
+    let durable = state.store.durable_offset();
+    while state
+        .transactions
+        .pending_checks
+        .front()
+        .is_some_and(|(end, _, _)| *end <= durable)
+    {
+        let Some((_, conn, request)) = state.transactions.pending_checks.pop_front() else {
+            break;
+        };
+        if state.push_broker_request(conn, request) {
+            state.transactions.stats.checks_sent += 1;
+        } else {
+            tracing::warn!(target: "ringmq::transaction", shard = state.identity.shard,
+                "outbox full; transaction check dropped (asked again next scan)");
+        }
     }
 }
 

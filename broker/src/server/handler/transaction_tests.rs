@@ -374,3 +374,21 @@ fn decided_offsets_are_rebuilt_from_the_op_queue() {
     assert!(again.remark.unwrap_or_default().contains("already decided"));
     assert_eq!(shard.state.store.max_offset("T", 0), 0);
 }
+
+#[test]
+fn a_check_is_sent_only_once_its_half_copy_is_durable() {
+    let mut shard = TestShard::with_config(quick_config());
+    producer_heartbeat(&mut shard, 7);
+    send_half(&mut shard, "T", 0, "U1");
+    shard.state.store.set_auto_durable(false);
+    shard.advance(1_600);
+    assert!(
+        checks(shard.outbox()).is_empty(),
+        "an answer to this check could not find the copy yet"
+    );
+    let end = shard.state.store.commit_log_max_offset() as u64;
+    shard.state.store.set_durable_offset(end);
+    shard.state.after_requests(shard.now_ms);
+    assert_eq!(checks(shard.outbox()).len(), 1);
+    assert_eq!(shard.state.transactions.stats.checks_sent, 1);
+}
