@@ -18,6 +18,7 @@ use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 
 use crate::config::{BrokerConfig, FlushMode};
 use crate::features::schedule::{self, ScheduleService};
+use crate::features::transaction::{self, TransactionService};
 use crate::server::consumer::{ConsumerManager, IdsChanged};
 use crate::server::group::{SubscriptionGroupConfig, SubscriptionGroupManager};
 use crate::server::lock::RebalanceLockManager;
@@ -173,6 +174,8 @@ pub struct ShardState<S> {
     pub stats: ShardStats,
     /// Delay levels and delivery progress of delayed messages.
     pub schedule: ScheduleService,
+    /// Transactional messages: decided half messages and the check-back schedule.
+    pub transactions: TransactionService,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -210,6 +213,7 @@ impl<S: ShardStore> ShardState<S> {
                 ..ShardStats::default()
             },
             schedule: ScheduleService::new(config.schedule.delay_levels_ms()),
+            transactions: TransactionService::new(config.transaction.check_interval_ms, now_ms),
             store,
             config,
             awaiting: VecDeque::new(),
@@ -321,6 +325,7 @@ impl<S: ShardStore> ShardState<S> {
             self.producers.scan_expired(now_ms);
             self.locks.purge_expired(now_ms);
         }
+        transaction::check::run_if_due(self, now_ms);
     }
 
     /// After a batch of requests: group-commits the store and releases what became durable
@@ -331,6 +336,7 @@ impl<S: ShardStore> ShardState<S> {
                 "group commit failed");
         }
         self.release_durable(now_ms);
+        transaction::release_checks(self);
     }
 
     /// The next time [`Self::tick`] has work (a long-poll or acknowledgement deadline).
@@ -338,7 +344,8 @@ impl<S: ShardStore> ShardState<S> {
         let ack = self.awaiting.front().map(|a| a.deadline_ms);
         let scan = Some(self.last_scan_ms + CLIENT_SCAN_INTERVAL_MS);
         let due = self.schedule.next_due_ms();
-        [self.pulls.next_deadline_ms(), ack, scan, due]
+        let check = Some(self.transactions.next_check_ms());
+        [self.pulls.next_deadline_ms(), ack, scan, due, check]
             .into_iter()
             .flatten()
             .min()
@@ -550,6 +557,16 @@ impl<S: ShardStore> ShardState<S> {
                 command: response,
             });
         }
+    }
+
+    /// Queues a broker-initiated request (`CHECK_TRANSACTION_STATE`) for `conn`. Returns
+    /// false (and drops it) when the outbox holds [`OUTBOX_NOTIFICATIONS_MAX`] entries.
+    pub(crate) fn push_broker_request(&mut self, conn: ConnId, command: RemotingCommand) -> bool {
+        if self.outbox.len() >= OUTBOX_NOTIFICATIONS_MAX {
+            return false;
+        }
+        self.outbox.push(Outgoing { conn, command });
+        true
     }
 
     /// Sends `NOTIFY_CONSUMER_IDS_CHANGED` (oneway) to the remaining clients of each group,

@@ -23,6 +23,7 @@ pub mod query;
 pub mod schedule;
 pub mod send;
 pub mod send_back;
+pub mod transaction;
 
 /// What a handler produces: a response now or later, or an error response.
 pub type HandlerResult = Result<Option<RemotingCommand>, RemotingCommand>;
@@ -43,6 +44,7 @@ pub fn dispatch<S: ShardStore>(
         Some(C::PullMessage | C::LitePullMessage) => pull::handle(state, conn, request, now_ms),
         Some(C::ConsumerSendMsgBack) => send_back::handle(state, conn, request, now_ms),
         Some(C::GetAllDelayOffset) => schedule::all_delay_offsets(state, request),
+        Some(C::EndTransaction) => transaction::end_transaction(state, conn, request, now_ms),
         Some(C::HeartBeat) => consumer::heartbeat(state, conn, request, now_ms),
         Some(C::UnregisterClient) => consumer::unregister(state, request, now_ms),
         Some(C::GetConsumerListByGroup) => consumer::consumer_list(state, request),

@@ -4,8 +4,10 @@
 //! delay-level rewriting to `SCHEDULE_TOPIC_XXXX`, append, wake long polls, and a response
 //! released once the record is durable under the flush mode.
 //!
-//! Transactional (prepared) messages are refused with NO_PERMISSION, as RocketMQ does with
-//! `rejectTransactionMessage`: the half-message machinery is not built yet.
+//! A transactional (prepared) message is stored as a half message in
+//! `RMQ_SYS_TRANS_HALF_TOPIC` ([`crate::features::transaction::prepare_half`]); the response
+//! names the queue the producer chose and the half's queue offset, which the producer's
+//! `END_TRANSACTION` quotes back. Batches cannot be transactional.
 
 use bytes::Bytes;
 use ringmq_wire::header::send::{SendMessageRequestHeader, SendMessageResponseHeader, sys_flag};
@@ -13,6 +15,7 @@ use ringmq_wire::msgid::offset_msg_id;
 use ringmq_wire::record::{self, Properties, property};
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 
+use crate::features::transaction;
 use crate::server::handler::{HandlerResult, error, success_with, wire_error};
 use crate::server::state::{Conn, ShardState};
 use crate::server::store::{Appended, PutMessage, ShardStore, StoreError};
@@ -73,15 +76,11 @@ fn send<S: ShardStore>(
             ),
         ));
     }
-    if header.transaction_type() == sys_flag::TRANSACTION_PREPARED {
+    if batch && header.transaction_type() == sys_flag::TRANSACTION_PREPARED {
         return Err(error(
             request,
-            ResponseCode::NoPermission,
-            format!(
-                "the broker[{}] sending transaction message is forbidden: transactional \
-                 messages are not supported by ringmq yet",
-                state.identity.store_host
-            ),
+            ResponseCode::MessageIllegal,
+            "batch messages do not support transactions",
         ));
     }
     if batch {
@@ -94,10 +93,24 @@ fn send<S: ShardStore>(
         queue_id,
         tags_code: record::tag_hash_code(properties.get(property::TAGS)),
     };
-    redirect_retry_to_dlq(state, request, header, &mut target, now_ms)?;
-    redirect_delay(&state.schedule, &mut properties, &mut target, now_ms);
+    let half = transaction::is_half_send(&properties, header.sys_flag);
+    let mut sys_flag_value = header.sys_flag;
+    if half {
+        let (topic, half_queue_id, flag) = transaction::prepare_half(
+            &mut properties,
+            &target.topic,
+            target.queue_id,
+            header.sys_flag,
+        );
+        target.topic = topic.to_owned();
+        target.queue_id = half_queue_id;
+        sys_flag_value = flag;
+    } else {
+        redirect_retry_to_dlq(state, request, header, &mut target, now_ms)?;
+        redirect_delay(&state.schedule, &mut properties, &mut target, now_ms);
+    }
     properties.insert(property::CLUSTER, state.identity.cluster_name.clone());
-    let message = build_message(
+    let mut message = build_message(
         state,
         conn,
         header,
@@ -106,7 +119,11 @@ fn send<S: ShardStore>(
         request.body.clone(),
     )
     .map_err(|reason| error(request, ResponseCode::MessageIllegal, reason))?;
+    message.sys_flag = sys_flag_value;
     let appended = append(state, request, message)?;
+    if half {
+        transaction::half_stored(state);
+    }
     state.wake_pulls_when_visible(
         &target.topic,
         target.queue_id,
@@ -118,9 +135,11 @@ fn send<S: ShardStore>(
         request,
         &SendMessageResponseHeader {
             msg_id: offset_msg_id(state.identity.store_host, appended.physical_offset),
-            queue_id: target.queue_id,
+            // A half message answers with the queue the producer chose (RocketMQ's
+            // `queueIdInt`) and its half-queue offset.
+            queue_id: if half { queue_id } else { target.queue_id },
             queue_offset: appended.queue_offset,
-            transaction_id: None,
+            transaction_id: properties.get(property::UNIQ_KEY).map(str::to_owned),
             batch_uniq_id: None,
             recall_handle: None,
         },
