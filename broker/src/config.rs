@@ -88,6 +88,8 @@ pub struct BrokerConfig {
     pub topics: TopicsSection,
     /// Pull long polling.
     pub polling: PollingSection,
+    /// Message filtering (SQL92).
+    pub filter: FilterSection,
 }
 
 /// `[broker]`: identity, network, shards, registration.
@@ -278,6 +280,22 @@ impl Default for PollingSection {
         PollingSection {
             long_polling: true,
             short_polling_time_ms: 1_000,
+        }
+    }
+}
+
+/// `[filter]`: message filtering beyond tags.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterSection {
+    /// Serve SQL92 subscriptions (`enablePropertyFilter`; false in RocketMQ, true here).
+    pub enable_property_filter: bool,
+}
+
+impl Default for FilterSection {
+    fn default() -> Self {
+        FilterSection {
+            enable_property_filter: true,
         }
     }
 }

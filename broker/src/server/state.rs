@@ -170,6 +170,8 @@ pub struct ShardState<S> {
     pub pulls: LongPollRegistry<ParkedPull>,
     /// Counters.
     pub stats: ShardStats,
+    /// Compiled SQL92 subscriptions.
+    pub filters: crate::features::filter::FilterCache,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -208,6 +210,7 @@ impl<S: ShardStore> ShardState<S> {
             },
             store,
             config,
+            filters: crate::features::filter::FilterCache::new(),
             awaiting: VecDeque::new(),
             pending_wakes: VecDeque::new(),
             outbox: Vec::new(),
