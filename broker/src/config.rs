@@ -92,6 +92,8 @@ pub struct BrokerConfig {
     pub schedule: ScheduleSection,
     /// Transactional messages: the check-back of undecided half messages.
     pub transaction: TransactionSection,
+    /// Message filtering (SQL92).
+    pub filter: FilterSection,
 }
 
 /// `[broker]`: identity, network, shards, registration.
@@ -300,6 +302,22 @@ impl Default for ScheduleSection {
     fn default() -> Self {
         ScheduleSection {
             message_delay_level: crate::features::schedule::DEFAULT_DELAY_LEVELS.to_owned(),
+        }
+    }
+}
+
+/// `[filter]`: message filtering beyond tags.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterSection {
+    /// Serve SQL92 subscriptions (`enablePropertyFilter`; false in RocketMQ, true here).
+    pub enable_property_filter: bool,
+}
+
+impl Default for FilterSection {
+    fn default() -> Self {
+        FilterSection {
+            enable_property_filter: true,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! that holds messages in `SCHEDULE_TOPIC_XXXX` until they are due ([`schedule`]), the
 //! retry / dead-letter routing of messages consumers hand back ([`retry`]), and
 //! transactional messages: half messages, commit/rollback and the check-back
-//! ([`transaction`]).
+//! ([`transaction`]), and SQL92 message filters ([`filter`]).
 //!
 //! Everything here runs on its shard's thread, over that shard's [`ShardState`], inside
 //! request handling or the shard tick; nothing is shared between shards (a delayed message is
@@ -11,6 +11,7 @@
 //!
 //! [`ShardState`]: crate::server::state::ShardState
 
+pub mod filter;
 pub mod requeue;
 pub mod retry;
 pub mod schedule;

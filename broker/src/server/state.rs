@@ -176,6 +176,8 @@ pub struct ShardState<S> {
     pub schedule: ScheduleService,
     /// Transactional messages: decided half messages and the check-back schedule.
     pub transactions: TransactionService,
+    /// Compiled SQL92 subscriptions.
+    pub filters: crate::features::filter::FilterCache,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -216,6 +218,7 @@ impl<S: ShardStore> ShardState<S> {
             transactions: TransactionService::new(config.transaction.check_interval_ms, now_ms),
             store,
             config,
+            filters: crate::features::filter::FilterCache::new(),
             awaiting: VecDeque::new(),
             pending_wakes: VecDeque::new(),
             outbox: Vec::new(),

@@ -16,6 +16,7 @@ use crate::server::store::ShardStore;
 pub mod admin_group;
 pub mod admin_stats;
 pub mod admin_topic;
+pub mod check_client;
 pub mod consumer;
 pub mod offset;
 pub mod pull;
@@ -46,6 +47,7 @@ pub fn dispatch<S: ShardStore>(
         Some(C::GetAllDelayOffset) => schedule::all_delay_offsets(state, request),
         Some(C::EndTransaction) => transaction::end_transaction(state, conn, request, now_ms),
         Some(C::HeartBeat) => consumer::heartbeat(state, conn, request, now_ms),
+        Some(C::CheckClientConfig) => check_client::check_client_config(state, request),
         Some(C::UnregisterClient) => consumer::unregister(state, request, now_ms),
         Some(C::GetConsumerListByGroup) => consumer::consumer_list(state, request),
         Some(C::LockBatchMq) => consumer::lock_batch(state, request, now_ms),
