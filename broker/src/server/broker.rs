@@ -148,8 +148,8 @@ impl Broker {
         Ok(Broker { addrs, ..broker })
     }
 
-    /// The address each shard serves clients on (as published), indexed by shard (with the OS-assigned ports
-    /// when `base_port` is 0).
+    /// The address each shard serves clients on (as published), indexed by shard; with
+    /// `base_port = 0`, the OS-assigned ports.
     pub fn shard_addrs(&self) -> &[SocketAddr] {
         &self.addrs
     }
@@ -186,6 +186,7 @@ impl Broker {
 pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr) -> StoreConfig {
     let mut store_config = StoreConfig::new(config.shard_store_path(shard));
     store_config.segment_bytes = config.store.segment_bytes;
+    store_config.tail_cache_bytes = config.store.tail_cache_bytes;
     store_config.flush_mode = match config.store.flush_mode {
         FlushMode::Async => store::FlushMode::Async,
         FlushMode::Sync => store::FlushMode::Sync,

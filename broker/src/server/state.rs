@@ -170,6 +170,8 @@ pub struct ShardState<S> {
     pub pulls: LongPollRegistry<ParkedPull>,
     /// Counters.
     pub stats: ShardStats,
+    /// Pull response bodies to splice from the CommitLog files.
+    pub bodies: crate::server::body::PendingBodies,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -208,6 +210,7 @@ impl<S: ShardStore> ShardState<S> {
             },
             store,
             config,
+            bodies: Default::default(),
             awaiting: VecDeque::new(),
             pending_wakes: VecDeque::new(),
             outbox: Vec::new(),
