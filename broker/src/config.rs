@@ -158,7 +158,15 @@ pub struct StoreSection {
     pub sync_flush_timeout_ms: u64,
     /// Persist consumer offsets every this many ms (`flushConsumerOffsetInterval`).
     pub flush_consumer_offset_interval_ms: u64,
+    /// Most recent CommitLog bytes each shard keeps in memory for consumers following the
+    /// tail; older records are sent to consumers with `splice` from the segment files.
+    /// 0 disables the cache (every pull of written data is spliced).
+    pub tail_cache_bytes: usize,
 }
+
+/// Largest `store.tail_cache_bytes`: the cache is allocated as records arrive, per shard, so
+/// a typo (an extra digit) must not let it grow past the machine's memory.
+pub const TAIL_CACHE_BYTES_MAX: usize = 16 << 30;
 
 impl Default for StoreSection {
     fn default() -> Self {
@@ -168,6 +176,7 @@ impl Default for StoreSection {
             segment_bytes: 1 << 30,
             sync_flush_timeout_ms: 5_000,
             flush_consumer_offset_interval_ms: 5_000,
+            tail_cache_bytes: 64 << 20,
         }
     }
 }
@@ -576,6 +585,13 @@ impl BrokerConfig {
                 "store.flush_consumer_offset_interval_ms",
                 s.flush_consumer_offset_interval_ms,
                 "use at least 100 ms",
+            );
+        }
+        if s.tail_cache_bytes > TAIL_CACHE_BYTES_MAX {
+            return invalid(
+                "store.tail_cache_bytes",
+                s.tail_cache_bytes,
+                "use at most 16 GiB per shard (it is held in memory)",
             );
         }
         Ok(())

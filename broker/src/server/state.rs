@@ -178,6 +178,8 @@ pub struct ShardState<S> {
     pub transactions: TransactionService,
     /// Compiled SQL92 subscriptions.
     pub filters: crate::features::filter::FilterCache,
+    /// Pull response bodies to splice from the CommitLog files.
+    pub bodies: crate::server::body::PendingBodies,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -219,6 +221,7 @@ impl<S: ShardStore> ShardState<S> {
             store,
             config,
             filters: crate::features::filter::FilterCache::new(),
+            bodies: Default::default(),
             awaiting: VecDeque::new(),
             pending_wakes: VecDeque::new(),
             outbox: Vec::new(),

@@ -76,6 +76,7 @@ pub fn dispatch<S: ShardStore>(
         Some(C::GetConsumerConnectionList) => admin_stats::consumer_connections(state, request),
         Some(C::GetBrokerConfig) => admin_stats::broker_config(state, request),
         Some(C::GetAllConsumerOffset) => admin_stats::all_consumer_offsets(state, request),
+        Some(C::QueryTopicConsumeByWho) => admin_stats::topic_consumed_by(state, request),
         _ => Err(not_supported(request)),
     };
     match result {
