@@ -183,6 +183,7 @@ pub fn send_back<S: ShardStore>(
     message.queue_id = slot.queue_id;
     message.tags_code = Some(slot.deliver_ms);
     let appended = requeue::append(state, &message, now_ms)?;
+    state.stats.send_back_retry += 1;
     tracing::debug!(target: "ringmq::features::retry", group = request.group,
         offset = request.offset, reconsume_times = message.reconsume_times, level = slot.level,
         "message handed back for retry");
@@ -243,6 +244,7 @@ fn dead_letter<S: ShardStore>(
     message.queue_id = 0;
     message.tags_code = None;
     let appended = requeue::append(state, &message, now_ms)?;
+    state.stats.send_back_dlq += 1;
     tracing::info!(target: "ringmq::features::retry", group,
         reconsume_times = message.reconsume_times, "message sent to the dead-letter topic");
     Ok(Outcome::DeadLetter {

@@ -143,6 +143,10 @@ pub struct ShardStats {
     pub get_bytes: u64,
     /// Sends refused (any error).
     pub put_failures: u64,
+    /// Handed-back messages stored for retry (`CONSUMER_SEND_MSG_BACK`).
+    pub send_back_retry: u64,
+    /// Handed-back messages stored in a dead-letter topic.
+    pub send_back_dlq: u64,
     /// Wall-clock ms the shard started.
     pub boot_timestamp_ms: u64,
 }

@@ -48,6 +48,8 @@ pub fn runtime_info<S: ShardStore>(
     put("msgPutTotalTodayNow", stats.put_messages.to_string());
     put("msgGetTotalTodayNow", stats.get_messages.to_string());
     put("putMessageFailedTimes", stats.put_failures.to_string());
+    put("sendBackToRetryTimes", stats.send_back_retry.to_string());
+    put("sendBackToDlqTimes", stats.send_back_dlq.to_string());
     put(
         "commitLogMinOffset",
         state.store.commit_log_min_offset().to_string(),

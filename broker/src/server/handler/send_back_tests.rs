@@ -157,6 +157,13 @@ fn past_max_reconsume_times_the_message_lands_in_the_dead_letter_topic() {
     assert_eq!(dead[0].property("DELAY"), None);
     shard.advance(60_000);
     assert_eq!(queue(&shard, "%RETRY%G", 0).len(), 1, "no further retry");
+    assert_eq!(
+        (
+            shard.state.stats.send_back_retry,
+            shard.state.stats.send_back_dlq
+        ),
+        (1, 1)
+    );
 }
 
 #[test]
