@@ -90,6 +90,8 @@ pub struct BrokerConfig {
     pub polling: PollingSection,
     /// Transactional messages: the check-back of undecided half messages.
     pub transaction: TransactionSection,
+    /// Delayed messages.
+    pub schedule: ScheduleSection,
 }
 
 /// `[broker]`: identity, network, shards, registration.
@@ -308,6 +310,32 @@ impl Default for TransactionSection {
     }
 }
 
+/// `[schedule]`: delayed messages (delay levels, retries of failed consumption).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSection {
+    /// The delay of each level, space-separated, with unit `s`, `m`, `h` or `d`
+    /// (RocketMQ's `messageDelayLevel`): level n waits the n-th delay. Consumer retries use
+    /// level 3 + reconsume times.
+    pub message_delay_level: String,
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        ScheduleSection {
+            message_delay_level: crate::features::schedule::DEFAULT_DELAY_LEVELS.to_owned(),
+        }
+    }
+}
+
+impl ScheduleSection {
+    /// The delay of each level in ms (level n at index n − 1); validated at load.
+    pub fn delay_levels_ms(&self) -> Vec<u64> {
+        crate::features::schedule::parse_delay_levels(&self.message_delay_level)
+            .unwrap_or_else(|_| crate::features::schedule::default_delay_levels_ms())
+    }
+}
+
 /// Largest number of shards accepted (ports per broker stay well inside 65 535).
 pub const SHARDS_MAX: usize = 256;
 
@@ -364,6 +392,15 @@ impl BrokerConfig {
             );
         }
         self.validate_transaction()?;
+        if let Err(error) =
+            crate::features::schedule::parse_delay_levels(&self.schedule.message_delay_level)
+        {
+            return invalid(
+                "schedule.message_delay_level",
+                format!("{:?}", self.schedule.message_delay_level),
+                error.to_string(),
+            );
+        }
         if self.polling.short_polling_time_ms > 60_000 {
             return invalid(
                 "polling.short_polling_time_ms",

@@ -69,7 +69,7 @@ fn transactions_commit_roll_back_and_resolve_through_check_backs_across_restarts
         &namesrv.addr,
         BrokerOptions {
             name: "e2e-tx".into(),
-            extra_toml: TRANSACTION_TOML.into(),
+            extra_config: TRANSACTION_TOML.into(),
             ..BrokerOptions::default()
         },
     )));

@@ -17,6 +17,7 @@ use ringmq_wire::header::consumer::NotifyConsumerIdsChangedRequestHeader;
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 
 use crate::config::{BrokerConfig, FlushMode};
+use crate::features::schedule::{self, ScheduleService};
 use crate::features::transaction::{self, TransactionService};
 use crate::server::consumer::{ConsumerManager, IdsChanged};
 use crate::server::group::{SubscriptionGroupConfig, SubscriptionGroupManager};
@@ -173,6 +174,8 @@ pub struct ShardState<S> {
     pub stats: ShardStats,
     /// Transactional messages: decided half messages and the check-back schedule.
     pub transactions: TransactionService,
+    /// Delay levels and delivery progress of delayed messages.
+    pub schedule: ScheduleService,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -210,6 +213,7 @@ impl<S: ShardStore> ShardState<S> {
                 ..ShardStats::default()
             },
             transactions: TransactionService::new(config.transaction.check_interval_ms, now_ms),
+            schedule: ScheduleService::new(config.schedule.delay_levels_ms()),
             store,
             config,
             awaiting: VecDeque::new(),
@@ -245,6 +249,7 @@ impl<S: ShardStore> ShardState<S> {
                 })
                 .collect(),
         );
+        self.schedule.restore(&self.offsets);
         if topics + groups + offsets > 0 {
             tracing::info!(target: "ringmq::server::state", shard = self.identity.shard, topics,
                 groups, offsets, "metadata restored");
@@ -304,6 +309,7 @@ impl<S: ShardStore> ShardState<S> {
     /// waited too long), answers expired long polls, expires silent clients. Call after
     /// store progress and at [`Self::next_deadline_ms`].
     pub fn tick(&mut self, now_ms: u64) {
+        schedule::deliver_due(self, now_ms);
         if let Err(error) = self.store.commit() {
             tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
                 "group commit failed");
@@ -338,7 +344,8 @@ impl<S: ShardStore> ShardState<S> {
         let ack = self.awaiting.front().map(|a| a.deadline_ms);
         let scan = Some(self.last_scan_ms + CLIENT_SCAN_INTERVAL_MS);
         let check = Some(self.transactions.next_check_ms());
-        [self.pulls.next_deadline_ms(), ack, scan, check]
+        let due = self.schedule.next_due_ms();
+        [self.pulls.next_deadline_ms(), ack, scan, check, due]
             .into_iter()
             .flatten()
             .min()
@@ -471,6 +478,7 @@ impl<S: ShardStore> ShardState<S> {
     }
 
     fn release_durable(&mut self, now_ms: u64) {
+        schedule::record_durable(self);
         let durable = self.store.durable_offset();
         while self
             .pending_wakes

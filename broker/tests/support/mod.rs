@@ -131,9 +131,8 @@ pub struct BrokerOptions {
     pub auto_create_topic: bool,
     /// Segment size (small in tests).
     pub segment_bytes: u64,
-    /// More TOML appended to the generated `broker.toml` (whole sections, e.g.
-    /// `[transaction]`).
-    pub extra_toml: String,
+    /// More TOML appended to the config (whole sections, e.g. `[schedule]`).
+    pub extra_config: String,
 }
 
 impl Default for BrokerOptions {
@@ -144,7 +143,7 @@ impl Default for BrokerOptions {
             flush_mode: "async".into(),
             auto_create_topic: true,
             segment_bytes: 64 * 1024 * 1024,
-            extra_toml: String::new(),
+            extra_config: String::new(),
         }
     }
 }
@@ -211,7 +210,6 @@ segment_bytes = {segment}
 
 [topics]
 auto_create_topic = {auto}
-
 {extra}
 "#,
             name = options.name,
@@ -222,7 +220,7 @@ auto_create_topic = {auto}
             flush = options.flush_mode,
             segment = options.segment_bytes,
             auto = options.auto_create_topic,
-            extra = options.extra_toml,
+            extra = options.extra_config,
         );
         std::fs::write(self.config_path(), config).expect("write broker.toml");
         let child = Command::new(binary("ringmq-broker"))

@@ -159,7 +159,7 @@ fn check_one<S: ShardStore>(
         // Inside its own longer immunity: keep it, unchanged, behind the others.
         let mut properties = parse_properties(half)?;
         properties.insert(property::TRAN_PREPARED_QUEUE_OFFSET, origin.to_string());
-        let copy = renew(state, half, &properties)?;
+        let copy = renew(state, half, &properties, now_ms)?;
         state
             .transactions
             .record_renewed(half_offset, copy.queue_offset, origin);
@@ -176,7 +176,7 @@ fn check_one<S: ShardStore>(
     let mut properties = parse_properties(half)?;
     properties.insert(property::TRANSACTION_CHECK_TIMES, (times + 1).to_string());
     properties.insert(property::TRAN_PREPARED_QUEUE_OFFSET, origin.to_string());
-    let copy = renew(state, half, &properties)?;
+    let copy = renew(state, half, &properties, now_ms)?;
     state
         .transactions
         .record_renewed(half_offset, copy.queue_offset, origin);
@@ -198,6 +198,7 @@ fn renew<S: ShardStore>(
     state: &mut ShardState<S>,
     half: &StoredMessage,
     properties: &Properties,
+    now_ms: u64,
 ) -> Result<Appended, StoreError> {
     put_copy(
         state,
@@ -207,6 +208,7 @@ fn renew<S: ShardStore>(
         half.layout.sys_flag,
         properties,
         0,
+        now_ms,
     )
 }
 
@@ -234,7 +236,16 @@ fn discard<S: ShardStore>(
         }
     }
     let properties = parse_properties(half)?;
-    put_copy(state, half, topic, 0, half.layout.sys_flag, &properties, 0)?;
+    put_copy(
+        state,
+        half,
+        topic,
+        0,
+        half.layout.sys_flag,
+        &properties,
+        0,
+        now_ms,
+    )?;
     let offsets: Vec<i64> = if origin == half_offset {
         vec![half_offset]
     } else {

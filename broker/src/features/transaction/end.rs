@@ -169,6 +169,7 @@ pub fn end<S: ShardStore>(
         sys_flag_value,
         &properties,
         header.commit_log_offset,
+        now_ms,
     )
     .map_err(|source| EndError::Store {
         what: "putting the committed message",
@@ -180,13 +181,6 @@ pub fn end<S: ShardStore>(
         what: "writing the commit op entry",
         source,
     })?;
-    state.wake_pulls_when_visible(
-        &topic,
-        queue_id,
-        appended.queue_offset + 1,
-        appended.end_offset,
-        now_ms,
-    );
     state.transactions.stats.commits += 1;
     tracing::debug!(target: "ringmq::transaction", half_offset, %topic, queue_id,
         queue_offset = appended.queue_offset, from_check, "committed");

@@ -20,7 +20,9 @@ pub mod consumer;
 pub mod offset;
 pub mod pull;
 pub mod query;
+pub mod schedule;
 pub mod send;
+pub mod send_back;
 pub mod transaction;
 
 /// What a handler produces: a response now or later, or an error response.
@@ -41,6 +43,8 @@ pub fn dispatch<S: ShardStore>(
         }
         Some(C::PullMessage | C::LitePullMessage) => pull::handle(state, conn, request, now_ms),
         Some(C::EndTransaction) => transaction::end_transaction(state, conn, request, now_ms),
+        Some(C::ConsumerSendMsgBack) => send_back::handle(state, conn, request, now_ms),
+        Some(C::GetAllDelayOffset) => schedule::all_delay_offsets(state, request),
         Some(C::HeartBeat) => consumer::heartbeat(state, conn, request, now_ms),
         Some(C::UnregisterClient) => consumer::unregister(state, request, now_ms),
         Some(C::GetConsumerListByGroup) => consumer::consumer_list(state, request),

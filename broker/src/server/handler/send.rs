@@ -21,13 +21,6 @@ use crate::server::state::{Conn, ShardState};
 use crate::server::store::{Appended, PutMessage, ShardStore, StoreError};
 use crate::server::topic::{TopicConfig, TopicError, perm, system, validate_topic_name};
 
-/// RocketMQ's `messageDelayLevel` default, in ms: `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m
-/// 9m 10m 20m 30m 1h 2h`.
-pub const DELAY_LEVELS_MS: [u64; 18] = [
-    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
-    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
-];
-
 /// Most messages in one batch send (bounds the per-request work and vectors).
 pub const BATCH_MESSAGES_MAX: usize = 4_096;
 
@@ -114,7 +107,7 @@ fn send<S: ShardStore>(
         sys_flag_value = flag;
     } else {
         redirect_retry_to_dlq(state, request, header, &mut target, now_ms)?;
-        redirect_delay(&mut properties, &mut target, now_ms);
+        redirect_delay(&state.schedule, &mut properties, &mut target, now_ms);
     }
     properties.insert(property::CLUSTER, state.identity.cluster_name.clone());
     let mut message = build_message(
@@ -309,21 +302,29 @@ fn redirect_retry_to_dlq<S: ShardStore>(
 
 /// A message with `DELAY` level n > 0 is stored in `SCHEDULE_TOPIC_XXXX` queue n−1 with its
 /// real topic and queue in properties, and the deliver time as tag code (RocketMQ's
-/// CommitLog does this rewrite; the schedule service later re-appends it).
-fn redirect_delay(properties: &mut Properties, target: &mut Target, now_ms: u64) {
+/// CommitLog does this rewrite; [`crate::features::schedule`] later re-appends it). Levels
+/// above the highest configured one are clamped to it. A message headed for a dead-letter
+/// topic is not delayed.
+fn redirect_delay(
+    schedule: &crate::features::schedule::ScheduleService,
+    properties: &mut Properties,
+    target: &mut Target,
+    now_ms: u64,
+) {
     let level = properties
         .get(property::DELAY)
         .and_then(|d| d.trim().parse::<usize>().ok())
         .unwrap_or(0);
-    if level == 0 {
+    if level == 0 || target.topic.starts_with(system::DLQ_GROUP_TOPIC_PREFIX) {
         return;
     }
-    let level = level.min(DELAY_LEVELS_MS.len());
+    let slot = schedule.slot(level, now_ms);
+    properties.insert(property::DELAY, slot.level.to_string());
     properties.insert(property::REAL_TOPIC, target.topic.clone());
     properties.insert(property::REAL_QID, target.queue_id.to_string());
     target.topic = system::SCHEDULE_TOPIC.to_owned();
-    target.queue_id = level as i32 - 1;
-    target.tags_code = (now_ms + DELAY_LEVELS_MS[level - 1]) as i64;
+    target.queue_id = slot.queue_id;
+    target.tags_code = slot.deliver_ms;
 }
 
 fn build_message<S: ShardStore>(
