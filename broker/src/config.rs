@@ -88,10 +88,12 @@ pub struct BrokerConfig {
     pub topics: TopicsSection,
     /// Pull long polling.
     pub polling: PollingSection,
-    /// Transactional messages: the check-back of undecided half messages.
-    pub transaction: TransactionSection,
     /// Delayed messages.
     pub schedule: ScheduleSection,
+    /// Transactional messages: the check-back of undecided half messages.
+    pub transaction: TransactionSection,
+    /// Message filtering (SQL92).
+    pub filter: FilterSection,
 }
 
 /// `[broker]`: identity, network, shards, registration.
@@ -156,7 +158,15 @@ pub struct StoreSection {
     pub sync_flush_timeout_ms: u64,
     /// Persist consumer offsets every this many ms (`flushConsumerOffsetInterval`).
     pub flush_consumer_offset_interval_ms: u64,
+    /// Most recent CommitLog bytes each shard keeps in memory for consumers following the
+    /// tail; older records are sent to consumers with `splice` from the segment files.
+    /// 0 disables the cache (every pull of written data is spliced).
+    pub tail_cache_bytes: usize,
 }
+
+/// Largest `store.tail_cache_bytes`: the cache is allocated as records arrive, per shard, so
+/// a typo (an extra digit) must not let it grow past the machine's memory.
+pub const TAIL_CACHE_BYTES_MAX: usize = 16 << 30;
 
 impl Default for StoreSection {
     fn default() -> Self {
@@ -166,6 +176,7 @@ impl Default for StoreSection {
             segment_bytes: 1 << 30,
             sync_flush_timeout_ms: 5_000,
             flush_consumer_offset_interval_ms: 5_000,
+            tail_cache_bytes: 64 << 20,
         }
     }
 }
@@ -286,6 +297,40 @@ impl Default for PollingSection {
     }
 }
 
+/// `[schedule]`: delayed messages (delay levels, retries of failed consumption).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSection {
+    /// The delay of each level, space-separated, with unit `s`, `m`, `h` or `d`
+    /// (RocketMQ's `messageDelayLevel`): level n waits the n-th delay. Consumer retries use
+    /// level 3 + reconsume times.
+    pub message_delay_level: String,
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        ScheduleSection {
+            message_delay_level: crate::features::schedule::DEFAULT_DELAY_LEVELS.to_owned(),
+        }
+    }
+}
+
+/// `[filter]`: message filtering beyond tags.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterSection {
+    /// Serve SQL92 subscriptions (`enablePropertyFilter`; false in RocketMQ, true here).
+    pub enable_property_filter: bool,
+}
+
+impl Default for FilterSection {
+    fn default() -> Self {
+        FilterSection {
+            enable_property_filter: true,
+        }
+    }
+}
+
 /// `[transaction]`: when undecided half messages are checked back with their producer.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -306,24 +351,6 @@ impl Default for TransactionSection {
             timeout_ms: 6_000,
             check_max: 15,
             check_interval_ms: 30_000,
-        }
-    }
-}
-
-/// `[schedule]`: delayed messages (delay levels, retries of failed consumption).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScheduleSection {
-    /// The delay of each level, space-separated, with unit `s`, `m`, `h` or `d`
-    /// (RocketMQ's `messageDelayLevel`): level n waits the n-th delay. Consumer retries use
-    /// level 3 + reconsume times.
-    pub message_delay_level: String,
-}
-
-impl Default for ScheduleSection {
-    fn default() -> Self {
-        ScheduleSection {
-            message_delay_level: crate::features::schedule::DEFAULT_DELAY_LEVELS.to_owned(),
         }
     }
 }
@@ -391,7 +418,6 @@ impl BrokerConfig {
                 "use 1 to 1024 queues",
             );
         }
-        self.validate_transaction()?;
         if let Err(error) =
             crate::features::schedule::parse_delay_levels(&self.schedule.message_delay_level)
         {
@@ -401,6 +427,7 @@ impl BrokerConfig {
                 error.to_string(),
             );
         }
+        self.validate_transaction()?;
         if self.polling.short_polling_time_ms > 60_000 {
             return invalid(
                 "polling.short_polling_time_ms",
@@ -558,6 +585,13 @@ impl BrokerConfig {
                 "store.flush_consumer_offset_interval_ms",
                 s.flush_consumer_offset_interval_ms,
                 "use at least 100 ms",
+            );
+        }
+        if s.tail_cache_bytes > TAIL_CACHE_BYTES_MAX {
+            return invalid(
+                "store.tail_cache_bytes",
+                s.tail_cache_bytes,
+                "use at most 16 GiB per shard (it is held in memory)",
             );
         }
         Ok(())

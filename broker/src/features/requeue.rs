@@ -271,10 +271,11 @@ mod tests {
                 max_count: 1,
                 max_bytes: 1 << 20,
                 tag_codes: None,
+                splice: false,
             })
             .expect("read");
         let raw = result.records.first().expect("one record").clone();
-        StoredMessage::decode(&raw, true).expect("decodes")
+        StoredMessage::decode(raw.memory().expect("in memory"), true).expect("decodes")
     }
 
     #[test]

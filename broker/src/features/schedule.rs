@@ -308,6 +308,7 @@ fn deliver_level<S: ShardStore>(state: &mut ShardState<S>, index: usize, now_ms:
             max_count: READ_BATCH.min(DELIVER_BATCH_MAX - delivered),
             max_bytes: READ_BYTES_MAX,
             tag_codes: None,
+            splice: false,
         });
         let result = match read {
             Ok(result) => result,
@@ -338,6 +339,13 @@ fn deliver_level<S: ShardStore>(state: &mut ShardState<S>, index: usize, now_ms:
         }
         for raw in &result.records {
             let offset = state.schedule.levels[index].next;
+            let Some(raw) = raw.memory() else {
+                // A read with `splice: false` returns every record in memory.
+                tracing::error!(target: "ringmq::features::schedule", level = index + 1, offset,
+                    "the store returned a file span for an in-memory read; retrying later");
+                state.schedule.levels[index].not_before_ms = now_ms + STORE_RETRY_MS;
+                return;
+            };
             match deliver_record(state, index, raw, now_ms) {
                 Ok(Step::Next(end)) => {
                     advance(state, index, offset, offset + 1, end);

@@ -172,10 +172,14 @@ pub struct ShardState<S> {
     pub pulls: LongPollRegistry<ParkedPull>,
     /// Counters.
     pub stats: ShardStats,
-    /// Transactional messages: decided half messages and the check-back schedule.
-    pub transactions: TransactionService,
     /// Delay levels and delivery progress of delayed messages.
     pub schedule: ScheduleService,
+    /// Transactional messages: decided half messages and the check-back schedule.
+    pub transactions: TransactionService,
+    /// Compiled SQL92 subscriptions.
+    pub filters: crate::features::filter::FilterCache,
+    /// Pull response bodies to splice from the CommitLog files.
+    pub bodies: crate::server::body::PendingBodies,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -212,10 +216,12 @@ impl<S: ShardStore> ShardState<S> {
                 boot_timestamp_ms: now_ms,
                 ..ShardStats::default()
             },
-            transactions: TransactionService::new(config.transaction.check_interval_ms, now_ms),
             schedule: ScheduleService::new(config.schedule.delay_levels_ms()),
+            transactions: TransactionService::new(config.transaction.check_interval_ms, now_ms),
             store,
             config,
+            filters: crate::features::filter::FilterCache::new(),
+            bodies: Default::default(),
             awaiting: VecDeque::new(),
             pending_wakes: VecDeque::new(),
             outbox: Vec::new(),
@@ -343,9 +349,9 @@ impl<S: ShardStore> ShardState<S> {
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let ack = self.awaiting.front().map(|a| a.deadline_ms);
         let scan = Some(self.last_scan_ms + CLIENT_SCAN_INTERVAL_MS);
-        let check = Some(self.transactions.next_check_ms());
         let due = self.schedule.next_due_ms();
-        [self.pulls.next_deadline_ms(), ack, scan, check, due]
+        let check = Some(self.transactions.next_check_ms());
+        [self.pulls.next_deadline_ms(), ack, scan, due, check]
             .into_iter()
             .flatten()
             .min()

@@ -360,9 +360,10 @@ fn read_batch<S: ShardStore>(
         max_count: SCAN_BATCH,
         max_bytes: SCAN_BYTES_MAX,
         tag_codes: None,
+        splice: false,
     })?;
     let mut records = Vec::with_capacity(result.records.len());
-    for raw in &result.records {
+    for raw in result.records.iter().filter_map(|r| r.memory()) {
         match StoredMessage::decode(raw, false) {
             Ok(stored) => records.push(stored),
             Err(error) => {

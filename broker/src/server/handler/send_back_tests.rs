@@ -59,12 +59,15 @@ fn queue(shard: &TestShard, topic: &str, queue_id: i32) -> Vec<StoredMessage> {
             max_count: 100,
             max_bytes: 1 << 20,
             tag_codes: None,
+            splice: false,
         })
         .expect("read");
     result
         .records
         .iter()
-        .map(|raw| StoredMessage::decode(raw, true).expect("valid record"))
+        .map(|raw| {
+            StoredMessage::decode(raw.memory().expect("in memory"), true).expect("valid record")
+        })
         .collect()
 }
 
