@@ -25,7 +25,7 @@ use ringmq_wire::record::{Properties, RecordFields, StoredMessage, property};
 use ringmq_wire::{RemotingCommand, RequestCode};
 
 use super::{
-    CONSUMER_GROUP, HALF_QUEUE_ID, PENDING_CHECKS_MAX, ensure_loaded, origin_of, put_copy,
+    CONSUMER_GROUP, CopyTo, HALF_QUEUE_ID, PENDING_CHECKS_MAX, ensure_loaded, origin_of, put_copy,
     read_batch, release_checks, write_op,
 };
 use crate::server::state::ShardState;
@@ -203,11 +203,13 @@ fn renew<S: ShardStore>(
     put_copy(
         state,
         half,
-        system::TRANS_HALF_TOPIC,
-        HALF_QUEUE_ID,
-        half.layout.sys_flag,
-        properties,
-        0,
+        CopyTo {
+            topic: system::TRANS_HALF_TOPIC,
+            queue_id: HALF_QUEUE_ID,
+            sys_flag: half.layout.sys_flag,
+            properties,
+            prepared_transaction_offset: 0,
+        },
         now_ms,
     )
 }
@@ -239,11 +241,13 @@ fn discard<S: ShardStore>(
     put_copy(
         state,
         half,
-        topic,
-        0,
-        half.layout.sys_flag,
-        &properties,
-        0,
+        CopyTo {
+            topic,
+            queue_id: 0,
+            sys_flag: half.layout.sys_flag,
+            properties: &properties,
+            prepared_transaction_offset: 0,
+        },
         now_ms,
     )?;
     let offsets: Vec<i64> = if origin == half_offset {

@@ -273,26 +273,30 @@ pub fn parse_op_body(body: &[u8]) -> Vec<i64> {
         .collect()
 }
 
-/// Appends a copy of `stored` under `topic`/`queue_id` with `properties` and `sys_flag`
-/// (born time and host, flag, body, reconsume times kept) through the shard's re-append
-/// primitive ([`requeue`]), which indexes its keys and wakes pulls on the destination.
-#[allow(clippy::too_many_arguments)]
+/// Where and how a copy of a stored message is re-appended.
+struct CopyTo<'a> {
+    topic: &'a str,
+    queue_id: i32,
+    sys_flag: i32,
+    properties: &'a Properties,
+    prepared_transaction_offset: i64,
+}
+
+/// Appends a copy of `stored` as `to` says (born time and host, flag, body, reconsume
+/// times kept) through the shard's re-append primitive ([`requeue`]), which indexes its keys
+/// and wakes pulls on the destination.
 fn put_copy<S: ShardStore>(
     state: &mut ShardState<S>,
     stored: &StoredMessage,
-    topic: &str,
-    queue_id: i32,
-    sys_flag_value: i32,
-    properties: &Properties,
-    prepared_transaction_offset: i64,
+    to: CopyTo<'_>,
     now_ms: u64,
 ) -> Result<Appended, StoreError> {
     let mut message = Requeue::from_stored(stored).map_err(requeue_to_store)?;
-    message.topic = topic.to_owned();
-    message.queue_id = queue_id;
-    message.sys_flag = sys_flag_value;
-    message.properties = properties.clone();
-    message.prepared_transaction_offset = prepared_transaction_offset;
+    message.topic = to.topic.to_owned();
+    message.queue_id = to.queue_id;
+    message.sys_flag = to.sys_flag;
+    message.properties = to.properties.clone();
+    message.prepared_transaction_offset = to.prepared_transaction_offset;
     message.tags_code = None;
     requeue::append(state, &message, now_ms).map_err(requeue_to_store)
 }
