@@ -25,7 +25,7 @@ use ringmq_wire::record::{Properties, RecordFields, StoredMessage, property};
 use ringmq_wire::{RemotingCommand, RequestCode};
 
 use super::{
-    CONSUMER_GROUP, HALF_QUEUE_ID, PENDING_CHECKS_MAX, ensure_loaded, origin_of, put_copy,
+    CONSUMER_GROUP, CopyTo, HALF_QUEUE_ID, PENDING_CHECKS_MAX, ensure_loaded, origin_of, put_copy,
     read_batch, release_checks, write_op,
 };
 use crate::server::state::ShardState;
@@ -159,7 +159,7 @@ fn check_one<S: ShardStore>(
         // Inside its own longer immunity: keep it, unchanged, behind the others.
         let mut properties = parse_properties(half)?;
         properties.insert(property::TRAN_PREPARED_QUEUE_OFFSET, origin.to_string());
-        let copy = renew(state, half, &properties)?;
+        let copy = renew(state, half, &properties, now_ms)?;
         state
             .transactions
             .record_renewed(half_offset, copy.queue_offset, origin);
@@ -176,7 +176,7 @@ fn check_one<S: ShardStore>(
     let mut properties = parse_properties(half)?;
     properties.insert(property::TRANSACTION_CHECK_TIMES, (times + 1).to_string());
     properties.insert(property::TRAN_PREPARED_QUEUE_OFFSET, origin.to_string());
-    let copy = renew(state, half, &properties)?;
+    let copy = renew(state, half, &properties, now_ms)?;
     state
         .transactions
         .record_renewed(half_offset, copy.queue_offset, origin);
@@ -198,15 +198,19 @@ fn renew<S: ShardStore>(
     state: &mut ShardState<S>,
     half: &StoredMessage,
     properties: &Properties,
+    now_ms: u64,
 ) -> Result<Appended, StoreError> {
     put_copy(
         state,
         half,
-        system::TRANS_HALF_TOPIC,
-        HALF_QUEUE_ID,
-        half.layout.sys_flag,
-        properties,
-        0,
+        CopyTo {
+            topic: system::TRANS_HALF_TOPIC,
+            queue_id: HALF_QUEUE_ID,
+            sys_flag: half.layout.sys_flag,
+            properties,
+            prepared_transaction_offset: 0,
+        },
+        now_ms,
     )
 }
 
@@ -234,7 +238,18 @@ fn discard<S: ShardStore>(
         }
     }
     let properties = parse_properties(half)?;
-    put_copy(state, half, topic, 0, half.layout.sys_flag, &properties, 0)?;
+    put_copy(
+        state,
+        half,
+        CopyTo {
+            topic,
+            queue_id: 0,
+            sys_flag: half.layout.sys_flag,
+            properties: &properties,
+            prepared_transaction_offset: 0,
+        },
+        now_ms,
+    )?;
     let offsets: Vec<i64> = if origin == half_offset {
         vec![half_offset]
     } else {

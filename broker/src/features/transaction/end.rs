@@ -8,7 +8,7 @@
 use ringmq_wire::header::transaction::{EndTransactionRequestHeader, commit_or_rollback};
 use ringmq_wire::record::{Properties, StoredMessage, property, sys_flag};
 
-use super::{ensure_loaded, origin_of, put_copy, write_op};
+use super::{CopyTo, ensure_loaded, origin_of, put_copy, write_op};
 use crate::server::state::ShardState;
 use crate::server::store::{ShardStore, StoreError};
 use crate::server::topic::system;
@@ -164,11 +164,14 @@ pub fn end<S: ShardStore>(
     let appended = put_copy(
         state,
         &half,
-        &topic,
-        queue_id,
-        sys_flag_value,
-        &properties,
-        header.commit_log_offset,
+        CopyTo {
+            topic: &topic,
+            queue_id,
+            sys_flag: sys_flag_value,
+            properties: &properties,
+            prepared_transaction_offset: header.commit_log_offset,
+        },
+        now_ms,
     )
     .map_err(|source| EndError::Store {
         what: "putting the committed message",
@@ -180,13 +183,6 @@ pub fn end<S: ShardStore>(
         what: "writing the commit op entry",
         source,
     })?;
-    state.wake_pulls_when_visible(
-        &topic,
-        queue_id,
-        appended.queue_offset + 1,
-        appended.end_offset,
-        now_ms,
-    );
     state.transactions.stats.commits += 1;
     tracing::debug!(target: "ringmq::transaction", half_offset, %topic, queue_id,
         queue_offset = appended.queue_offset, from_check, "committed");

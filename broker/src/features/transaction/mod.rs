@@ -38,6 +38,7 @@ use bytes::Bytes;
 use ringmq_wire::RemotingCommand;
 use ringmq_wire::record::{self, Properties, StoredMessage, property, sys_flag};
 
+use crate::features::requeue::{self, Requeue, RequeueError};
 use crate::server::ConnId;
 
 use crate::server::state::ShardState;
@@ -272,50 +273,44 @@ pub fn parse_op_body(body: &[u8]) -> Vec<i64> {
         .collect()
 }
 
-/// Appends a copy of `stored` under `topic`/`queue_id` with `properties` and `sys_flag`
-/// (born time and host, flag, body, reconsume times kept). Indexes its keys again.
+/// Where and how a copy of a stored message is re-appended.
+struct CopyTo<'a> {
+    topic: &'a str,
+    queue_id: i32,
+    sys_flag: i32,
+    properties: &'a Properties,
+    prepared_transaction_offset: i64,
+}
+
+/// Appends a copy of `stored` as `to` says (born time and host, flag, body, reconsume
+/// times kept) through the shard's re-append primitive ([`requeue`]), which indexes its keys
+/// and wakes pulls on the destination.
 fn put_copy<S: ShardStore>(
     state: &mut ShardState<S>,
     stored: &StoredMessage,
-    topic: &str,
-    queue_id: i32,
-    sys_flag_value: i32,
-    properties: &Properties,
-    prepared_transaction_offset: i64,
+    to: CopyTo<'_>,
+    now_ms: u64,
 ) -> Result<Appended, StoreError> {
-    let encoded = properties
-        .encode()
-        .map_err(|e| StoreError::MessageIllegal {
-            reason: e.to_string(),
-        })?;
-    let keys = properties
-        .get(property::KEYS)
-        .map(|k| {
-            k.split(property::KEY_SEPARATOR)
-                .filter(|k| !k.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
-    let message = PutMessage {
-        topic: topic.to_owned(),
-        queue_id,
-        flag: stored.layout.flag,
-        sys_flag: sys_flag_value,
-        born_timestamp: stored.layout.born_timestamp,
-        born_host: stored.layout.born_host,
-        store_host: state.identity.store_host,
-        reconsume_times: stored.layout.reconsume_times,
-        prepared_transaction_offset,
-        body: stored.body(),
-        properties: encoded,
-        tags_code: record::tag_hash_code(properties.get(property::TAGS)),
-        keys,
-        uniq_key: properties.get(property::UNIQ_KEY).map(str::to_owned),
-    };
-    let appended = state.store.append(message)?;
-    state.stats.put_messages += 1;
-    Ok(appended)
+    let mut message = Requeue::from_stored(stored).map_err(requeue_to_store)?;
+    message.topic = to.topic.to_owned();
+    message.queue_id = to.queue_id;
+    message.sys_flag = to.sys_flag;
+    message.properties = to.properties.clone();
+    message.prepared_transaction_offset = to.prepared_transaction_offset;
+    message.tags_code = None;
+    requeue::append(state, &message, now_ms).map_err(requeue_to_store)
+}
+
+/// The store error behind a re-append failure (the variants that are not store refusals
+/// mean the message cannot be stored as it is).
+fn requeue_to_store(error: RequeueError) -> StoreError {
+    match error {
+        RequeueError::Store { source, .. } => source,
+        RequeueError::NotFound { offset } => StoreError::NotFound { offset },
+        other => StoreError::MessageIllegal {
+            reason: other.to_string(),
+        },
+    }
 }
 
 /// Writes an op entry deciding `offsets` (the copy ended, then its origin when different)

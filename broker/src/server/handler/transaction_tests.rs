@@ -392,3 +392,40 @@ fn a_check_is_sent_only_once_its_half_copy_is_durable() {
     assert_eq!(checks(shard.outbox()).len(), 1);
     assert_eq!(shard.state.transactions.stats.checks_sent, 1);
 }
+
+#[test]
+fn a_half_inside_its_check_immunity_is_kept_without_a_check() {
+    let mut shard = TestShard::with_config(quick_config());
+    producer_heartbeat(&mut shard, 7);
+    let response = shard.call(send_request(
+        "T",
+        0,
+        b"later",
+        &[
+            ("TRAN_MSG", "true"),
+            ("PGROUP", "PG"),
+            ("UNIQ_KEY", "U1"),
+            ("CHECK_IMMUNITY_TIME_IN_SECONDS", "5"),
+        ],
+    ));
+    assert_eq!(response.code, 0);
+    shard.advance(1_600);
+    assert!(checks(shard.outbox()).is_empty(), "immune for 5 s");
+    assert_eq!(shard.state.store.max_offset(HALF, 0), 2, "kept as a copy");
+    let copy = record_at(&shard, HALF, 0, 1);
+    assert_eq!(
+        copy.property("TRANSACTION_CHECK_TIMES"),
+        None,
+        "not a check"
+    );
+    assert_eq!(copy.property("TRAN_PREPARED_QUEUE_OFFSET"), Some("0"));
+    // Scans every 500 ms: the one at 5.1 s is the first past the immunity.
+    for _ in 0..6 {
+        shard.advance(500);
+        assert!(checks(shard.outbox()).is_empty(), "still immune");
+    }
+    shard.advance(500);
+    let sent = checks(shard.outbox());
+    assert_eq!(sent.len(), 1, "checked once past the immunity");
+    assert_eq!(sent[0].2.property("TRANSACTION_CHECK_TIMES"), Some("1"));
+}
