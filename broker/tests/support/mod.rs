@@ -236,13 +236,17 @@ auto_create_topic = {auto}
             .spawn()
             .expect("spawn ringmq-broker");
         self.child = Some(child);
-        let addr = self.shard_addr(self.options.shards - 1);
-        wait_for("the broker's last shard to listen", START_TIMEOUT, || {
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                panic!("ringmq-broker exited during startup: {status}");
-            }
-            std::net::TcpStream::connect(&addr).ok()
-        });
+        // Each shard recovers its store before it binds its ports, so shards start listening
+        // at different times: wait for every one of them.
+        for shard in 0..self.options.shards {
+            let addr = self.shard_addr(shard);
+            wait_for("every shard of the broker to listen", START_TIMEOUT, || {
+                if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                    panic!("ringmq-broker exited during startup: {status}");
+                }
+                std::net::TcpStream::connect(&addr).ok()
+            });
+        }
     }
 
     /// Stops it with SIGTERM and waits for a clean exit (status 0).

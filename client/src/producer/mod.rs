@@ -606,6 +606,18 @@ impl Producer {
                         self.inner.instance.routes().invalidate(&prepared.topic);
                     }
                     avoid = Some(queue.broker_name.clone());
+                    if let ClientError::ConnectBackoff { retry_in, .. } = &error {
+                        // Refused locally, without touching the network (the broker's
+                        // address is in reconnect backoff): not an attempt. Another broker
+                        // is tried at once; when that one is refused the same way too, the
+                        // backoff is waited out, within the send's deadline, so a send
+                        // right after a broker restart does not fail while it is back.
+                        if matches!(last_error, Some(ClientError::ConnectBackoff { .. })) {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            tokio::time::sleep((*retry_in).min(left)).await;
+                        }
+                        attempts -= 1;
+                    }
                     last_error = Some(error);
                     if attempts < attempts_max {
                         self.inner.stats.record_retry();
