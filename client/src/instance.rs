@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use crate::consumer::broker_requests::{self, ConsumerHandle, ConsumerHandles};
 use crate::error::Result;
 use crate::limits::{API_TIMEOUT, ROUTE_REFRESH_INTERVAL};
 use crate::namesrv::{NameServerClient, parse_addrs};
@@ -64,6 +65,7 @@ type Notifiers = Arc<Mutex<HashMap<String, Arc<Notify>>>>;
 struct Inner {
     config: ClientConfig,
     consumers: Notifiers,
+    consumer_handles: ConsumerHandles,
     checkers: Checkers,
     remoting: RemotingClient,
     routes: RouteCache,
@@ -161,12 +163,19 @@ impl ClientInstance {
         let refresher = routes.spawn_refresher();
         let consumers = Notifiers::default();
         register_notify_handler(&remoting, consumers.clone());
+        let consumer_handles = ConsumerHandles::default();
+        broker_requests::register_handlers(
+            &remoting,
+            consumer_handles.clone(),
+            config.namesrv_addr.clone(),
+        );
         let checkers = Checkers::default();
         register_check_handler(&remoting, checkers.clone());
         Ok(ClientInstance {
             inner: Arc::new(Inner {
                 config,
                 consumers,
+                consumer_handles,
                 checkers,
                 remoting,
                 routes,
@@ -235,10 +244,25 @@ impl ClientInstance {
         &self.inner.checkers
     }
 
+    /// Registers what a running consumer of `group` answers to `GET_CONSUMER_RUNNING_INFO`
+    /// and `RESET_CONSUMER_CLIENT_OFFSET` (see [`broker_requests`]).
+    pub(crate) fn register_consumer_handle(&self, group: &str, handle: Arc<dyn ConsumerHandle>) {
+        self.inner
+            .consumer_handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(group.to_owned(), handle);
+    }
+
     /// Unregisters a consumer group.
     pub(crate) fn unregister_consumer(&self, group: &str) {
         self.inner
             .consumers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(group);
+        self.inner
+            .consumer_handles
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(group);

@@ -113,7 +113,7 @@ async fn run(
                 rng ^= rng << 17;
                 let topic = format!("Topic{:04}", rng % TOPICS as u64);
                 let mut request = RemotingCommand::request(RequestCode::GetRouteinfoByTopic);
-                request.ext_fields.insert("topic".into(), topic);
+                request.ext_fields.insert("topic".into(), topic.into());
                 let start = Instant::now();
                 let response = conn.call(&request).await?;
                 let micros = start.elapsed().as_micros() as u64;

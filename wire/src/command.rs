@@ -16,7 +16,6 @@
 //!
 //! A response is encoded in the encoding of its request.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -27,7 +26,10 @@ use crate::error::WireError;
 use crate::frame::Frame;
 use crate::limits::{FRAME_BYTES_MAX, HEADER_BYTES_MAX, HEADER_WORD_BYTES, LENGTH_PREFIX_BYTES};
 
+mod ext_fields;
 mod fast_json;
+
+pub use ext_fields::{ExtFields, FieldStr, Iter as ExtFieldsIter};
 
 /// `flag` bit 0: the command is a response.
 pub const FLAG_RESPONSE: i32 = 1;
@@ -38,9 +40,9 @@ pub const FLAG_ONEWAY: i32 = 1 << 1;
 /// ordinal); peers accept any version, and so do we.
 pub const CURRENT_VERSION: i32 = 474;
 
-/// Header fields keyed by name, as strings. Kept sorted because both encodings write keys
-/// in order.
-pub type ExtFields = BTreeMap<String, String>;
+/// Room reserved for decoded header fields: a `SEND_MESSAGE_V2` header has 13 or 14, so one
+/// allocation holds every common request's fields.
+const EXT_FIELDS_CAPACITY: usize = 16;
 
 /// How the header of a frame is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -191,7 +193,7 @@ impl RemotingCommand {
 
     /// One header field.
     pub fn ext(&self, key: &str) -> Option<&str> {
-        self.ext_fields.get(key).map(String::as_str)
+        self.ext_fields.get(key)
     }
 
     /// Decodes a frame's content (everything after the length prefix).
@@ -317,6 +319,12 @@ pub trait JsonSink {
     fn push_text(&mut self, text: &str);
     /// Appends one ASCII byte.
     fn push_ascii(&mut self, byte: u8);
+    /// Appends ASCII bytes (one capacity check instead of one per byte).
+    fn push_ascii_slice(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.push_ascii(byte);
+        }
+    }
 }
 
 impl JsonSink for String {
@@ -336,6 +344,10 @@ impl JsonSink for Vec<u8> {
     fn push_ascii(&mut self, byte: u8) {
         self.push(byte);
     }
+    fn push_ascii_slice(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.is_ascii());
+        self.extend_from_slice(bytes);
+    }
 }
 
 impl JsonSink for BytesMut {
@@ -344,6 +356,10 @@ impl JsonSink for BytesMut {
     }
     fn push_ascii(&mut self, byte: u8) {
         self.put_u8(byte);
+    }
+    fn push_ascii_slice(&mut self, bytes: &[u8]) {
+        debug_assert!(bytes.is_ascii());
+        self.extend_from_slice(bytes);
     }
 }
 
@@ -364,9 +380,7 @@ fn push_int<S: JsonSink>(out: &mut S, value: i32) {
         at -= 1;
         digits[at] = b'-';
     }
-    for &digit in &digits[at..] {
-        out.push_ascii(digit);
-    }
+    out.push_ascii_slice(&digits[at..]);
 }
 
 fn write_json_header<S: JsonSink>(command: &RemotingCommand, out: &mut S) {
@@ -458,12 +472,18 @@ pub fn write_json_str_to<S: JsonSink>(out: &mut S, value: &str) {
         if escape != 0 {
             // Escaped bytes are ASCII, so `start` and `i` are character boundaries.
             out.push_text(&value[start..i]);
-            out.push_ascii(b'\\');
-            out.push_ascii(escape);
             if escape == b'u' {
-                out.push_text("00");
-                out.push_ascii(HEX_DIGITS[usize::from(byte >> 4)]);
-                out.push_ascii(HEX_DIGITS[usize::from(byte & 0xf)]);
+                let hex = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX_DIGITS[usize::from(byte >> 4)],
+                    HEX_DIGITS[usize::from(byte & 0xf)],
+                ];
+                out.push_ascii_slice(&hex);
+            } else {
+                out.push_ascii_slice(&[b'\\', escape]);
             }
             start = i + 1;
         }
@@ -570,28 +590,34 @@ fn write_binary_header<B: BufMut>(command: &RemotingCommand, out: &mut B) -> Res
     Ok(())
 }
 
-fn take(buf: &mut Bytes, len: usize, what: &'static str) -> Result<Bytes, WireError> {
+/// Splits `len` bytes off the front of `buf`.
+fn take<'a>(buf: &mut &'a [u8], len: usize, what: &'static str) -> Result<&'a [u8], WireError> {
     if buf.len() < len {
         return Err(WireError::Truncated {
             what,
             needed: len - buf.len(),
         });
     }
-    Ok(buf.split_to(len))
+    let (head, rest) = buf.split_at(len);
+    *buf = rest;
+    Ok(head)
 }
 
-fn take_string(buf: &mut Bytes, len: usize, what: &'static str) -> Result<String, WireError> {
+/// A UTF-8 string of `len` bytes, inline when short (no allocation).
+fn take_field_str(buf: &mut &[u8], len: usize, what: &'static str) -> Result<FieldStr, WireError> {
     let bytes = take(buf, len, what)?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| WireError::InvalidUtf8 { what })
+    let text = std::str::from_utf8(bytes).map_err(|_| WireError::InvalidUtf8 { what })?;
+    Ok(FieldStr::from(text))
 }
 
-fn take_len_i32(buf: &mut Bytes, what: &'static str) -> Result<usize, WireError> {
+fn take_len_i32(buf: &mut &[u8], what: &'static str) -> Result<usize, WireError> {
     let raw = take(buf, 4, what)?.get_i32();
     usize::try_from(raw)
         .map_err(|_| WireError::invalid_field(what, &raw.to_string(), "negative length"))
 }
 
-fn decode_binary_header(mut buf: Bytes) -> Result<RemotingCommand, WireError> {
+fn decode_binary_header(header: Bytes) -> Result<RemotingCommand, WireError> {
+    let mut buf: &[u8] = &header;
     let mut fixed = take(&mut buf, 17, "binary header")?;
     let code = i32::from(fixed.get_u16());
     let language = LanguageCode::from_u8_lenient(fixed.get_u8());
@@ -602,16 +628,16 @@ fn decode_binary_header(mut buf: Bytes) -> Result<RemotingCommand, WireError> {
         .map_err(|_| WireError::invalid_field("remark length", "negative", "negative length"))?;
     let remark = match remark_len {
         0 => None,
-        len => Some(take_string(&mut buf, len, "remark")?),
+        len => Some(String::from(take_field_str(&mut buf, len, "remark")?)),
     };
     let ext_len = take_len_i32(&mut buf, "extFields length")?;
     let mut ext = take(&mut buf, ext_len, "extFields")?;
-    let mut ext_fields = ExtFields::new();
+    let mut ext_fields = ExtFields::with_capacity(EXT_FIELDS_CAPACITY);
     while ext.has_remaining() {
         let key_len = usize::from(take(&mut ext, 2, "extFields key length")?.get_u16());
-        let key = take_string(&mut ext, key_len, "extFields key")?;
+        let key = take_field_str(&mut ext, key_len, "extFields key")?;
         let value_len = take_len_i32(&mut ext, "extFields value length")?;
-        let value = take_string(&mut ext, value_len, "extFields value")?;
+        let value = take_field_str(&mut ext, value_len, "extFields value")?;
         ext_fields.insert(key, value);
     }
     Ok(RemotingCommand {

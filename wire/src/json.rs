@@ -155,7 +155,6 @@ pub mod lenient {
     use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
     use crate::code::LanguageCode;
-    use crate::command::ExtFields;
 
     /// A JSON scalar rendered as fastjson renders it into a Java `String` field.
     struct Scalar(Option<String>);
@@ -220,31 +219,36 @@ pub mod lenient {
     }
 
     /// A `String -> String` map whose values may be numbers, booleans or nested JSON
-    /// (rendered as text); null values are dropped, as fastjson drops them.
-    pub fn string_map<'de, D: Deserializer<'de>>(d: D) -> Result<ExtFields, D::Error> {
-        struct MapVisitor;
-        impl<'de> Visitor<'de> for MapVisitor {
-            type Value = ExtFields;
+    /// (rendered as text); null values are dropped, as fastjson drops them. Builds any map
+    /// that can be extended with string pairs ([`ExtFields`], `BTreeMap<String, String>`).
+    pub fn string_map<'de, D, M>(d: D) -> Result<M, D::Error>
+    where
+        D: Deserializer<'de>,
+        M: Default + Extend<(String, String)>,
+    {
+        struct MapVisitor<M>(std::marker::PhantomData<M>);
+        impl<'de, M: Default + Extend<(String, String)>> Visitor<'de> for MapVisitor<M> {
+            type Value = M;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of scalars, or null")
             }
-            fn visit_unit<E: de::Error>(self) -> Result<ExtFields, E> {
-                Ok(ExtFields::new())
+            fn visit_unit<E: de::Error>(self) -> Result<M, E> {
+                Ok(M::default())
             }
-            fn visit_none<E: de::Error>(self) -> Result<ExtFields, E> {
-                Ok(ExtFields::new())
+            fn visit_none<E: de::Error>(self) -> Result<M, E> {
+                Ok(M::default())
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
-                let mut out = ExtFields::new();
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<M, A::Error> {
+                let mut out = M::default();
                 while let Some((key, value)) = map.next_entry::<String, Scalar>()? {
                     if let Some(value) = value.0 {
-                        out.insert(key, value);
+                        out.extend(std::iter::once((key, value)));
                     }
                 }
                 Ok(out)
             }
         }
-        d.deserialize_any(MapVisitor)
+        d.deserialize_any(MapVisitor(std::marker::PhantomData))
     }
 
     fn parse_number<E: de::Error, T: std::str::FromStr>(s: &str, what: &str) -> Result<T, E> {

@@ -45,7 +45,7 @@ fn command(serialize_type: SerializeType) -> impl Strategy<Value = RemotingComma
                     opaque,
                     flag,
                     remark,
-                    ext_fields,
+                    ext_fields: ext_fields.into_iter().collect(),
                     body: Bytes::from(body),
                     serialize_type,
                 }

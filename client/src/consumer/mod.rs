@@ -1,8 +1,9 @@
 //! Consumers: [`push::PushConsumer`], queue allocation ([`rebalance`]), received messages
 //! ([`message_ext`]), offsets ([`offset_store`]), the per-queue cache ([`process_queue`]) and
-//! the broker requests consumers make ([`api`]).
+//! the broker requests consumers make ([`api`]) and answer ([`broker_requests`]).
 
 pub mod api;
+pub mod broker_requests;
 mod group;
 pub mod lite_pull;
 pub mod message_ext;

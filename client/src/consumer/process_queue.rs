@@ -9,7 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use ringmq_wire::body::client::ProcessQueueInfo;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -31,6 +33,10 @@ pub struct ProcessQueue {
     state: Mutex<State>,
     dropped: AtomicBool,
     locked: AtomicBool,
+    /// When the last pull of this queue answered, ms since the epoch (0: never).
+    last_pull_ms: AtomicI64,
+    /// When messages of this queue were last consumed, ms since the epoch (0: never).
+    last_consume_ms: AtomicI64,
     /// Woken when messages arrive (orderly consumption waits on it).
     pub(crate) arrived: Notify,
     /// Serializes orderly consumption of this queue.
@@ -77,8 +83,16 @@ impl ProcessQueue {
         self.arrived.notify_one();
     }
 
+    /// Records that a pull of this queue answered.
+    pub fn mark_pulled(&self) {
+        self.last_pull_ms
+            .store(crate::producer::now_ms(), Ordering::Relaxed);
+    }
+
     /// Removes consumed messages; returns the offset to commit, if any is known.
     pub fn remove(&self, offsets: &[i64]) -> Option<i64> {
+        self.last_consume_ms
+            .store(crate::producer::now_ms(), Ordering::Relaxed);
         let mut state = self.state();
         for offset in offsets {
             if let Some(message) = state.held.remove(offset) {
@@ -133,6 +147,8 @@ impl ProcessQueue {
 
     /// Commits the messages taken for orderly consumption; returns the offset to commit.
     pub fn commit_taken(&self) -> Option<i64> {
+        self.last_consume_ms
+            .store(crate::producer::now_ms(), Ordering::Relaxed);
         let mut state = self.state();
         let last = state.consuming.keys().next_back().copied();
         state.consuming.clear();
@@ -171,6 +187,34 @@ impl ProcessQueue {
         if locked {
             self.state().last_lock = Some(Instant::now());
             self.arrived.notify_one();
+        }
+    }
+
+    /// The queue's state as a `GET_CONSUMER_RUNNING_INFO` answer reports it (RocketMQ's
+    /// `ProcessQueue.fillProcessQueueInfo`); `commit_offset` is the consume progress.
+    pub fn info(&self, commit_offset: i64) -> ProcessQueueInfo {
+        let state = self.state();
+        let now_ms = crate::producer::now_ms();
+        let first = |map: &BTreeMap<i64, MessageExt>| map.keys().next().copied().unwrap_or(0);
+        let last = |map: &BTreeMap<i64, MessageExt>| map.keys().next_back().copied().unwrap_or(0);
+        let mib = state.held_bytes / (1024 * 1024);
+        ProcessQueueInfo {
+            cached_msg_count: i32::try_from(state.held.len()).unwrap_or(i32::MAX),
+            cached_msg_max_offset: last(&state.held),
+            cached_msg_min_offset: first(&state.held),
+            cached_msg_size_in_mib: i32::try_from(mib).unwrap_or(i32::MAX),
+            commit_offset,
+            dropped: self.is_dropped(),
+            last_consume_timestamp: self.last_consume_ms.load(Ordering::Relaxed),
+            last_lock_timestamp: state.last_lock.map_or(0, |at| {
+                now_ms.saturating_sub(i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX))
+            }),
+            last_pull_timestamp: self.last_pull_ms.load(Ordering::Relaxed),
+            locked: self.locked.load(Ordering::Acquire),
+            transaction_msg_count: i32::try_from(state.consuming.len()).unwrap_or(i32::MAX),
+            transaction_msg_max_offset: last(&state.consuming),
+            transaction_msg_min_offset: first(&state.consuming),
+            try_unlock_times: 0,
         }
     }
 
@@ -243,6 +287,36 @@ mod tests {
         queue.take(1);
         queue.put(&[message(7)]);
         assert_eq!(queue.count(), 1);
+    }
+
+    #[test]
+    fn info_reports_cached_and_consuming_messages() {
+        let queue = ProcessQueue::default();
+        let empty = queue.info(0);
+        assert_eq!((empty.cached_msg_count, empty.last_pull_timestamp), (0, 0));
+        queue.put(&(3..8).map(message).collect::<Vec<_>>());
+        queue.mark_pulled();
+        queue.take(2);
+        queue.set_locked(true);
+        let info = queue.info(3);
+        assert_eq!(info.cached_msg_count, 3);
+        assert_eq!(
+            (info.cached_msg_min_offset, info.cached_msg_max_offset),
+            (5, 7)
+        );
+        assert_eq!(info.transaction_msg_count, 2);
+        assert_eq!(
+            (
+                info.transaction_msg_min_offset,
+                info.transaction_msg_max_offset
+            ),
+            (3, 4)
+        );
+        assert_eq!(info.commit_offset, 3);
+        assert!(info.locked && !info.dropped);
+        assert!(info.last_pull_timestamp > 0 && info.last_lock_timestamp > 0);
+        queue.drop_queue();
+        assert!(queue.info(3).dropped);
     }
 
     #[test]

@@ -222,6 +222,8 @@ struct Core {
     /// rebalance comes after [`LOCK_RETRY_DELAY`] instead of the full interval.
     lock_retry: std::sync::atomic::AtomicBool,
     shutdown: watch::Receiver<bool>,
+    /// When `start` ran, ms since the epoch (`PROP_CONSUMER_START_TIMESTAMP`).
+    started_ms: i64,
 }
 
 /// A push consumer; see the module docs.
@@ -327,7 +329,12 @@ impl PushConsumer {
             rebalancing: tokio::sync::Mutex::new(()),
             lock_retry: std::sync::atomic::AtomicBool::new(false),
             shutdown,
+            started_ms: crate::producer::now_ms(),
         });
+        self.instance.register_consumer_handle(
+            &self.config.group,
+            Arc::new(broker_requests::PushHandle::new(&core)),
+        );
         info!(group = %core.config.group, client = %core.instance.client_id(), topics = ?core.subscriptions.keys(), "push consumer starting");
         core.heartbeat_all().await;
         let mut tasks = vec![
@@ -719,6 +726,7 @@ async fn pull_loop(core: Arc<Core>, queue: MessageQueue, pq: Arc<ProcessQueue>, 
         }
         match pull_once(&core, &queue, &subscription, next_offset).await {
             Ok(result) => {
+                pq.mark_pulled();
                 next_offset = result.next_begin_offset;
                 match result.status {
                     PullStatus::Found => {
@@ -971,6 +979,8 @@ async fn orderly_loop(
         }
     }
 }
+
+mod broker_requests;
 
 #[cfg(test)]
 mod tests;

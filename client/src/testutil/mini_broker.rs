@@ -63,6 +63,10 @@ pub(crate) struct State {
     pub producers: HashMap<String, mpsc::Sender<Bytes>>,
     /// `END_TRANSACTION`s received: (commit log offset, commitOrRollback, from check).
     pub ended: Vec<(i64, i32, bool)>,
+    /// client id → a connection of that client (from consumer heartbeats).
+    pub clients: HashMap<String, mpsc::Sender<Bytes>>,
+    /// Responses awaited to requests this broker sent to clients, by opaque.
+    pending: HashMap<i32, tokio::sync::oneshot::Sender<RemotingCommand>>,
 }
 
 /// A running mini broker.
@@ -97,6 +101,13 @@ impl MiniBroker {
                     let mut decoder = FrameDecoder::default();
                     loop {
                         while let Ok(Some(request)) = decoder.next_command() {
+                            if request.is_response() {
+                                let waiter = broker.state().pending.remove(&request.opaque);
+                                if let Some(waiter) = waiter {
+                                    let _ = waiter.send(request);
+                                }
+                                continue;
+                            }
                             let broker = broker.clone();
                             let tx = tx.clone();
                             tokio::spawn(async move {
@@ -153,6 +164,32 @@ impl MiniBroker {
         conn.send(request.encode_frame().expect("frame"))
             .await
             .expect("connection open");
+    }
+
+    /// Sends a request to the client `client_id` (known from its consumer heartbeats) and
+    /// waits for its response.
+    pub(crate) async fn invoke_client(
+        &self,
+        client_id: &str,
+        request: RemotingCommand,
+    ) -> RemotingCommand {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let conn = {
+            let mut state = self.state();
+            state.pending.insert(request.opaque, tx);
+            state
+                .clients
+                .get(client_id)
+                .cloned()
+                .expect("consumer heartbeat seen")
+        };
+        conn.send(request.encode_frame().expect("frame"))
+            .await
+            .expect("connection open");
+        tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("client answered in time")
+            .expect("response routed")
     }
 
     /// Committed offset of a group on a queue.
@@ -368,6 +405,9 @@ impl MiniBroker {
                     state
                         .producers
                         .insert(producer.group_name.clone(), conn.clone());
+                }
+                if !data.consumer_data_set.is_empty() {
+                    state.clients.insert(data.client_id.clone(), conn.clone());
                 }
                 for consumer in data.consumer_data_set {
                     state

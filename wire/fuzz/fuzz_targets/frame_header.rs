@@ -10,9 +10,10 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use ringmq_wire::body::client::{ConsumerRunningInfo, ResetOffsetBody};
 use ringmq_wire::body::consumer::{
     ConsumerConnection, ConsumerOffsetSerializeWrapper, GetConsumerListByGroupResponseBody,
-    LockBatchRequestBody, LockBatchResponseBody,
+    LockBatchRequestBody, LockBatchResponseBody, ProducerConnection,
 };
 use ringmq_wire::body::heartbeat::HeartbeatData;
 use ringmq_wire::body::stats::{ConsumeStats, QueryConsumeTimeSpanBody, TopicStatsTable};
@@ -43,6 +44,9 @@ fn typed_headers(command: &RemotingCommand) {
     let _ = consumer::UnregisterClientRequestHeader::decode(command);
     let _ = consumer::ConsumerSendMsgBackRequestHeader::decode(command);
     let _ = consumer::GetConsumerListByGroupRequestHeader::decode(command);
+    let _ = consumer::GetConsumerRunningInfoRequestHeader::decode(command);
+    let _ = consumer::ResetOffsetRequestHeader::decode(command);
+    let _ = admin::GetProducerConnectionListRequestHeader::decode(command);
     let _ = query::QueryMessageRequestHeader::decode(command);
     let _ = query::ViewMessageRequestHeader::decode(command);
     let _ = transaction::EndTransactionRequestHeader::decode(command);
@@ -59,6 +63,13 @@ fn bodies(body: &[u8]) {
     let _ = LockBatchResponseBody::decode(body);
     let _ = GetConsumerListByGroupResponseBody::decode(body);
     let _ = ConsumerConnection::decode(body);
+    let _ = ProducerConnection::decode(body);
+    if let Ok(info) = ConsumerRunningInfo::decode(body) {
+        assert!(ConsumerRunningInfo::decode(&info.encode()).is_ok());
+    }
+    if let Ok(reset) = ResetOffsetBody::decode(body) {
+        assert_eq!(ResetOffsetBody::decode(&reset.encode()).ok(), Some(reset));
+    }
     let _ = ConsumerOffsetSerializeWrapper::decode(body);
     let _ = SubscriptionGroupConfig::decode(body);
     let _ = SubscriptionGroupWrapper::decode(body);

@@ -1,7 +1,8 @@
 //! Consumer-side JSON bodies: [`MessageQueue`], the queue locks of orderly consumption
 //! (`LOCK_BATCH_MQ` 41 / `UNLOCK_BATCH_MQ` 42), the group member list
 //! (`GET_CONSUMER_LIST_BY_GROUP` 38), a group's connections (`GET_CONSUMER_CONNECTION_LIST`
-//! 203) and the broker's stored consumer offsets (`GET_ALL_CONSUMER_OFFSET` 43,
+//! 203), a producer group's connections (`GET_PRODUCER_CONNECTION_LIST` 204) and the broker's
+//! stored consumer offsets (`GET_ALL_CONSUMER_OFFSET` 43,
 //! `config/consumerOffset.json`).
 //!
 //! ```text
@@ -18,6 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::body::heartbeat::{
     ConsumeFromWhere, ConsumeType, MessageModel, SubscriptionData, json_body, null_as_empty,
 };
+use crate::body::register::DataVersion;
 use crate::code::LanguageCode;
 use crate::json::lenient;
 
@@ -194,15 +196,25 @@ pub struct ConsumerConnection {
     pub subscription_table: BTreeMap<String, SubscriptionData>,
 }
 
+/// `GET_PRODUCER_CONNECTION_LIST` (204) response body (`ProducerConnection`): the live
+/// connections of a producer group's clients.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProducerConnection {
+    /// `connectionSet`.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub connection_set: Vec<Connection>,
+}
+
 /// The broker's consumer offsets (`ConsumerOffsetSerializeWrapper`): `topic@group` →
 /// queue id → offset. fastjson writes the queue ids as bare numbers; we read those and
 /// write quoted ones, which fastjson reads back.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsumerOffsetSerializeWrapper {
-    /// `dataVersion` (5.x), kept as it came: `{"counter":…,"stateVersion":…,"timestamp":…}`.
+    /// `dataVersion` (5.x): `{"counter":…,"stateVersion":…,"timestamp":…}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_version: Option<serde_json::Value>,
+    pub data_version: Option<DataVersion>,
     /// `offsetTable`: `topic@group` → queue id → offset.
     #[serde(default, deserialize_with = "null_as_empty_map")]
     pub offset_table: BTreeMap<String, BTreeMap<i32, i64>>,
@@ -217,6 +229,7 @@ json_body!(LockBatchRequestBody, "lock batch body");
 json_body!(LockBatchResponseBody, "lock batch response body");
 json_body!(GetConsumerListByGroupResponseBody, "consumer list body");
 json_body!(ConsumerConnection, "consumer connection body");
+json_body!(ProducerConnection, "producer connection body");
 json_body!(ConsumerOffsetSerializeWrapper, "consumer offset body");
 json_body!(MessageQueue, "message queue");
 
@@ -265,6 +278,21 @@ mod tests {
         assert_eq!(connection.connection_set[0].language, LanguageCode::Java);
         assert_eq!(connection.subscription_table["T"].sub_string, "*");
         assert_eq!(connection.encode(), java.to_vec());
+
+        let java = br#"{"connectionSet":[{"clientAddr":"10.0.0.6:6001","clientId":"p@2","language":"GO","version":"474"},{"clientAddr":"10.0.0.7:6002","clientId":"p@3","language":0,"version":401}]}"#;
+        let producers = ProducerConnection::decode(java).unwrap();
+        assert_eq!(producers.connection_set.len(), 2);
+        assert_eq!(producers.connection_set[0].language, LanguageCode::Go);
+        assert_eq!(producers.connection_set[0].version, 474);
+        assert_eq!(producers.connection_set[1].language, LanguageCode::Java);
+        assert_eq!(
+            String::from_utf8(producers.encode()).unwrap(),
+            r#"{"connectionSet":[{"clientAddr":"10.0.0.6:6001","clientId":"p@2","language":"GO","version":474},{"clientAddr":"10.0.0.7:6002","clientId":"p@3","language":"JAVA","version":401}]}"#
+        );
+        assert_eq!(
+            ProducerConnection::decode(br#"{"connectionSet":null}"#).unwrap(),
+            ProducerConnection::default()
+        );
     }
 
     #[test]
@@ -272,7 +300,14 @@ mod tests {
         let fastjson = br#"{"dataVersion":{"counter":3,"stateVersion":0,"timestamp":1},"offsetTable":{"T@CG":{0:12,1:40},"%RETRY%CG@CG":{0:0}}}"#;
         let wrapper = ConsumerOffsetSerializeWrapper::decode(fastjson).unwrap();
         assert_eq!(wrapper.offset_table[&offset_table_key("T", "CG")][&1], 40);
-        assert_eq!(wrapper.data_version.as_ref().unwrap()["counter"], 3);
+        assert_eq!(
+            wrapper.data_version,
+            Some(DataVersion {
+                counter: 3,
+                state_version: 0,
+                timestamp: 1
+            })
+        );
         let encoded = wrapper.encode();
         assert!(String::from_utf8_lossy(&encoded).contains(r#""T@CG":{"0":12,"1":40}"#));
         assert_eq!(

@@ -1,5 +1,7 @@
-//! A key/value table (`KVTable`), the body of `GET_KVLIST_BY_NAMESPACE` answers and of
-//! `REGISTER_BROKER` answers (the `ORDER_TOPIC_CONFIG` namespace).
+//! A key/value table (`KVTable`), the body of `GET_KVLIST_BY_NAMESPACE` answers, of
+//! `REGISTER_BROKER` answers (the `ORDER_TOPIC_CONFIG` namespace) and of
+//! `GET_BROKER_RUNTIME_INFO` (28) answers (runtime statistics, every value as text:
+//! `{"table":{"brokerVersion":"474","msgPutTotalTodayNow":"12",…}}`).
 //!
 //! ```text
 //! {"table":{"TopicOrder":"broker-a:4;broker-b:4"}}

@@ -2,6 +2,7 @@
 //! [`crate::json::parse`] (accepts bare numeric map keys); encode with
 //! [`crate::json::to_vec`] (standard JSON, accepted by every client).
 
+pub mod client;
 pub mod cluster;
 pub mod consumer;
 pub mod heartbeat;

@@ -108,7 +108,7 @@ pub struct TopicRouteData {
 /// `brokerAddrs`: id keys as numbers or numeric strings (bare keys are quoted by
 /// [`crate::json::parse`]); null values dropped; null map reads as empty.
 fn broker_addrs<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<i64, String>, D::Error> {
-    let raw = lenient::string_map(d)?;
+    let raw: BTreeMap<String, String> = lenient::string_map(d)?;
     raw.into_iter()
         .map(|(key, value)| {
             key.trim()

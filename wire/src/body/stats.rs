@@ -60,7 +60,7 @@ pub fn parse_message_queue_key(key: &str) -> Result<MessageQueue, String> {
 
 /// Deserializes a `Map<MessageQueue, V>` whose keys arrive as strings (object keys are
 /// turned into strings by [`crate::json::parse`]); null reads as empty.
-fn queue_map<'de, D, V>(d: D) -> Result<BTreeMap<MessageQueue, V>, D::Error>
+pub(crate) fn queue_map<'de, D, V>(d: D) -> Result<BTreeMap<MessageQueue, V>, D::Error>
 where
     D: Deserializer<'de>,
     V: Deserialize<'de>,
@@ -76,7 +76,7 @@ where
 }
 
 /// Parses a body whose maps may have object keys.
-fn parse_queue_keyed<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_queue_keyed<T: serde::de::DeserializeOwned>(
     what: &'static str,
     body: &[u8],
 ) -> Result<T, WireError> {
@@ -84,7 +84,11 @@ fn parse_queue_keyed<T: serde::de::DeserializeOwned>(
 }
 
 /// Writes `{"offsetTable":{<queue>:<value>,…}` the way fastjson does (queue objects as keys).
-fn write_queue_map<V: Serialize>(out: &mut String, name: &str, map: &BTreeMap<MessageQueue, V>) {
+pub(crate) fn write_queue_map<V: Serialize>(
+    out: &mut String,
+    name: &str,
+    map: &BTreeMap<MessageQueue, V>,
+) {
     let _ = write!(out, "\"{name}\":{{");
     for (i, (queue, value)) in map.iter().enumerate() {
         if i > 0 {

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::body::consumer::null_as_empty_map;
 use crate::body::heartbeat::{java_enum, json_body};
+use crate::body::register::DataVersion;
 use crate::json::lenient;
 
 java_enum! {
@@ -204,9 +205,9 @@ impl SubscriptionGroupConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionGroupWrapper {
-    /// `dataVersion`, kept as it came: `{"counter":…,"stateVersion":…,"timestamp":…}`.
+    /// `dataVersion`: `{"counter":…,"stateVersion":…,"timestamp":…}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data_version: Option<serde_json::Value>,
+    pub data_version: Option<DataVersion>,
     /// `forbiddenTable` (5.x): group → topic → forbidden bits.
     #[serde(default, deserialize_with = "null_as_empty_map")]
     pub forbidden_table: BTreeMap<String, BTreeMap<String, i32>>,
@@ -266,7 +267,11 @@ mod tests {
         wrapper
             .forbidden_table
             .insert("CG".into(), BTreeMap::from([("T".into(), 1)]));
-        wrapper.data_version = Some(serde_json::json!({"counter": 1, "timestamp": 2}));
+        wrapper.data_version = Some(DataVersion {
+            counter: 1,
+            state_version: 0,
+            timestamp: 2,
+        });
         let decoded = SubscriptionGroupWrapper::decode(&wrapper.encode()).unwrap();
         assert_eq!(decoded, wrapper);
         assert!(SubscriptionGroupWrapper::decode(br#"{"subscriptionGroupTable":[]}"#).is_err());

@@ -12,12 +12,15 @@ use std::borrow::Cow;
 
 use bytes::Bytes;
 
-use super::{ExtFields, RemotingCommand, SerializeType};
+use super::{ExtFields, FieldStr, RemotingCommand, SerializeType};
 use crate::code::LanguageCode;
 
 /// Parses a JSON header, or returns `None` to defer to the serde path.
 pub(super) fn parse_header(input: &[u8]) -> Option<RemotingCommand> {
-    let mut parser = Parser { input, at: 0 };
+    // Validated once here, so that every string below is a slice of `text` (char-boundary
+    // checked) instead of being validated again on its own.
+    let text = std::str::from_utf8(input).ok()?;
+    let mut parser = Parser { text, input, at: 0 };
     let mut command = RemotingCommand {
         code: 0,
         language: LanguageCode::Other,
@@ -93,7 +96,19 @@ pub(super) fn parse_header(input: &[u8]) -> Option<RemotingCommand> {
     (parser.at == input.len()).then_some(command)
 }
 
+/// A parsed string as a field: borrowed text is copied inline when short; an unescaped
+/// `String` keeps its buffer.
+fn field_str(text: Cow<'_, str>) -> FieldStr {
+    match text {
+        Cow::Borrowed(text) => FieldStr::from(text),
+        Cow::Owned(text) => FieldStr::from(text),
+    }
+}
+
 struct Parser<'a> {
+    /// The whole header, valid UTF-8.
+    text: &'a str,
+    /// `text` as bytes.
     input: &'a [u8],
     at: usize,
 }
@@ -151,19 +166,11 @@ impl<'a> Parser<'a> {
         self.expect(b'"')?;
         let start = self.at;
         // Plain run: no escapes, no control characters; skip 8 clean bytes at a time.
-        while let Some(chunk) = self.input.get(self.at..self.at + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if super::needs_escape(u64::from_le_bytes(word)) {
-                break;
-            }
-            self.at += 8;
-        }
+        self.skip_clean_words();
         while let Some(&byte) = self.input.get(self.at) {
             match byte {
                 b'"' => {
-                    let input: &'a [u8] = self.input;
-                    let text = std::str::from_utf8(&input[start..self.at]).ok()?;
+                    let text = self.text.get(start..self.at)?;
                     self.at += 1;
                     return Some(Cow::Borrowed(text));
                 }
@@ -175,43 +182,66 @@ impl<'a> Parser<'a> {
         self.escaped_string(start).map(Cow::Owned)
     }
 
-    /// The rest of a string that contains escapes, from its first byte at `start`.
+    /// Advances over 8-byte words that hold no quote, backslash or control character.
+    fn skip_clean_words(&mut self) {
+        while let Some(chunk) = self.input.get(self.at..self.at + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if super::needs_escape(u64::from_le_bytes(word)) {
+                break;
+            }
+            self.at += 8;
+        }
+    }
+
+    /// The rest of a string that contains escapes, from its first byte at `start`; `at` is
+    /// on the first backslash. Unescaped runs are copied whole (they are slices of valid
+    /// UTF-8 between ASCII delimiters).
     fn escaped_string(&mut self, start: usize) -> Option<String> {
-        let mut out: Vec<u8> = Vec::with_capacity(self.at - start + 16);
-        out.extend_from_slice(&self.input[start..self.at]);
+        // Unescaping never lengthens a string: the rest of the input bounds it.
+        let mut out = String::with_capacity((self.input.len() - start).min(256));
+        out.push_str(self.text.get(start..self.at)?);
         loop {
             let byte = *self.input.get(self.at)?;
             self.at += 1;
             match byte {
-                b'"' => return String::from_utf8(out).ok(),
+                b'"' => return Some(out),
                 0x00..=0x1f => return None,
                 b'\\' => {
                     let escape = *self.input.get(self.at)?;
                     self.at += 1;
                     match escape {
-                        b'"' | b'\\' | b'/' => out.push(escape),
-                        b'b' => out.push(0x08),
-                        b'f' => out.push(0x0c),
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
+                        b'"' | b'\\' | b'/' => out.push(char::from(escape)),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
                         b'u' => {
-                            let hex = self.input.get(self.at..self.at + 4)?;
-                            let hex = std::str::from_utf8(hex).ok()?;
+                            let hex = self.text.get(self.at..self.at + 4)?;
                             if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                                 return None;
                             }
                             let code = u32::from_str_radix(hex, 16).ok()?;
                             // Surrogates (pairs or lone) are left to serde.
-                            let c = char::from_u32(code)?;
+                            out.push(char::from_u32(code)?);
                             self.at += 4;
-                            let mut buf = [0u8; 4];
-                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                         }
                         _ => return None,
                     }
                 }
-                _ => out.push(byte),
+                _ => {
+                    // A run up to the next quote, backslash or control character.
+                    let run = self.at - 1;
+                    self.skip_clean_words();
+                    while let Some(&next) = self.input.get(self.at) {
+                        if matches!(next, b'"' | b'\\' | 0x00..=0x1f) {
+                            break;
+                        }
+                        self.at += 1;
+                    }
+                    out.push_str(self.text.get(run..self.at)?);
+                }
             }
         }
     }
@@ -236,8 +266,7 @@ impl<'a> Parser<'a> {
         if !plain {
             return None;
         }
-        // ASCII digits and an optional sign.
-        std::str::from_utf8(&self.input[start..self.at]).ok()
+        self.text.get(start..self.at)
     }
 
     /// An `i32` given as a plain JSON integer.
@@ -251,33 +280,29 @@ impl<'a> Parser<'a> {
         if self.eat(b'}') {
             return Some(());
         }
-        // Collected first, then built in one go: clients send the keys sorted, and a bulk
-        // build of sorted pairs is cheaper than inserting one by one. Duplicate keys keep
-        // their last value, as repeated inserts (the serde path) do.
-        let mut pairs: Vec<(String, String)> = Vec::with_capacity(16);
+        if out.is_empty() {
+            *out = ExtFields::with_capacity(super::EXT_FIELDS_CAPACITY);
+        }
+        // Clients send the keys sorted, so each insert appends without searching. Duplicate
+        // keys keep their last value, as repeated inserts (the serde path) do.
         loop {
-            let key = self.string()?;
+            let key = field_str(self.string_cow()?);
             self.expect(b':')?;
             let value = match self.peek()? {
-                b'"' => Some(self.string()?),
-                b't' if self.eat_literal(b"true") => Some("true".to_owned()),
-                b'f' if self.eat_literal(b"false") => Some("false".to_owned()),
+                b'"' => Some(field_str(self.string_cow()?)),
+                b't' if self.eat_literal(b"true") => Some(FieldStr::const_new("true")),
+                b'f' if self.eat_literal(b"false") => Some(FieldStr::const_new("false")),
                 b'n' if self.eat_literal(b"null") => None,
-                _ => Some(self.integer_text()?.to_owned()),
+                _ => Some(FieldStr::from(self.integer_text()?)),
             };
             // fastjson (and the serde path) drop null values.
             if let Some(value) = value {
-                pairs.push((key, value));
+                out.insert(key, value);
             }
             if self.eat(b',') {
                 continue;
             }
             self.expect(b'}')?;
-            if out.is_empty() {
-                *out = pairs.into_iter().collect();
-            } else {
-                out.extend(pairs);
-            }
             return Some(());
         }
     }

@@ -5,9 +5,10 @@
 //! | 17 | `UPDATE_AND_CREATE_TOPIC` | [`CreateTopicRequestHeader`] |
 //! | 25 | `UPDATE_BROKER_CONFIG` | none; body = properties text ([`parse_properties`]) |
 //! | 26 | `GET_BROKER_CONFIG` | response [`GetBrokerConfigResponseHeader`] + properties text |
-//! | 28 | `GET_BROKER_RUNTIME_INFO` | none; response body = `KVTable` JSON |
+//! | 28 | `GET_BROKER_RUNTIME_INFO` | none; response body = [`crate::body::kv::KvTable`] JSON |
 //! | 202 | `GET_TOPIC_STATS_INFO` | [`GetTopicStatsInfoRequestHeader`] |
 //! | 203 | `GET_CONSUMER_CONNECTION_LIST` | [`GetConsumerConnectionListRequestHeader`] |
+//! | 204 | `GET_PRODUCER_CONNECTION_LIST` | [`GetProducerConnectionListRequestHeader`] |
 //! | 207 | `DELETE_SUBSCRIPTIONGROUP` | [`DeleteSubscriptionGroupRequestHeader`] |
 //! | 208 | `GET_CONSUME_STATS` | [`GetConsumeStatsRequestHeader`] |
 //! | 215 | `DELETE_TOPIC_IN_BROKER` | [`DeleteTopicRequestHeader`] |
@@ -18,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::WireError;
-use crate::header::send::{RpcFields, header_struct};
+use crate::header::{RpcFields, header_struct};
 
 /// Topic and queue permission bits (`PermName`).
 pub mod perm {
@@ -129,6 +130,18 @@ header_struct! {
     pub struct GetConsumerConnectionListRequestHeader {
         /// `consumerGroup`.
         req consumer_group: String => "consumerGroup",
+        /// The RPC fields.
+        flat rpc: RpcFields => "",
+    }
+}
+
+header_struct! {
+    /// `GET_PRODUCER_CONNECTION_LIST` (204) request header
+    /// (`GetProducerConnectionListRequestHeader`); the response body is a
+    /// [`crate::body::consumer::ProducerConnection`].
+    pub struct GetProducerConnectionListRequestHeader {
+        /// `producerGroup`.
+        req producer_group: String => "producerGroup",
         /// The RPC fields.
         flat rpc: RpcFields => "",
     }
@@ -296,10 +309,18 @@ pub fn encode_properties<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header::send::assert_header_contract;
+    use crate::header::assert_header_contract;
 
     #[test]
     fn create_topic_has_all_fields() {
+        assert_header_contract(
+            &GetProducerConnectionListRequestHeader {
+                producer_group: "PG".into(),
+                rpc: RpcFields::default(),
+            },
+            &["producerGroup"],
+            &["producerGroup"],
+        );
         assert_header_contract(
             &CreateTopicRequestHeader {
                 topic: "T".into(),

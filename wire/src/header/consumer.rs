@@ -7,7 +7,7 @@
 //! 35 and 38 have no header fields either (38 answers with
 //! [`crate::body::consumer::GetConsumerListByGroupResponseBody`]).
 
-use crate::header::send::{RpcFields, header_struct};
+use crate::header::{RpcFields, header_struct};
 
 header_struct! {
     /// `UNREGISTER_CLIENT` (35) request header (`UnregisterClientRequestHeader`).
@@ -67,10 +67,53 @@ header_struct! {
     }
 }
 
+header_struct! {
+    /// `GET_CONSUMER_RUNNING_INFO` (307) request header
+    /// (`GetConsumerRunningInfoRequestHeader`): an administrator asks the broker, which asks the
+    /// client `clientId`; the client answers with a
+    /// [`crate::body::client::ConsumerRunningInfo`] body.
+    pub struct GetConsumerRunningInfoRequestHeader {
+        /// `consumerGroup`.
+        req consumer_group: String => "consumerGroup",
+        /// `clientId`: the client asked.
+        req client_id: String => "clientId",
+        /// `jstackEnable`: include a thread dump (absent reads as false).
+        opt jstack_enable: bool => "jstackEnable",
+        /// The RPC fields.
+        flat rpc: RpcFields => "",
+    }
+}
+
+header_struct! {
+    /// `RESET_CONSUMER_CLIENT_OFFSET` (220, broker → client) and `INVOKE_BROKER_TO_RESET_OFFSET`
+    /// (222, admin → broker) request header (`ResetOffsetRequestHeader`). On 220 the body is a
+    /// [`crate::body::client::ResetOffsetBody`] with the offset of every queue; on 222 the
+    /// broker computes those from `timestamp` (or takes `offset` for the one queue `queueId`).
+    pub struct ResetOffsetRequestHeader {
+        /// `topic`.
+        req topic: String => "topic",
+        /// `group`: the consumer group.
+        req group: String => "group",
+        /// `timestamp`: reset to the first message stored at or after this time, ms since the
+        /// epoch (`-1` on 222 when `offset` is given).
+        req timestamp: i64 => "timestamp",
+        /// `isForce`: also move offsets forward (otherwise only backward).
+        req is_force: bool => "isForce",
+        /// `queueId` (5.x, 222 only): one queue; Java writes `-1` for "all queues".
+        opt queue_id: i32 => "queueId",
+        /// `offset` (5.x, 222 only): the offset for `queueId`.
+        opt offset: i64 => "offset",
+        /// The RPC fields.
+        flat rpc: RpcFields => "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header::send::assert_header_contract;
+    use crate::code::RequestCode;
+    use crate::command::RemotingCommand;
+    use crate::header::{CommandHeader, assert_header_contract};
 
     #[test]
     fn unregister_client() {
@@ -130,5 +173,70 @@ mod tests {
             &["consumerGroup"],
             &["consumerGroup"],
         );
+    }
+
+    #[test]
+    fn running_info_request() {
+        assert_header_contract(
+            &GetConsumerRunningInfoRequestHeader {
+                consumer_group: "CG".into(),
+                client_id: "10.0.0.5@123".into(),
+                jstack_enable: Some(false),
+                rpc: RpcFields::default(),
+            },
+            &["consumerGroup", "clientId", "jstackEnable"],
+            &["consumerGroup", "clientId"],
+        );
+        // As a Java broker relays it (a 5.x header also carries the RPC fields).
+        let mut command = RemotingCommand::request(RequestCode::GetConsumerRunningInfo);
+        for (key, value) in [
+            ("consumerGroup", "CG"),
+            ("clientId", "10.0.0.5@123"),
+            ("jstackEnable", "true"),
+            ("bname", "broker-a"),
+        ] {
+            command.ext_fields.insert(key.into(), value.into());
+        }
+        let header = GetConsumerRunningInfoRequestHeader::decode(&command).unwrap();
+        assert_eq!(header.jstack_enable, Some(true));
+        assert_eq!(header.rpc.broker_name.as_deref(), Some("broker-a"));
+    }
+
+    #[test]
+    fn reset_offset_request() {
+        assert_header_contract(
+            &ResetOffsetRequestHeader {
+                topic: "T".into(),
+                group: "CG".into(),
+                timestamp: 1_700_000_000_000,
+                is_force: true,
+                queue_id: Some(-1),
+                offset: Some(5),
+                rpc: RpcFields::default(),
+            },
+            &[
+                "topic",
+                "group",
+                "timestamp",
+                "isForce",
+                "queueId",
+                "offset",
+            ],
+            &["topic", "group", "timestamp", "isForce"],
+        );
+        // What a Java broker sends to the client on 220: no queueId/offset.
+        let mut command = RemotingCommand::request(RequestCode::ResetConsumerClientOffset);
+        for (key, value) in [
+            ("topic", "T"),
+            ("group", "CG"),
+            ("timestamp", "1700000000000"),
+            ("isForce", "false"),
+        ] {
+            command.ext_fields.insert(key.into(), value.into());
+        }
+        let header = ResetOffsetRequestHeader::decode(&command).unwrap();
+        assert_eq!(header.timestamp, 1_700_000_000_000);
+        assert!(!header.is_force);
+        assert_eq!((header.queue_id, header.offset), (None, None));
     }
 }

@@ -4,10 +4,18 @@
 //! header implements [`CommandHeader`]; the helpers here ([`Fields`]) read fields with errors
 //! that name the field, and accept what stock clients send (`"true"`/`"1"` for booleans,
 //! numbers with surrounding whitespace).
+//!
+//! This module also holds the machinery every header module uses: the crate-private
+//! `header_struct!` macro that declares a header struct and its [`CommandHeader`] impl from a
+//! field table, the [`FieldValue`] conversions behind it, and [`RpcFields`], the RPC fields
+//! most topic requests carry.
 
+use std::fmt::Display;
 use std::str::FromStr;
 
-use crate::command::{ExtFields, RemotingCommand};
+use compact_str::ToCompactString;
+
+use crate::command::{ExtFields, FieldStr, RemotingCommand};
 use crate::error::WireError;
 
 pub mod admin;
@@ -45,7 +53,7 @@ pub struct Fields<'a>(pub &'a ExtFields);
 impl<'a> Fields<'a> {
     /// A field's raw value, if present.
     pub fn get(&self, field: &str) -> Option<&'a str> {
-        self.0.get(field).map(String::as_str)
+        self.0.get(field)
     }
 
     /// The value of the first of several names that is present (e.g. a field and its alias).
@@ -105,20 +113,242 @@ fn parse_boolean(field: &'static str, raw: &str) -> Result<bool, WireError> {
 
 /// Helpers for [`CommandHeader::write_to`].
 pub trait FieldsMut {
-    /// Writes a field from anything displayable.
-    fn put(&mut self, field: &str, value: impl ToString);
+    /// Writes a field from anything displayable (integers, booleans and short strings are
+    /// formatted inline, without allocating).
+    fn put(&mut self, field: &str, value: impl Display);
     /// Writes a field if present.
-    fn put_opt<T: ToString>(&mut self, field: &str, value: Option<T>);
+    fn put_opt<T: Display>(&mut self, field: &str, value: Option<T>);
 }
 
 impl FieldsMut for ExtFields {
-    fn put(&mut self, field: &str, value: impl ToString) {
-        self.insert(field.to_owned(), value.to_string());
+    fn put(&mut self, field: &str, value: impl Display) {
+        self.insert(FieldStr::from(field), value.to_compact_string());
     }
 
-    fn put_opt<T: ToString>(&mut self, field: &str, value: Option<T>) {
+    fn put_opt<T: Display>(&mut self, field: &str, value: Option<T>) {
         if let Some(value) = value {
             self.put(field, value);
+        }
+    }
+}
+
+/// A value that can be a header field: read from and written to its string form.
+pub trait FieldValue: Sized {
+    /// Reads the field if present; present but malformed is an error naming it.
+    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError>;
+    /// Writes the field.
+    fn write(&self, fields: &mut ExtFields, name: &str);
+}
+
+impl FieldValue for String {
+    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
+        Ok(fields.opt_string(name))
+    }
+    fn write(&self, fields: &mut ExtFields, name: &str) {
+        fields.insert(FieldStr::from(name), FieldStr::from(self.as_str()));
+    }
+}
+
+impl FieldValue for bool {
+    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
+        fields.opt_boolean(name)
+    }
+    fn write(&self, fields: &mut ExtFields, name: &str) {
+        let text = if *self { "true" } else { "false" };
+        fields.insert(FieldStr::from(name), FieldStr::const_new(text));
+    }
+}
+
+macro_rules! number_field_value {
+    ($($ty:ty),*) => {$(
+        impl FieldValue for $ty {
+            fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
+                fields.opt_number(name)
+            }
+            fn write(&self, fields: &mut ExtFields, name: &str) {
+                // Formatted inline (`ToCompactString` is specialised for integers).
+                fields.insert(FieldStr::from(name), self.to_compact_string());
+            }
+        }
+    )*};
+}
+number_field_value!(i32, i64, u32, u64);
+
+/// The name under which a field is present: `wire` itself, else the first present alias,
+/// else `wire` (so that a missing field is reported under its wire name).
+pub(crate) fn present_name(
+    fields: &Fields<'_>,
+    wire: &'static str,
+    aliases: &[&'static str],
+) -> &'static str {
+    if fields.get(wire).is_some() {
+        return wire;
+    }
+    aliases
+        .iter()
+        .copied()
+        .find(|alias| fields.get(alias).is_some())
+        .unwrap_or(wire)
+}
+
+/// Declares a header struct from a field table and implements [`CommandHeader`] for it.
+///
+/// Each field is `req name: Type => "wireName"` (required: missing is
+/// [`WireError::MissingField`]), `opt name: Type => "wireName"` (an `Option<Type>`), or
+/// `flat name: Type => ""` (a nested [`CommandHeader`] whose fields sit beside ours).
+/// `=> "wireName" | "alias"` also accepts the field under its aliases on read; it is
+/// always written under its wire name.
+macro_rules! header_struct {
+    (@type req $ty:ty) => { $ty };
+    (@type opt $ty:ty) => { Option<$ty> };
+    (@type flat $ty:ty) => { $ty };
+    (@read req $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
+        <$ty as $crate::header::FieldValue>::read(
+            $fields,
+            $crate::header::present_name($fields, $wire, $aliases),
+        )?
+        .ok_or($crate::error::WireError::MissingField { field: $wire })?
+    };
+    (@read opt $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
+        <$ty as $crate::header::FieldValue>::read(
+            $fields,
+            $crate::header::present_name($fields, $wire, $aliases),
+        )?
+    };
+    (@read flat $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
+        <$ty as $crate::header::CommandHeader>::read_from($fields)?
+    };
+    (@write req $value:expr, $fields:ident, $wire:literal) => {
+        $crate::header::FieldValue::write($value, $fields, $wire)
+    };
+    (@write opt $value:expr, $fields:ident, $wire:literal) => {
+        if let Some(value) = $value {
+            $crate::header::FieldValue::write(value, $fields, $wire)
+        }
+    };
+    (@write flat $value:expr, $fields:ident, $wire:literal) => {
+        $crate::header::CommandHeader::write_to($value, $fields)
+    };
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident {
+            $(
+                $(#[$fmeta:meta])*
+                $kind:ident $field:ident : $ty:ty => $wire:literal $(| $alias:literal)*,
+            )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        pub struct $name {
+            $(
+                $(#[$fmeta])*
+                pub $field: $crate::header::header_struct!(@type $kind $ty),
+            )*
+        }
+
+        impl $crate::header::CommandHeader for $name {
+            #[allow(unused_variables)]
+            fn write_to(&self, fields: &mut $crate::command::ExtFields) {
+                $( $crate::header::header_struct!(@write $kind &self.$field, fields, $wire); )*
+            }
+
+            #[allow(unused_variables)]
+            fn read_from(
+                fields: &$crate::header::Fields<'_>,
+            ) -> Result<Self, $crate::error::WireError> {
+                Ok($name {
+                    $( $field: $crate::header::header_struct!(@read $kind $ty, fields, $wire, &[$($alias),*]), )*
+                })
+            }
+        }
+    };
+}
+pub(crate) use header_struct;
+
+/// RocketMQ's RPC fields, carried by every request whose Java header extends
+/// `RpcRequestHeader`/`TopicRequestHeader`: they steer proxies and static topics, and a broker
+/// that serves queues directly only needs to tolerate them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RpcFields {
+    /// `ns`: namespace.
+    pub namespace: Option<String>,
+    /// `nsd`: whether the namespace has been applied to the names already.
+    pub namespaced: Option<bool>,
+    /// `bname`: the broker the request is meant for.
+    pub broker_name: Option<String>,
+    /// `oway`: the request is one-way.
+    pub oneway: Option<bool>,
+    /// `lo`: logical (static topic) queue request.
+    pub logic: Option<bool>,
+}
+
+impl CommandHeader for RpcFields {
+    fn write_to(&self, fields: &mut ExtFields) {
+        let flags = [
+            ("nsd", self.namespaced),
+            ("oway", self.oneway),
+            ("lo", self.logic),
+        ];
+        if let Some(ns) = &self.namespace {
+            ns.write(fields, "ns");
+        }
+        if let Some(bname) = &self.broker_name {
+            bname.write(fields, "bname");
+        }
+        for (name, value) in flags {
+            if let Some(value) = value {
+                value.write(fields, name);
+            }
+        }
+    }
+
+    fn read_from(fields: &Fields<'_>) -> Result<Self, WireError> {
+        // Java reads these with Boolean.parseBoolean, which never fails: so do we.
+        let flag = |name| fields.get(name).and_then(crate::json::parse_bool);
+        Ok(RpcFields {
+            namespace: fields.opt_string("ns"),
+            namespaced: flag("nsd"),
+            broker_name: fields.opt_string("bname"),
+            oneway: flag("oway"),
+            logic: flag("lo"),
+        })
+    }
+}
+
+/// Checks a header's contract: it round-trips through `extFields`, writes exactly the
+/// `expected` wire names, and reading it without any one of the `required` names fails with
+/// [`WireError::MissingField`] naming that field.
+#[cfg(test)]
+pub(crate) fn assert_header_contract<H>(header: &H, expected: &[&str], required: &[&str])
+where
+    H: CommandHeader + PartialEq + std::fmt::Debug,
+{
+    let mut fields = ExtFields::new();
+    header.write_to(&mut fields);
+    let mut written: Vec<&str> = fields.keys().map(FieldStr::as_str).collect();
+    let mut expected = expected.to_vec();
+    written.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(written, expected, "wire names of {header:?}");
+    assert_eq!(H::read_from(&Fields(&fields)).as_ref(), Ok(header));
+    for name in required {
+        let mut without = fields.clone();
+        without.remove(name);
+        match H::read_from(&Fields(&without)) {
+            Err(WireError::MissingField { field }) => assert_eq!(field, *name),
+            other => panic!("without {name}: expected MissingField, got {other:?}"),
+        }
+    }
+    for name in expected {
+        let mut garbled = fields.clone();
+        garbled.insert(name.into(), "\u{1}not-a-value".into());
+        // Strings accept anything; numbers and booleans must fail naming the field.
+        if let Err(error) = H::read_from(&Fields(&garbled)) {
+            assert!(
+                matches!(error, WireError::InvalidField { field, .. } if field == name),
+                "garbled {name}: {error:?}"
+            );
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `GET_MAX_OFFSET` 30, `GET_MIN_OFFSET` 31, `GET_EARLIEST_MSG_STORETIME` 32), with their
 //! responses. `UPDATE_CONSUMER_OFFSET`'s response has no header fields.
 
-use crate::header::send::{RpcFields, header_struct};
+use crate::header::{RpcFields, header_struct};
 
 header_struct! {
     /// `QUERY_CONSUMER_OFFSET` (14) request header (`QueryConsumerOffsetRequestHeader`).
@@ -123,7 +123,7 @@ header_struct! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header::send::assert_header_contract;
+    use crate::header::assert_header_contract;
 
     #[test]
     fn consumer_offset_headers() {

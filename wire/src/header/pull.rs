@@ -4,7 +4,7 @@
 //! `PULL_RETRY_IMMEDIATELY`, `PULL_OFFSET_MOVED`); the body of a found response is the stored
 //! records, concatenated.
 
-use crate::header::send::{RpcFields, header_struct};
+use crate::header::{RpcFields, header_struct};
 
 /// `PullSysFlag` bits of [`PullMessageRequestHeader::sys_flag`].
 pub mod pull_sys_flag {

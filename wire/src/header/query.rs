@@ -4,7 +4,7 @@
 //! A found `QUERY_MESSAGE` answers with the matching stored records, concatenated, as the
 //! body; `VIEW_MESSAGE_BY_ID` answers with the one stored record and no header fields.
 
-use crate::header::send::{RpcFields, header_struct};
+use crate::header::{RpcFields, header_struct};
 
 /// The extra `extFields` key a client sets (to `"true"`) on a `QUERY_MESSAGE` that looks up
 /// a unique key (`MixAll.UNIQUE_MSG_QUERY_FLAG`); the broker then stops at the first match.
@@ -53,7 +53,7 @@ header_struct! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header::send::assert_header_contract;
+    use crate::header::assert_header_contract;
 
     #[test]
     fn query_message() {

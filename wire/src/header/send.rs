@@ -13,197 +13,10 @@
 //!
 //! Every topic request may also carry RocketMQ's RPC fields (`ns`, `nsd`, `bname`, `oway`,
 //! `lo`), read into [`RpcFields`]; a malformed RPC flag is ignored, as Java ignores it.
-//!
-//! This module also holds the small machinery every header module uses: the
-//! crate-private `header_struct!` macro that declares a header struct and its [`CommandHeader`] impl from
-//! a field table, and the [`FieldValue`] conversions behind it.
 
-use crate::command::ExtFields;
 use crate::error::WireError;
-use crate::header::{CommandHeader, Fields};
-
-/// A value that can be a header field: read from and written to its string form.
-pub trait FieldValue: Sized {
-    /// Reads the field if present; present but malformed is an error naming it.
-    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError>;
-    /// Writes the field.
-    fn write(&self, fields: &mut ExtFields, name: &str);
-}
-
-impl FieldValue for String {
-    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
-        Ok(fields.opt_string(name))
-    }
-    fn write(&self, fields: &mut ExtFields, name: &str) {
-        fields.insert(name.to_owned(), self.clone());
-    }
-}
-
-impl FieldValue for bool {
-    fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
-        fields.opt_boolean(name)
-    }
-    fn write(&self, fields: &mut ExtFields, name: &str) {
-        let text = if *self { "true" } else { "false" };
-        fields.insert(name.to_owned(), text.to_owned());
-    }
-}
-
-macro_rules! number_field_value {
-    ($($ty:ty),*) => {$(
-        impl FieldValue for $ty {
-            fn read(fields: &Fields<'_>, name: &'static str) -> Result<Option<Self>, WireError> {
-                fields.opt_number(name)
-            }
-            fn write(&self, fields: &mut ExtFields, name: &str) {
-                fields.insert(name.to_owned(), self.to_string());
-            }
-        }
-    )*};
-}
-number_field_value!(i32, i64, u32, u64);
-
-/// The name under which a field is present: `wire` itself, else the first present alias,
-/// else `wire` (so that a missing field is reported under its wire name).
-pub(crate) fn present_name(
-    fields: &Fields<'_>,
-    wire: &'static str,
-    aliases: &[&'static str],
-) -> &'static str {
-    if fields.get(wire).is_some() {
-        return wire;
-    }
-    aliases
-        .iter()
-        .copied()
-        .find(|alias| fields.get(alias).is_some())
-        .unwrap_or(wire)
-}
-
-/// Declares a header struct from a field table and implements [`CommandHeader`] for it.
-///
-/// Each field is `req name: Type => "wireName"` (required: missing is
-/// [`WireError::MissingField`]), `opt name: Type => "wireName"` (an `Option<Type>`), or
-/// `flat name: Type => ""` (a nested [`CommandHeader`] whose fields sit beside ours).
-/// `=> "wireName" | "alias"` also accepts the field under its aliases on read; it is
-/// always written under its wire name.
-macro_rules! header_struct {
-    (@type req $ty:ty) => { $ty };
-    (@type opt $ty:ty) => { Option<$ty> };
-    (@type flat $ty:ty) => { $ty };
-    (@read req $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
-        <$ty as $crate::header::send::FieldValue>::read(
-            $fields,
-            $crate::header::send::present_name($fields, $wire, $aliases),
-        )?
-        .ok_or($crate::error::WireError::MissingField { field: $wire })?
-    };
-    (@read opt $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
-        <$ty as $crate::header::send::FieldValue>::read(
-            $fields,
-            $crate::header::send::present_name($fields, $wire, $aliases),
-        )?
-    };
-    (@read flat $ty:ty, $fields:ident, $wire:literal, $aliases:expr) => {
-        <$ty as $crate::header::CommandHeader>::read_from($fields)?
-    };
-    (@write req $value:expr, $fields:ident, $wire:literal) => {
-        $crate::header::send::FieldValue::write($value, $fields, $wire)
-    };
-    (@write opt $value:expr, $fields:ident, $wire:literal) => {
-        if let Some(value) = $value {
-            $crate::header::send::FieldValue::write(value, $fields, $wire)
-        }
-    };
-    (@write flat $value:expr, $fields:ident, $wire:literal) => {
-        $crate::header::CommandHeader::write_to($value, $fields)
-    };
-    (
-        $(#[$meta:meta])*
-        pub struct $name:ident {
-            $(
-                $(#[$fmeta:meta])*
-                $kind:ident $field:ident : $ty:ty => $wire:literal $(| $alias:literal)*,
-            )*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Default)]
-        pub struct $name {
-            $(
-                $(#[$fmeta])*
-                pub $field: $crate::header::send::header_struct!(@type $kind $ty),
-            )*
-        }
-
-        impl $crate::header::CommandHeader for $name {
-            #[allow(unused_variables)]
-            fn write_to(&self, fields: &mut $crate::command::ExtFields) {
-                $( $crate::header::send::header_struct!(@write $kind &self.$field, fields, $wire); )*
-            }
-
-            #[allow(unused_variables)]
-            fn read_from(
-                fields: &$crate::header::Fields<'_>,
-            ) -> Result<Self, $crate::error::WireError> {
-                Ok($name {
-                    $( $field: $crate::header::send::header_struct!(@read $kind $ty, fields, $wire, &[$($alias),*]), )*
-                })
-            }
-        }
-    };
-}
-pub(crate) use header_struct;
-
-/// RocketMQ's RPC fields, carried by every request whose Java header extends
-/// `RpcRequestHeader`/`TopicRequestHeader`: they steer proxies and static topics, and a broker
-/// that serves queues directly only needs to tolerate them.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RpcFields {
-    /// `ns`: namespace.
-    pub namespace: Option<String>,
-    /// `nsd`: whether the namespace has been applied to the names already.
-    pub namespaced: Option<bool>,
-    /// `bname`: the broker the request is meant for.
-    pub broker_name: Option<String>,
-    /// `oway`: the request is one-way.
-    pub oneway: Option<bool>,
-    /// `lo`: logical (static topic) queue request.
-    pub logic: Option<bool>,
-}
-
-impl CommandHeader for RpcFields {
-    fn write_to(&self, fields: &mut ExtFields) {
-        let flags = [
-            ("nsd", self.namespaced),
-            ("oway", self.oneway),
-            ("lo", self.logic),
-        ];
-        if let Some(ns) = &self.namespace {
-            ns.write(fields, "ns");
-        }
-        if let Some(bname) = &self.broker_name {
-            bname.write(fields, "bname");
-        }
-        for (name, value) in flags {
-            if let Some(value) = value {
-                value.write(fields, name);
-            }
-        }
-    }
-
-    fn read_from(fields: &Fields<'_>) -> Result<Self, WireError> {
-        // Java reads these with Boolean.parseBoolean, which never fails: so do we.
-        let flag = |name| fields.get(name).and_then(crate::json::parse_bool);
-        Ok(RpcFields {
-            namespace: fields.opt_string("ns"),
-            namespaced: flag("nsd"),
-            broker_name: fields.opt_string("bname"),
-            oneway: flag("oway"),
-            logic: flag("lo"),
-        })
-    }
-}
+use crate::header::{CommandHeader, header_struct};
+pub use crate::header::{FieldValue, RpcFields};
 
 /// Message `sysFlag` bits (`MessageSysFlag`), shared with the stored record.
 pub use crate::record::sys_flag;
@@ -387,48 +200,12 @@ header_struct! {
     }
 }
 
-/// Checks a header's contract: it round-trips through `extFields`, writes exactly the
-/// `expected` wire names, and reading it without any one of the `required` names fails with
-/// [`WireError::MissingField`] naming that field.
-#[cfg(test)]
-pub(crate) fn assert_header_contract<H>(header: &H, expected: &[&str], required: &[&str])
-where
-    H: CommandHeader + PartialEq + std::fmt::Debug,
-{
-    let mut fields = ExtFields::new();
-    header.write_to(&mut fields);
-    let mut written: Vec<&str> = fields.keys().map(String::as_str).collect();
-    let mut expected = expected.to_vec();
-    written.sort_unstable();
-    expected.sort_unstable();
-    assert_eq!(written, expected, "wire names of {header:?}");
-    assert_eq!(H::read_from(&Fields(&fields)).as_ref(), Ok(header));
-    for name in required {
-        let mut without = fields.clone();
-        without.remove(*name);
-        match H::read_from(&Fields(&without)) {
-            Err(WireError::MissingField { field }) => assert_eq!(field, *name),
-            other => panic!("without {name}: expected MissingField, got {other:?}"),
-        }
-    }
-    for name in expected {
-        let mut garbled = fields.clone();
-        garbled.insert(name.to_owned(), "\u{1}not-a-value".to_owned());
-        // Strings accept anything; numbers and booleans must fail naming the field.
-        if let Err(error) = H::read_from(&Fields(&garbled)) {
-            assert!(
-                matches!(error, WireError::InvalidField { field, .. } if field == name),
-                "garbled {name}: {error:?}"
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::code::RequestCode;
-    use crate::command::RemotingCommand;
+    use crate::command::{ExtFields, FieldStr, RemotingCommand};
+    use crate::header::Fields;
 
     fn v2() -> SendMessageRequestHeaderV2 {
         SendMessageRequestHeaderV2 {
@@ -455,7 +232,7 @@ mod tests {
         let header = v2();
         let mut fields = ExtFields::new();
         header.write_to(&mut fields);
-        let keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = fields.keys().map(FieldStr::as_str).collect();
         assert_eq!(
             keys,
             [

@@ -2,7 +2,7 @@
 //! roll back a half message) and `CHECK_TRANSACTION_STATE` (39, broker → producer: ask about
 //! a half message left undecided).
 
-use crate::header::send::{RpcFields, header_struct};
+use crate::header::{RpcFields, header_struct};
 
 /// Values of `commitOrRollback` (`MessageSysFlag` transaction types).
 pub mod commit_or_rollback {
@@ -64,7 +64,7 @@ header_struct! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::header::send::assert_header_contract;
+    use crate::header::assert_header_contract;
 
     #[test]
     fn end_transaction() {

@@ -54,11 +54,7 @@ pub fn get_all<S: ShardStore>(
     request: &RemotingCommand,
 ) -> HandlerResult {
     let wrapper = SubscriptionGroupWrapper {
-        data_version: Some(serde_json::json!({
-            "counter": state.groups.data_version().counter,
-            "stateVersion": 0,
-            "timestamp": state.groups.data_version().timestamp,
-        })),
+        data_version: Some(state.groups.data_version()),
         forbidden_table: Default::default(),
         subscription_group_table: state
             .groups

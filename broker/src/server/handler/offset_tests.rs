@@ -116,7 +116,7 @@ fn max_min_search_and_earliest_time() {
     let mut search = topic_queue(RequestCode::SearchOffsetByTimestamp);
     search
         .ext_fields
-        .insert("timestamp".into(), (shard.now_ms - 500).to_string());
+        .insert("timestamp".into(), (shard.now_ms - 500).to_string().into());
     assert_eq!(offset(&shard.call(search)), 2);
     let earliest = shard.call(topic_queue(RequestCode::GetEarliestMsgStoretime));
     let ts = GetEarliestMsgStoretimeResponseHeader::decode(&earliest)

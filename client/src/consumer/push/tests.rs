@@ -12,9 +12,9 @@ use crate::producer::{Producer, ProducerConfig};
 use crate::testutil::mini_broker::MiniBroker;
 use crate::testutil::{fake_namesrv, route_of};
 
-const WAIT: Duration = Duration::from_secs(10);
+pub(super) const WAIT: Duration = Duration::from_secs(10);
 
-async fn setup(group: &str) -> (MiniBroker, String) {
+pub(super) async fn setup(group: &str) -> (MiniBroker, String) {
     let broker = MiniBroker::start().await;
     let namesrv = fake_namesrv(HashMap::from([
         ("T".to_owned(), route_of(&[("broker-a", &broker.addr, 4)])),
@@ -27,13 +27,17 @@ async fn setup(group: &str) -> (MiniBroker, String) {
     (broker, namesrv)
 }
 
-fn instance(namesrv: &str, name: &str) -> ClientInstance {
+pub(super) fn instance(namesrv: &str, name: &str) -> ClientInstance {
     let mut config = ClientConfig::new(namesrv);
     config.instance_name = Some(name.to_owned());
     ClientInstance::new(config).expect("instance")
 }
 
-async fn produce(namesrv: &str, bodies: impl IntoIterator<Item = String>, key: Option<&str>) {
+pub(super) async fn produce(
+    namesrv: &str,
+    bodies: impl IntoIterator<Item = String>,
+    key: Option<&str>,
+) {
     let producer =
         Producer::new(instance(namesrv, "producer"), ProducerConfig::new("PG")).expect("producer");
     for body in bodies {
@@ -46,14 +50,14 @@ async fn produce(namesrv: &str, bodies: impl IntoIterator<Item = String>, key: O
     }
 }
 
-fn config(group: &str) -> PushConsumerConfig {
+pub(super) fn config(group: &str) -> PushConsumerConfig {
     PushConsumerConfig {
         consume_from_where: ConsumeFromWhere::ConsumeFromFirstOffset,
         ..PushConsumerConfig::new(group)
     }
 }
 
-async fn collect(rx: &mut mpsc::Receiver<MessageExt>, n: usize) -> Vec<MessageExt> {
+pub(super) async fn collect(rx: &mut mpsc::Receiver<MessageExt>, n: usize) -> Vec<MessageExt> {
     let mut out = Vec::new();
     while out.len() < n {
         match tokio::time::timeout(WAIT, rx.recv()).await {
