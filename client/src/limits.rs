@@ -28,7 +28,7 @@ pub const CONNECTIONS_MAX: usize = 1024;
 pub const CONNECT_BACKOFF_MIN: Duration = Duration::from_millis(100);
 
 /// Longest wait between connection attempts.
-pub const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(5);
+pub const CONNECT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// RocketMQ's `mqClientApiTimeout`: timeout of NameServer and admin requests.
 pub const API_TIMEOUT: Duration = Duration::from_secs(3);

@@ -7,7 +7,7 @@
 //! the caller's tokio runtime; each connection owns a reader and a writer task.
 //!
 //! Reconnection: a connection that breaks is replaced by a new one on the next request to
-//! that address. A failed connection attempt starts a backoff (100 ms doubling to 5 s);
+//! that address. A failed connection attempt starts a backoff (100 ms doubling to 1 s);
 //! requests to that address during the backoff fail at once with
 //! [`ClientError::ConnectBackoff`], so that a producer moves on to another broker instead of
 //! waiting on a dead one.
