@@ -225,6 +225,10 @@ pub fn broker_config<S: ShardStore>(
         ),
         ("maxMessageSize", c.limits.max_message_bytes.to_string()),
         (
+            "enablePropertyFilter",
+            c.filter.enable_property_filter.to_string(),
+        ),
+        (
             "autoCreateTopicEnable",
             c.topics.auto_create_topic.to_string(),
         ),
