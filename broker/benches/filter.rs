@@ -106,6 +106,7 @@ fn bench(c: &mut Criterion) {
         max_count: BATCH,
         max_bytes: 256 * 1024,
         tag_codes: None,
+        splice: false,
     };
     let mut group = c.benchmark_group("pull batch of 32 from 4096 x 1 KiB");
     group.throughput(Throughput::Elements(BATCH as u64));

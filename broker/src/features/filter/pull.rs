@@ -61,7 +61,9 @@ pub fn read_filtered<S: ShardStore>(
         return Ok(result);
     }
     let mut examined = result.records.len();
-    result.records.retain(|r| filter.matches_record(r));
+    result
+        .records
+        .retain(|r| r.memory().is_none_or(|b| filter.matches_record(b)));
     let mut bytes: usize = result.records.iter().map(|r| r.len()).sum();
     let mut next = *read;
     while result.records.len() < read.max_count
@@ -87,7 +89,7 @@ pub fn read_filtered<S: ShardStore>(
         examined += more.records.len();
         result.next_begin_offset = more.next_begin_offset;
         for record in more.records {
-            if filter.matches_record(&record) {
+            if record.memory().is_none_or(|b| filter.matches_record(b)) {
                 bytes += record.len();
                 result.records.push(record);
             }

@@ -6,9 +6,11 @@
 //!
 //! SQL92 subscriptions are compiled and applied by `crate::features::filter`.
 //!
-//! The body of a FOUND response is the stored records, concatenated byte for byte.
+//! The body of a FOUND response is the stored records, concatenated byte for byte: in memory
+//! when they all are (tail cache), otherwise parked in [`crate::server::body`] so that the
+//! connection writer splices the records from the CommitLog files.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use ringmq_wire::body::heartbeat::SubscriptionData;
 use ringmq_wire::header::pull::{
     PullMessageRequestHeader, PullMessageResponseHeader, pull_sys_flag,
@@ -20,16 +22,20 @@ use crate::features::filter::{self, SqlFilter};
 use crate::server::consumer::{MessageModel, matches_all, matches_tags};
 use crate::server::handler::{HandlerResult, decode_header, error};
 use crate::server::state::{Conn, ParkedPull, ShardState};
-use crate::server::store::{GetStatus, QueueRead, QueueReadResult, ShardStore, StoreError};
+use crate::server::store::{
+    GetStatus, QueueRead, QueueReadResult, RecordBytes, ShardStore, StoreError,
+};
 use crate::server::topic::perm;
 
 /// Longest suspend a client may ask for; longer requests are clamped (clients use 15–30 s).
 pub const SUSPEND_MS_MAX: u64 = 60_000;
 
 /// Reads a queue through the store (ConsumeQueue tag-hash filter), then keeps only the
-/// records whose exact tag matches the subscription (hash codes collide). A record that does
-/// not decode is passed through untouched, as RocketMQ does: the client reports it.
-/// With a SQL92 `sql` filter, records are judged on their properties instead.
+/// in-memory records whose exact tag matches the subscription (hash codes collide). Records
+/// left in the files for `splice` are filtered by tag hash only, as RocketMQ's broker does:
+/// clients check the exact tag again. A record that does not decode is passed through
+/// untouched, as RocketMQ does: the client reports it. With a SQL92 `sql` filter, records
+/// are read into memory and judged on their properties instead (never spliced).
 pub fn read_queue<S: ShardStore>(
     store: &S,
     read: &QueueRead<'_>,
@@ -42,6 +48,9 @@ pub fn read_queue<S: ShardStore>(
     let mut result = store.get(read)?;
     if !matches_all(subscription) {
         result.records.retain(|record| {
+            let Some(record) = record.memory() else {
+                return true;
+            };
             StoredMessage::decode(record, false)
                 .map(|m| matches_tags(subscription, m.tags()))
                 .unwrap_or(true)
@@ -117,6 +126,7 @@ fn process<S: ShardStore>(
         max_count: max_msgs,
         max_bytes,
         tag_codes: (!matches_all(&subscription)).then_some(codes.as_slice()),
+        splice: sql.is_none(),
     };
     let result = read_queue(&state.store, &read, &subscription, sql.as_deref()).map_err(|e| {
         tracing::warn!(target: "ringmq::server::pull", error = %e, "store read failed");
@@ -138,13 +148,25 @@ fn process<S: ShardStore>(
     .encode_into(&mut response);
     let outcome = match code {
         ResponseCode::Success => {
-            let mut body = BytesMut::with_capacity(result.records.iter().map(|r| r.len()).sum());
-            for record in &result.records {
-                body.extend_from_slice(record);
-            }
+            let total: usize = result.records.iter().map(RecordBytes::len).sum();
             state.stats.get_messages += result.records.len() as u64;
-            state.stats.get_bytes += body.len() as u64;
-            response.body = body.freeze();
+            state.stats.get_bytes += total as u64;
+            let in_memory: Option<Vec<&Bytes>> =
+                result.records.iter().map(RecordBytes::memory).collect();
+            match in_memory {
+                Some(records) => {
+                    let mut body = BytesMut::with_capacity(total);
+                    for record in records {
+                        body.extend_from_slice(record);
+                    }
+                    response.body = body.freeze();
+                }
+                // Some records are only in the files: the writer splices them after the
+                // response's header frame.
+                None => state
+                    .bodies
+                    .put(conn.id, response.opaque, coalesce(result.records)),
+            }
             Some(response)
         }
         ResponseCode::PullNotFound if allow_suspend && header.has_flag(pull_sys_flag::SUSPEND) => {
@@ -194,6 +216,26 @@ fn process<S: ShardStore>(
         );
     }
     Ok(outcome)
+}
+
+/// Merges file spans that follow each other in the same segment (records stored back to
+/// back), so that a batch of cold records is one splice, not one per record.
+fn coalesce(records: Vec<RecordBytes>) -> Vec<RecordBytes> {
+    let mut parts: Vec<RecordBytes> = Vec::with_capacity(records.len());
+    for record in records {
+        if let (Some(RecordBytes::File(last)), RecordBytes::File(next)) =
+            (parts.last_mut(), &record)
+            && last.path == next.path
+            && last.offset + u64::from(last.len) == next.offset
+            && let Some(len) = last.len.checked_add(next.len)
+        {
+            last.len = len;
+            // Both guards pin the same segment; one is enough.
+            continue;
+        }
+        parts.push(record);
+    }
+    parts
 }
 
 /// RocketMQ's status → response code mapping.
