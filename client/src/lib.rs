@@ -90,7 +90,7 @@ pub mod route;
 pub use admin::Admin;
 pub use consumer::{
     AllocateStrategy, ConsumeResult, LitePullConsumer, LitePullConsumerConfig, MessageExt,
-    MessageListener, OrderlyResult, PushConsumer, PushConsumerConfig,
+    MessageListener, MessageSelector, OrderlyResult, PushConsumer, PushConsumerConfig,
 };
 pub use error::{ClientError, Result};
 pub use instance::{ClientConfig, ClientInstance};

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use ringmq_wire::body::consumer::{
     GetConsumerListByGroupResponseBody, LockBatchRequestBody, LockBatchResponseBody,
 };
-use ringmq_wire::body::heartbeat::HeartbeatData;
+use ringmq_wire::body::heartbeat::{HeartbeatData, SubscriptionData};
 use ringmq_wire::header::CommandHeader;
 use ringmq_wire::header::consumer::{
     ConsumerSendMsgBackRequestHeader, GetConsumerListByGroupRequestHeader,
@@ -314,6 +314,38 @@ pub async fn consumer_ids(
 /// `HEART_BEAT` with `data`.
 pub async fn heartbeat(instance: &ClientInstance, addr: &str, data: &HeartbeatData) -> Result<()> {
     let command = RemotingCommand::request(RequestCode::HeartBeat).with_body(data.encode());
+    invoke_acked(instance, addr, command).await
+}
+
+/// `CHECK_CLIENT_CONFIG`: asks the broker at `addr` whether it can serve `subscription`
+/// (a SQL92 selector must compile there and the broker must have property filtering on),
+/// as Java's `checkClientInBroker` does before the first heartbeat. The broker's refusal
+/// comes back as [`ClientError::Broker`] with its code and remark (for a syntax error,
+/// `SUBSCRIPTION_PARSE_FAILED` and the line and column).
+pub async fn check_client_config(
+    instance: &ClientInstance,
+    addr: &str,
+    group: &str,
+    subscription: &SubscriptionData,
+) -> Result<()> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CheckClientRequestBody<'a> {
+        client_id: &'a str,
+        group: &'a str,
+        namespace: Option<&'a str>,
+        subscription_data: &'a SubscriptionData,
+    }
+    let body = CheckClientRequestBody {
+        client_id: instance.client_id(),
+        group,
+        namespace: None,
+        subscription_data: subscription,
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| {
+        ClientError::InvalidArgument(format!("cannot encode CHECK_CLIENT_CONFIG body: {e}"))
+    })?;
+    let command = RemotingCommand::request(RequestCode::CheckClientConfig).with_body(body);
     invoke_acked(instance, addr, command).await
 }
 

@@ -166,6 +166,17 @@ impl LitePullConsumer {
     /// Subscribes to `topic` with a tag expression (`*` or `TagA || TagB`); queues are
     /// shared among the group. Exclusive with [`Self::assign`].
     pub fn subscribe(&mut self, topic: &str, expression: &str) -> Result<()> {
+        self.subscribe_with(topic, crate::consumer::MessageSelector::tag(expression))
+    }
+
+    /// Subscribes to `topic` with a selector: by tag or by SQL92 expression over message
+    /// properties, which the broker evaluates; `start` checks SQL92 selectors with the
+    /// topic's brokers first. Exclusive with [`Self::assign`].
+    pub fn subscribe_with(
+        &mut self,
+        topic: &str,
+        selector: crate::consumer::MessageSelector,
+    ) -> Result<()> {
         crate::message::validate_topic(topic)?;
         if self.running.is_some() || self.manual.is_some() {
             return Err(ClientError::InvalidArgument(
@@ -174,7 +185,7 @@ impl LitePullConsumer {
         }
         self.subscriptions.insert(
             topic.to_owned(),
-            SubscriptionData::tags(topic, expression, crate::producer::now_ms()),
+            selector.subscription(topic, crate::producer::now_ms()),
         );
         Ok(())
     }
@@ -221,6 +232,12 @@ impl LitePullConsumer {
                 }))
             }
         };
+        crate::consumer::selector::check_in_brokers(
+            &self.instance,
+            &self.config.group,
+            subscriptions.values(),
+        )
+        .await?;
         let offsets = OffsetStore::new(&self.config.group, storage)?;
         let rebalance_now = self.instance.register_consumer(&self.config.group)?;
         let (stop, shutdown) = watch::channel(false);

@@ -11,8 +11,10 @@ pub mod offset_store;
 pub mod process_queue;
 pub mod push;
 pub mod rebalance;
+pub mod selector;
 
 pub use lite_pull::{LitePullConsumer, LitePullConsumerConfig};
 pub use message_ext::MessageExt;
 pub use push::{ConsumeResult, MessageListener, OrderlyResult, PushConsumer, PushConsumerConfig};
 pub use rebalance::AllocateStrategy;
+pub use selector::MessageSelector;

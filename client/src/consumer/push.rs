@@ -48,6 +48,7 @@ use crate::consumer::message_ext::MessageExt;
 use crate::consumer::offset_store::{OffsetStorage, OffsetStore, default_offset_file};
 use crate::consumer::process_queue::ProcessQueue;
 use crate::consumer::rebalance::AllocateStrategy;
+use crate::consumer::selector::MessageSelector;
 use crate::error::{ClientError, Result};
 use crate::instance::ClientInstance;
 use crate::queue::MessageQueue;
@@ -272,8 +273,16 @@ impl PushConsumer {
     }
 
     /// Subscribes to `topic` with a tag expression: `*` (everything) or `TagA || TagB`.
-    /// SQL92 expressions are not supported.
+    /// For SQL92, use [`Self::subscribe_with`] and [`MessageSelector::sql`].
     pub fn subscribe(&mut self, topic: &str, expression: &str) -> Result<()> {
+        self.subscribe_with(topic, MessageSelector::tag(expression))
+    }
+
+    /// Subscribes to `topic` with a selector: by tag or by SQL92 expression over message
+    /// properties (`MessageSelector::sql("a > 5 AND TAGS IN ('x')")`), which the broker
+    /// evaluates. `start` checks SQL92 selectors with the topic's brokers and fails with the
+    /// broker's remark (line and column of a syntax error) if one refuses it.
+    pub fn subscribe_with(&mut self, topic: &str, selector: MessageSelector) -> Result<()> {
         crate::message::validate_topic(topic)?;
         if self.running.is_some() {
             return Err(ClientError::InvalidArgument(
@@ -281,10 +290,8 @@ impl PushConsumer {
             ));
         }
         let version = crate::producer::now_ms();
-        self.subscriptions.insert(
-            topic.to_owned(),
-            SubscriptionData::tags(topic, expression, version),
-        );
+        self.subscriptions
+            .insert(topic.to_owned(), selector.subscription(topic, version));
         Ok(())
     }
 
@@ -315,6 +322,12 @@ impl PushConsumer {
                 }))
             }
         };
+        crate::consumer::selector::check_in_brokers(
+            &self.instance,
+            &self.config.group,
+            subscriptions.values(),
+        )
+        .await?;
         let offsets = OffsetStore::new(&self.config.group, storage)?;
         let rebalance_now = self.instance.register_consumer(&self.config.group)?;
         let (stop, shutdown) = watch::channel(false);

@@ -232,6 +232,10 @@ pub fn broker_config<S: ShardStore>(
         ("maxMessageSize", c.limits.max_message_bytes.to_string()),
         ("messageDelayLevel", c.schedule.message_delay_level.clone()),
         (
+            "enablePropertyFilter",
+            c.filter.enable_property_filter.to_string(),
+        ),
+        (
             "autoCreateTopicEnable",
             c.topics.auto_create_topic.to_string(),
         ),

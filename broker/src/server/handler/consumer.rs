@@ -97,6 +97,20 @@ fn register_consumer<S: ShardStore>(
             .map(with_codes)
             .collect(),
     };
+    // Compile SQL92 subscriptions now (RocketMQ's ConsumerFilterManager.register): a broken
+    // one is logged here, and pulls find it compiled. The heartbeat itself succeeds either way.
+    for sub in &heartbeat.subscriptions {
+        if let Err(e) = crate::features::filter::for_subscription(
+            &mut state.filters,
+            state.config.filter.enable_property_filter,
+            &heartbeat.group,
+            sub,
+            true,
+        ) {
+            tracing::warn!(target: "ringmq::server::consumer", group = %heartbeat.group,
+                topic = %sub.topic, error = %e, "consumer subscription cannot be served");
+        }
+    }
     let changed = state
         .consumers
         .register(heartbeat, client)
