@@ -11,11 +11,10 @@ pub const IN_FLIGHT_PER_CONNECTION_MAX: usize = 4096;
 /// tasks.
 pub const INBOUND_REQUESTS_MAX: usize = 256;
 
-/// Encoded frames queued for one connection's writer task.
-pub const WRITE_QUEUE_FRAMES: usize = 1024;
-
-/// Most bytes the writer coalesces into one flush.
-pub const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
+/// Encoded bytes queued for one connection's writer task before callers wait for it (one
+/// frame over this is still accepted into an empty queue). Everything queued goes out in
+/// one write, so this is also the most bytes coalesced into one write, give or take a frame.
+pub const WRITE_BUFFER_BYTES_MAX: usize = 256 * 1024;
 
 /// Bytes reserved in the read buffer before each read.
 pub const READ_CHUNK_BYTES: usize = 64 * 1024;
@@ -59,4 +58,4 @@ pub const DELAY_LEVEL_MAX: u32 = 18;
 
 const _: () = assert!(CONNECT_BACKOFF_MIN.as_millis() < CONNECT_BACKOFF_MAX.as_millis());
 const _: () = assert!(COMPRESS_BODY_OVER_BYTES < MESSAGE_BODY_BYTES_MAX);
-const _: () = assert!(WRITE_BATCH_BYTES_MAX >= READ_CHUNK_BYTES);
+const _: () = assert!(WRITE_BUFFER_BYTES_MAX >= READ_CHUNK_BYTES);

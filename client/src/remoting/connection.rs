@@ -1,9 +1,10 @@
 //! One multiplexed TCP connection to a broker or NameServer.
 //!
-//! A connection runs two tokio tasks: a writer that drains a bounded queue of encoded frames
-//! (coalescing whatever is queued into one flush), and a reader that decodes frames and
-//! either completes the pending request with the same `opaque` or dispatches a
-//! broker-initiated request to its registered handler. Requests wait for a permit of a
+//! A connection runs two tokio tasks: a writer that takes whatever frames callers encoded
+//! into the connection's [`Outbox`] since its last write and writes them with one `write`,
+//! and a reader that decodes every whole frame of each read and either completes the
+//! pending request with the same `opaque` or dispatches a broker-initiated request to its
+//! registered handler. Requests wait for a permit of a
 //! per-connection semaphore, so at most `max_in_flight` requests are outstanding; callers
 //! beyond that wait (backpressure), bounded by their own timeout.
 //!
@@ -15,19 +16,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use ringmq_wire::{FrameDecoder, RemotingCommand, ResponseCode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
 use tracing::{debug, trace, warn};
 
+use super::outbox::{Outbox, PushError};
 use super::{Handlers, RemotingConfig};
 use crate::error::{ClientError, Result};
-use crate::limits::{INBOUND_REQUESTS_MAX, READ_CHUNK_BYTES, WRITE_BATCH_BYTES_MAX};
+use crate::limits::{INBOUND_REQUESTS_MAX, READ_CHUNK_BYTES};
 
 type Reply = std::result::Result<RemotingCommand, String>;
 
@@ -44,6 +46,8 @@ struct Shared {
     pending: Mutex<Pending>,
     /// Broker-initiated requests being handled; past the limit they are refused.
     inbound: Arc<Semaphore>,
+    /// Frames waiting for the writer.
+    outbox: Outbox,
 }
 
 impl Shared {
@@ -57,6 +61,7 @@ impl Shared {
             pending.closed = Some(reason.clone());
             std::mem::take(&mut pending.waiting)
         };
+        self.outbox.close();
         if !drained.is_empty() {
             warn!(addr = %self.addr, pending = drained.len(), %reason, "connection closed, failing pending requests");
         } else {
@@ -96,7 +101,6 @@ impl Drop for PendingGuard<'_> {
 /// A live connection. Dropping the last handle stops its tasks and closes the socket.
 pub(crate) struct Connection {
     shared: Arc<Shared>,
-    frames: mpsc::Sender<Bytes>,
     in_flight: Arc<Semaphore>,
     tasks: [JoinHandle<()>; 2],
 }
@@ -124,19 +128,17 @@ impl Connection {
             addr,
             pending: Mutex::new(Pending::default()),
             inbound: Arc::new(Semaphore::new(INBOUND_REQUESTS_MAX)),
+            outbox: Outbox::new(config.write_buffer_bytes),
         });
-        let (frames, queue) = mpsc::channel(config.write_queue_frames);
-        let writer = tokio::spawn(write_loop(shared.clone(), write, queue));
+        let writer = tokio::spawn(write_loop(shared.clone(), write));
         let reader = tokio::spawn(read_loop(
             shared.clone(),
             read,
-            frames.clone(),
             handlers,
             config.max_frame_bytes,
         ));
         Connection {
             shared,
-            frames,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             tasks: [writer, reader],
         }
@@ -186,10 +188,6 @@ impl Connection {
             Ok(Err(_)) => return Err(self.lost("in-flight semaphore closed".into())),
             Err(_) => return Err(self.timed_out(code, timeout)),
         };
-        let frame = request.encode_frame().map_err(|source| ClientError::Wire {
-            addr: self.shared.addr.clone(),
-            source,
-        })?;
         let (reply_tx, reply_rx) = oneshot::channel();
         {
             let mut pending = lock(&self.shared.pending);
@@ -203,12 +201,9 @@ impl Connection {
             opaque: request.opaque,
         };
         trace!(addr = %self.shared.addr, code, opaque = request.opaque, "request");
-        match timeout_at(deadline, self.frames.send(frame)).await {
+        match timeout_at(deadline, self.shared.outbox.push(&request)).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                let reason = self.shared.closed_reason();
-                return Err(self.lost(reason.unwrap_or_else(|| "writer stopped".into())));
-            }
+            Ok(Err(error)) => return Err(self.push_failed(error)),
             Err(_) => return Err(self.timed_out(code, timeout)),
         }
         match timeout_at(deadline, reply_rx).await {
@@ -233,47 +228,52 @@ impl Connection {
         if let Some(reason) = self.shared.closed_reason() {
             return Err(self.lost(reason));
         }
-        let frame = request.encode_frame().map_err(|source| ClientError::Wire {
-            addr: self.shared.addr.clone(),
-            source,
-        })?;
-        match tokio::time::timeout(timeout, self.frames.send(frame)).await {
+        match tokio::time::timeout(timeout, self.shared.outbox.push(&request)).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => {
-                let reason = self.shared.closed_reason();
-                Err(self.lost(reason.unwrap_or_else(|| "writer stopped".into())))
-            }
+            Ok(Err(error)) => Err(self.push_failed(error)),
             Err(_) => Err(self.timed_out(code, timeout)),
+        }
+    }
+
+    fn push_failed(&self, error: PushError) -> ClientError {
+        match error {
+            PushError::Closed => {
+                let reason = self.shared.closed_reason();
+                self.lost(reason.unwrap_or_else(|| "writer stopped".into()))
+            }
+            PushError::Encode(source) => ClientError::Wire {
+                addr: self.shared.addr.clone(),
+                source,
+            },
         }
     }
 }
 
-async fn write_loop(shared: Arc<Shared>, write: OwnedWriteHalf, mut queue: mpsc::Receiver<Bytes>) {
-    let mut out = BufWriter::with_capacity(WRITE_BATCH_BYTES_MAX, write);
-    while let Some(frame) = queue.recv().await {
-        let mut result = out.write_all(&frame).await;
-        // Coalesce whatever else is queued into the same flush.
-        let mut batched = frame.len();
-        while result.is_ok() && batched < WRITE_BATCH_BYTES_MAX {
-            let Ok(more) = queue.try_recv() else { break };
-            batched += more.len();
-            result = out.write_all(&more).await;
+async fn write_loop(shared: Arc<Shared>, mut write: OwnedWriteHalf) {
+    let mut batch = BytesMut::new();
+    // Everything callers queued since the last write goes out in one write. Between the
+    // first frame and the take, let the other ready tasks run once: when a batch of
+    // responses has just woken many senders, they queue their next requests first and all
+    // go out together, instead of one write per sender or two. With a single sender this
+    // costs one trip through the scheduler, microseconds.
+    loop {
+        shared.outbox.ready().await;
+        tokio::task::yield_now().await;
+        if !shared.outbox.take(&mut batch).await {
+            break;
         }
-        if let Err(error) = result.and(out.flush().await) {
+        if let Err(error) = write.write_all(&batch).await {
             shared.close(format!("write failed: {error}"));
             return;
         }
-        if shared.closed_reason().is_some() {
-            return;
-        }
+        Outbox::recycle(&mut batch);
     }
-    let _ = out.shutdown().await;
+    let _ = write.shutdown().await;
 }
 
 async fn read_loop(
     shared: Arc<Shared>,
     mut read: OwnedReadHalf,
-    frames: mpsc::Sender<Bytes>,
     handlers: Handlers,
     max_frame_bytes: usize,
 ) {
@@ -286,7 +286,7 @@ async fn read_loop(
             Ok(_) => {}
             Err(error) => break format!("read failed: {error}"),
         }
-        if let Err(reason) = drain_frames(&shared, &mut decoder, &frames, &handlers) {
+        if let Err(reason) = drain_frames(&shared, &mut decoder, &handlers) {
             break reason;
         }
     };
@@ -297,7 +297,6 @@ async fn read_loop(
 fn drain_frames(
     shared: &Arc<Shared>,
     decoder: &mut FrameDecoder,
-    frames: &mpsc::Sender<Bytes>,
     handlers: &Handlers,
 ) -> std::result::Result<(), String> {
     loop {
@@ -323,19 +322,14 @@ fn drain_frames(
                 }
             }
         } else {
-            dispatch_request(shared, command, frames.clone(), handlers);
+            dispatch_request(shared, command, handlers);
         }
     }
 }
 
 /// Runs the handler registered for a broker-initiated request on its own task and writes
 /// its response (unless the request was oneway).
-fn dispatch_request(
-    shared: &Arc<Shared>,
-    request: RemotingCommand,
-    frames: mpsc::Sender<Bytes>,
-    handlers: &Handlers,
-) {
+fn dispatch_request(shared: &Arc<Shared>, request: RemotingCommand, handlers: &Handlers) {
     let handler = handlers
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -351,12 +345,13 @@ fn dispatch_request(
                 ResponseCode::SystemBusy,
                 "client busy: too many broker requests in progress",
             );
-            if let Ok(frame) = busy.encode_frame() {
-                let _ = frames.try_send(frame);
+            if let Err(error) = shared.outbox.try_push(&busy) {
+                debug!(%addr, %error, "cannot queue the busy answer to a broker request");
             }
         }
         return;
     };
+    let shared = shared.clone();
     tokio::spawn(async move {
         let _permit = permit;
         let oneway = request.is_oneway();
@@ -378,10 +373,9 @@ fn dispatch_request(
         if oneway {
             return;
         }
-        match response.encode_frame() {
-            Ok(frame) => {
-                let _ = frames.send(frame).await;
-            }
+        match shared.outbox.push(&response).await {
+            Ok(()) => {}
+            Err(PushError::Closed) => {}
             Err(error) => warn!(%addr, %error, "cannot encode the response to a broker request"),
         }
     });

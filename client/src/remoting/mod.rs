@@ -13,6 +13,7 @@
 //! waiting on a dead one.
 
 mod connection;
+mod outbox;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,7 +29,7 @@ use tracing::{debug, info};
 use crate::error::{ClientError, Result};
 use crate::limits::{
     CONNECT_BACKOFF_MAX, CONNECT_BACKOFF_MIN, CONNECTIONS_MAX, IN_FLIGHT_PER_CONNECTION_MAX,
-    WRITE_QUEUE_FRAMES,
+    WRITE_BUFFER_BYTES_MAX,
 };
 use connection::Connection;
 
@@ -54,8 +55,9 @@ pub struct RemotingConfig {
     pub connect_timeout: Duration,
     /// Requests outstanding per connection before callers wait.
     pub max_in_flight: usize,
-    /// Encoded frames queued for the writer task per connection.
-    pub write_queue_frames: usize,
+    /// Encoded bytes queued for the writer task per connection before callers wait (all
+    /// of it goes out in one write).
+    pub write_buffer_bytes: usize,
     /// Largest frame accepted from a peer.
     pub max_frame_bytes: usize,
 }
@@ -66,7 +68,7 @@ impl Default for RemotingConfig {
             serialize_type: SerializeType::Json,
             connect_timeout: Duration::from_secs(3),
             max_in_flight: IN_FLIGHT_PER_CONNECTION_MAX,
-            write_queue_frames: WRITE_QUEUE_FRAMES,
+            write_buffer_bytes: WRITE_BUFFER_BYTES_MAX,
             max_frame_bytes: ringmq_wire::limits::FRAME_BYTES_MAX,
         }
     }
@@ -239,6 +241,10 @@ impl RemotingClient {
     async fn connection(&self, addr: &str) -> Result<Arc<Connection>> {
         let connecting = {
             let mut slots = lock(&self.inner.slots);
+            // The hot path: a live connection, found without allocating the key.
+            if let Some(connection) = slots.get_mut(addr).and_then(live) {
+                return Ok(connection);
+            }
             if !slots.contains_key(addr) && slots.len() >= CONNECTIONS_MAX {
                 slots.retain(|_, slot| {
                     slot.connection.as_ref().is_some_and(|c| !c.is_closed())

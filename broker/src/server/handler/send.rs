@@ -64,7 +64,7 @@ fn send<S: ShardStore>(
             ),
         ));
     }
-    let properties_text = header.properties.clone().unwrap_or_default();
+    let properties_text = header.properties.as_deref().unwrap_or("");
     if properties_text.len() > ringmq_wire::limits::PROPERTIES_BYTES_MAX {
         return Err(error(
             request,
@@ -86,39 +86,55 @@ fn send<S: ShardStore>(
     if batch {
         return send_batch(state, conn, request, header, queue_id, now_ms);
     }
-    let mut properties = Properties::parse(properties_text.as_bytes())
-        .map_err(|e| error(request, ResponseCode::MessageIllegal, e.to_string()))?;
     let mut target = Target {
         topic: header.topic.clone(),
         queue_id,
-        tags_code: record::tag_hash_code(properties.get(property::TAGS)),
+        tags_code: record::tag_hash_code(record::property_value(
+            properties_text.as_bytes(),
+            property::TAGS,
+        )),
     };
-    let half = transaction::is_half_send(&properties, header.sys_flag);
+    let tran_msg = record::property_value(properties_text.as_bytes(), property::TRAN_MSG)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let half =
+        tran_msg || header.sys_flag & sys_flag::TRANSACTION_MASK == sys_flag::TRANSACTION_PREPARED;
     let mut sys_flag_value = header.sys_flag;
-    if half {
-        let (topic, half_queue_id, flag) = transaction::prepare_half(
-            &mut properties,
-            &target.topic,
-            target.queue_id,
-            header.sys_flag,
-        );
-        target.topic = topic.to_owned();
-        target.queue_id = half_queue_id;
-        sys_flag_value = flag;
+    // The common case (not a half message, no DELAY, canonical properties) keeps the
+    // producer's properties string and appends CLUSTER, without parsing it into pairs.
+    let fast = if half {
+        None
     } else {
         redirect_retry_to_dlq(state, request, header, &mut target, now_ms)?;
-        redirect_delay(&state.schedule, &mut properties, &mut target, now_ms);
-    }
-    properties.insert(property::CLUSTER, state.identity.cluster_name.clone());
-    let mut message = build_message(
-        state,
-        conn,
-        header,
-        &target,
-        &properties,
-        request.body.clone(),
-    )
-    .map_err(|reason| error(request, ResponseCode::MessageIllegal, reason))?;
+        with_cluster_fast(properties_text, &state.identity.cluster_name)
+    };
+    let encoded = match fast {
+        Some(encoded) => encoded,
+        None => {
+            let mut properties = Properties::parse(properties_text.as_bytes())
+                .map_err(|e| error(request, ResponseCode::MessageIllegal, e.to_string()))?;
+            if half {
+                let (topic, half_queue_id, flag) = transaction::prepare_half(
+                    &mut properties,
+                    &target.topic,
+                    target.queue_id,
+                    header.sys_flag,
+                );
+                target.topic = topic.to_owned();
+                target.queue_id = half_queue_id;
+                sys_flag_value = flag;
+            } else {
+                redirect_delay(&state.schedule, &mut properties, &mut target, now_ms);
+            }
+            properties.insert(property::CLUSTER, state.identity.cluster_name.clone());
+            properties
+                .encode()
+                .map_err(|e| error(request, ResponseCode::MessageIllegal, e.to_string()))?
+        }
+    };
+    let transaction_id =
+        record::property_value(encoded.as_bytes(), property::UNIQ_KEY).map(str::to_owned);
+    let mut message = build_message(state, conn, header, &target, encoded, request.body.clone())
+        .map_err(|reason| error(request, ResponseCode::MessageIllegal, reason))?;
     message.sys_flag = sys_flag_value;
     let appended = append(state, request, message)?;
     if half {
@@ -139,7 +155,7 @@ fn send<S: ShardStore>(
             // `queueIdInt`) and its half-queue offset.
             queue_id: if half { queue_id } else { target.queue_id },
             queue_offset: appended.queue_offset,
-            transaction_id: properties.get(property::UNIQ_KEY).map(str::to_owned),
+            transaction_id,
             batch_uniq_id: None,
             recall_handle: None,
         },
@@ -327,15 +343,51 @@ fn redirect_delay(
     target.tags_code = slot.deliver_ms;
 }
 
+/// The stored properties string for the common case, without parsing into owned pairs:
+/// `text` followed by the `CLUSTER` pair. `None` (take the general path) unless `text` is
+/// exactly what [`Properties::parse`] then [`Properties::encode`] would give back (every
+/// pair `name\x01value\x02`, no empty pair, no second separator in a value), and it holds
+/// neither `CLUSTER` (which must be replaced in place) nor `DELAY` (which rewrites the
+/// properties). The result is then byte for byte what the general path produces.
+fn with_cluster_fast(text: &str, cluster: &str) -> Option<String> {
+    const NV: u8 = record::NAME_VALUE_SEPARATOR;
+    const PS: u8 = record::PROPERTY_SEPARATOR;
+    let bytes = text.as_bytes();
+    if cluster.bytes().any(|b| b == NV || b == PS) {
+        return None;
+    }
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // Each pair must end with its separator and hold exactly one name/value separator.
+        let end = rest.iter().position(|b| *b == PS)?;
+        let pair = &rest[..end];
+        let sep = pair.iter().position(|b| *b == NV)?;
+        let (name, value) = (&pair[..sep], &pair[sep + 1..]);
+        if value.contains(&NV)
+            || name == property::CLUSTER.as_bytes()
+            || name == property::DELAY.as_bytes()
+        {
+            return None;
+        }
+        rest = &rest[end + 1..];
+    }
+    let mut out = String::with_capacity(text.len() + property::CLUSTER.len() + cluster.len() + 2);
+    out.push_str(text);
+    out.push_str(property::CLUSTER);
+    out.push(char::from(NV));
+    out.push_str(cluster);
+    out.push(char::from(PS));
+    (out.len() <= ringmq_wire::limits::PROPERTIES_BYTES_MAX).then_some(out)
+}
+
 fn build_message<S: ShardStore>(
     state: &ShardState<S>,
     conn: Conn,
     header: &SendMessageRequestHeader,
     target: &Target,
-    properties: &Properties,
+    encoded: String,
     body: Bytes,
 ) -> Result<PutMessage, String> {
-    let encoded = properties.encode().map_err(|e| e.to_string())?;
     if encoded.len() > ringmq_wire::limits::PROPERTIES_BYTES_MAX {
         return Err(format!(
             "the message properties of {} bytes exceed the limit of {} bytes",
@@ -343,8 +395,7 @@ fn build_message<S: ShardStore>(
             ringmq_wire::limits::PROPERTIES_BYTES_MAX
         ));
     }
-    let keys = properties
-        .get(property::KEYS)
+    let keys = record::property_value(encoded.as_bytes(), property::KEYS)
         .map(|k| {
             k.split(property::KEY_SEPARATOR)
                 .filter(|k| !k.is_empty())
@@ -352,6 +403,8 @@ fn build_message<S: ShardStore>(
                 .collect()
         })
         .unwrap_or_default();
+    let uniq_key =
+        record::property_value(encoded.as_bytes(), property::UNIQ_KEY).map(str::to_owned);
     Ok(PutMessage {
         topic: target.topic.clone(),
         queue_id: target.queue_id,
@@ -366,7 +419,7 @@ fn build_message<S: ShardStore>(
         properties: encoded,
         tags_code: target.tags_code,
         keys,
-        uniq_key: properties.get(property::UNIQ_KEY).map(str::to_owned),
+        uniq_key,
     })
 }
 
@@ -450,15 +503,11 @@ fn send_batch<S: ShardStore>(
         };
         let mut one = header.clone();
         one.flag = message.flag;
-        let put = build_message(
-            state,
-            conn,
-            &one,
-            &target,
-            &properties,
-            message.body.clone(),
-        )
-        .map_err(|reason| error(request, ResponseCode::MessageIllegal, reason))?;
+        let encoded = properties
+            .encode()
+            .map_err(|e| error(request, ResponseCode::MessageIllegal, e.to_string()))?;
+        let put = build_message(state, conn, &one, &target, encoded, message.body.clone())
+            .map_err(|reason| error(request, ResponseCode::MessageIllegal, reason))?;
         prepared.push(put);
     }
     let mut ids = Vec::with_capacity(prepared.len());

@@ -257,3 +257,60 @@ fn batch_send_stores_every_message_consecutively() {
     assert_eq!(header.msg_id.split(',').count(), 2);
     assert_eq!(shard.state.store.max_offset("B", 1), 2);
 }
+
+/// The general path the fast one must match byte for byte.
+fn with_cluster_general(text: &str, cluster: &str) -> String {
+    let mut properties = Properties::parse(text.as_bytes()).expect("parse");
+    properties.insert(property::CLUSTER, cluster.to_owned());
+    properties.encode().expect("encode")
+}
+
+#[test]
+fn fast_properties_match_the_general_path_for_canonical_strings() {
+    for text in [
+        "",
+        "UNIQ_KEY\u{1}u1\u{2}",
+        "UNIQ_KEY\u{1}u1\u{2}WAIT\u{1}true\u{2}TAGS\u{1}A\u{2}KEYS\u{1}k1 k2\u{2}",
+        "\u{1}empty-name\u{2}",
+        "EMPTY\u{1}\u{2}",
+    ] {
+        assert_eq!(
+            with_cluster_fast(text, "DefaultCluster").as_deref(),
+            Some(with_cluster_general(text, "DefaultCluster").as_str()),
+            "{text:?}"
+        );
+    }
+}
+
+#[test]
+fn fast_properties_leave_the_unusual_cases_to_the_general_path() {
+    for text in [
+        "UNIQ_KEY\u{1}u1",               // no final separator
+        "\u{2}UNIQ_KEY\u{1}u1\u{2}",     // empty pair first
+        "A\u{1}1\u{2}\u{2}B\u{1}2\u{2}", // empty pair between
+        "NOSEP\u{2}",                    // pair without a name/value separator
+        "A\u{1}1\u{1}2\u{2}",            // second separator in the value
+        "CLUSTER\u{1}other\u{2}",        // replaced in place
+        "DELAY\u{1}3\u{2}",              // rewrites the properties
+    ] {
+        assert_eq!(with_cluster_fast(text, "DefaultCluster"), None, "{text:?}");
+    }
+    assert_eq!(with_cluster_fast("A\u{1}1\u{2}", "bad\u{2}name"), None);
+}
+
+#[test]
+fn send_with_keys_and_an_existing_cluster_property_stores_them_as_before() {
+    let mut shard = TestShard::new();
+    let header = ok_header(&shard.call(send_request(
+        "Orders",
+        0,
+        b"x",
+        &[("KEYS", "k1 k2"), ("CLUSTER", "theirs"), ("UNIQ_KEY", "u9")],
+    )));
+    let (_, physical) = parse_offset_msg_id(&header.msg_id).expect("offset msg id");
+    let raw = shard.state.store.read_at(physical).expect("stored");
+    let message = &records(&raw)[0];
+    assert_eq!(message.property("CLUSTER"), Some("DefaultCluster"));
+    assert_eq!(message.keys().collect::<Vec<_>>(), ["k1", "k2"]);
+    assert_eq!(message.uniq_key(), Some("u9"));
+}
