@@ -183,7 +183,10 @@ impl RingCommits {
             }
         }
         if self.job.is_none() {
-            self.job = store.begin_commit(true).unwrap().map(|j| spawn_local(j.run()));
+            self.job = store
+                .begin_commit(true)
+                .unwrap()
+                .map(|j| spawn_local(j.run()));
         }
         // One executor turn: the job's SQEs are submitted, completions harvested.
         yield_now().await;

@@ -618,3 +618,131 @@ fn consume_message_and_query_by_offset_against_a_real_broker() {
     );
     cluster.stop();
 }
+
+/// `consumeMessage` reads in batches (counts honoured across queues); with a push consumer
+/// online: `consumerProgress` without `-g` lists its group, `consumerConnection -b` asks the
+/// broker given (and fails on a broker that is not there), and `topicList -c` fills the
+/// consumer-group column.
+#[test]
+fn group_listings_and_batched_consume_against_a_real_broker() {
+    use ringmq_client::instance::{ClientConfig, ClientInstance};
+    use ringmq_client::{
+        ConsumeFromWhere, ConsumeResult, MessageListener, PushConsumer, PushConsumerConfig,
+    };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let ns = cluster.ns.clone();
+    let broker_addr = cluster.broker_addr.clone();
+    cluster.create_topic("AdminGroups");
+    for i in 0..5 {
+        cluster.send("AdminGroups", &format!("batch {i}"));
+    }
+    let out = ok(&admin(&["consumeMessage", "-n", &ns, "-t", "AdminGroups"]));
+    assert_eq!(out.lines().count(), 5, "{out}");
+    for i in 0..5 {
+        assert!(out.contains(&format!("BODY: batch {i}")), "{out}");
+    }
+    let out = ok(&admin(&[
+        "consumeMessage",
+        "-n",
+        &ns,
+        "-t",
+        "AdminGroups",
+        "-c",
+        "3",
+    ]));
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let mut consumer = runtime.block_on(async {
+        let client = ClientInstance::new(ClientConfig::new(ns.as_str())).expect("client");
+        let mut consumer = PushConsumer::new(
+            client,
+            PushConsumerConfig {
+                consume_from_where: ConsumeFromWhere::ConsumeFromFirstOffset,
+                ..PushConsumerConfig::new("AdminOnlineGroup")
+            },
+        )
+        .expect("push consumer");
+        consumer.subscribe("AdminGroups", "*").expect("subscribe");
+        consumer
+            .start(MessageListener::concurrently(|_| async {
+                ConsumeResult::Success
+            }))
+            .await
+            .expect("consumer starts");
+        consumer
+    });
+
+    // consumerProgress without -g: the online group is listed with its consumer count.
+    let deadline = Instant::now() + NETWORK_WAIT;
+    let progress = loop {
+        let out = json(&admin(&["consumerProgress", "-n", &ns, "--json"]));
+        let row = out["groups"]
+            .as_array()
+            .and_then(|rows| {
+                rows.iter()
+                    .find(|r| r["group"] == "AdminOnlineGroup" && r["count"] == 1)
+            })
+            .cloned();
+        if let Some(row) = row {
+            break row;
+        }
+        assert!(Instant::now() < deadline, "group never listed: {out}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(progress["consumeType"], "CONSUME_PASSIVELY", "{progress}");
+    let out = ok(&admin(&["consumerProgress", "-n", &ns]));
+    assert!(out.starts_with("#Group"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("AdminOnlineGroup") && l.contains("PUSH")),
+        "{out}"
+    );
+
+    // consumerConnection -b: the broker given is the one asked.
+    let out = ok(&admin(&[
+        "consumerConnection",
+        "-n",
+        &ns,
+        "-g",
+        "AdminOnlineGroup",
+        "-b",
+        &broker_addr,
+    ]));
+    assert!(out.contains("Topic: AdminGroups"), "{out}");
+    let elsewhere = admin(&[
+        "consumerConnection",
+        "-n",
+        &ns,
+        "-g",
+        "AdminOnlineGroup",
+        "-b",
+        &dead_addr(),
+    ]);
+    assert_eq!(elsewhere.status.code(), Some(1), "{}", stdout(&elsewhere));
+
+    // topicList -c: the group consuming the topic fills its column.
+    let listed = json(&admin(&["topicList", "-n", &ns, "-c", "--json"]));
+    let rows = listed["topics"].as_array().expect("rows");
+    assert!(
+        rows.iter().any(|r| r["topic"] == "AdminGroups"
+            && r["consumerGroup"] == "AdminOnlineGroup"
+            && r["cluster"] == "DefaultCluster"),
+        "{listed}"
+    );
+    let out = ok(&admin(&["topicList", "-n", &ns, "-c"]));
+    assert!(
+        out.lines()
+            .any(|l| l.contains("AdminGroups") && l.trim_end().ends_with("AdminOnlineGroup")),
+        "{out}"
+    );
+
+    runtime.block_on(consumer.shutdown());
+    cluster.stop();
+}

@@ -82,6 +82,13 @@ pub struct Admin {
     timeout: Duration,
 }
 
+/// RocketMQ's `GroupList` body.
+#[derive(Debug, Default, serde::Deserialize)]
+struct GroupList {
+    #[serde(rename = "groupList", default)]
+    group_list: Vec<String>,
+}
+
 fn wire_error(addr: &str) -> impl FnOnce(WireError) -> ClientError + '_ {
     move |source| ClientError::Wire {
         addr: addr.to_owned(),
@@ -349,6 +356,30 @@ impl Admin {
         self.instance.nameserver().topic_route(topic).await
     }
 
+    /// `QUERY_TOPIC_CONSUME_BY_WHO` on every master of the topic's route, merged: the groups
+    /// with online consumers of the topic or offsets committed on it (`topicList -c`).
+    pub async fn topic_consumed_by(&self, topic: &str) -> Result<BTreeSet<String>> {
+        let route = self.topic_route(topic).await?;
+        let mut groups = BTreeSet::new();
+        for addr in route.broker_datas.iter().filter_map(|b| b.master_addr()) {
+            // The request header is `{topic}` alone, the shape of GET_TOPIC_CONFIG's.
+            let header = GetTopicConfigRequestHeader {
+                topic: topic.to_owned(),
+                rpc: RpcFields::default(),
+            };
+            let response = self
+                .call(
+                    addr,
+                    Self::request(RequestCode::QueryTopicConsumeByWho, &header),
+                )
+                .await?;
+            let list: GroupList =
+                ringmq_wire::json::parse("group list", &response.body).map_err(wire_error(addr))?;
+            groups.extend(list.group_list);
+        }
+        Ok(groups)
+    }
+
     /// `GET_TOPIC_STATS_INFO` from every master of the topic's route, merged: per queue
     /// min/max offset and last update time (`topicStatus`).
     pub async fn topic_stats(&self, topic: &str) -> Result<TopicStatsTable> {
@@ -560,27 +591,33 @@ impl Admin {
     pub async fn consumer_connection(&self, group: &str) -> Result<ConsumerConnection> {
         let mut last_error = None;
         for addr in self.group_masters(group).await? {
-            let header = GetConsumerConnectionListRequestHeader {
-                consumer_group: group.to_owned(),
-                rpc: RpcFields::default(),
-            };
-            match self
-                .call(
-                    &addr,
-                    Self::request(RequestCode::GetConsumerConnectionList, &header),
-                )
-                .await
-            {
-                Ok(response) => {
-                    return ringmq_wire::json::parse("consumer connection", &response.body)
-                        .map_err(wire_error(&addr));
-                }
+            match self.consumer_connection_on(&addr, group).await {
+                Ok(connection) => return Ok(connection),
                 Err(error) => last_error = Some(error),
             }
         }
         Err(last_error.unwrap_or_else(|| {
             ClientError::InvalidArgument(format!("no broker serves consumer group {group:?}"))
         }))
+    }
+
+    /// `GET_CONSUMER_CONNECTION_LIST` on one broker (`consumerConnection -b`).
+    pub async fn consumer_connection_on(
+        &self,
+        addr: &str,
+        group: &str,
+    ) -> Result<ConsumerConnection> {
+        let header = GetConsumerConnectionListRequestHeader {
+            consumer_group: group.to_owned(),
+            rpc: RpcFields::default(),
+        };
+        let response = self
+            .call(
+                addr,
+                Self::request(RequestCode::GetConsumerConnectionList, &header),
+            )
+            .await?;
+        ringmq_wire::json::parse("consumer connection", &response.body).map_err(wire_error(addr))
     }
 }
 
@@ -712,13 +749,28 @@ impl Admin {
         queue: &MessageQueue,
         offset: i64,
     ) -> Result<Option<MessageExt>> {
+        let result = self.pull_messages(queue, offset, 1).await?;
+        Ok(result
+            .messages
+            .into_iter()
+            .find(|m| m.queue_offset == offset))
+    }
+
+    /// Up to `max` messages of a queue from `offset`, in one pull without holding, as the
+    /// tools consumer group (`consumeMessage`); the result says where the next pull starts.
+    pub async fn pull_messages(
+        &self,
+        queue: &MessageQueue,
+        offset: i64,
+        max: i32,
+    ) -> Result<api::PullResult> {
         let addr = self.master_of(queue).await?;
         let header = PullMessageRequestHeader {
             consumer_group: TOOLS_CONSUMER_GROUP.to_owned(),
             topic: queue.topic.clone(),
             queue_id: queue.queue_id,
             queue_offset: offset,
-            max_msg_nums: 1,
+            max_msg_nums: max.max(1),
             // The request carries its own subscription, as Java's pull consumer sends it;
             // without the flag the broker looks for the group's registered subscription.
             sys_flag: ringmq_wire::header::pull::pull_sys_flag::SUBSCRIPTION,
@@ -735,11 +787,7 @@ impl Admin {
                 ..RpcFields::default()
             },
         };
-        let result = api::pull(&self.instance, &addr, queue, &header, self.timeout).await?;
-        Ok(result
-            .messages
-            .into_iter()
-            .find(|m| m.queue_offset == offset))
+        api::pull(&self.instance, &addr, queue, &header, self.timeout).await
     }
 }
 

@@ -6,7 +6,7 @@ use ringmq_client::admin::Admin;
 use serde_json::json;
 
 use super::AdminCommand;
-use super::common::{AdminError, Common, Report, describe};
+use super::common::{AdminError, Common, Report, Target, describe};
 use super::format::{self, ClusterRow};
 
 /// `clusterList`: every broker of every cluster with its runtime figures.
@@ -97,38 +97,15 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The brokers a `-b`/`-c` command works on: `-b` alone, else every master of `-c`.
-async fn target_brokers(
-    admin: &Admin,
-    broker: Option<&str>,
-    cluster: Option<&str>,
-) -> Result<Vec<String>, AdminError> {
-    match (broker, cluster) {
-        (Some(addr), _) => Ok(vec![addr.trim().to_owned()]),
-        (None, Some(cluster)) => Ok(admin
-            .cluster_masters(cluster.trim())
-            .await?
-            .into_iter()
-            .map(|(_, addr)| addr)
-            .collect()),
-        (None, None) => Err(AdminError::Usage(
-            "pass -b brokerAddr or -c clusterName".into(),
-        )),
-    }
-}
-
 /// `brokerStatus`: a broker's runtime statistics table.
 #[derive(Debug, clap::Parser)]
 #[command(about = "Fetch broker runtime status data.")]
 pub struct BrokerStatus {
     #[command(flatten)]
     common: Common,
-    /// Broker address (host:port); wins over -c.
-    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
-    broker: Option<String>,
-    /// Cluster name: every master of the cluster.
-    #[arg(short = 'c', long = "clusterName")]
-    cluster: Option<String>,
+    /// `-b brokerAddr` or `-c clusterName`.
+    #[command(flatten)]
+    target: Target,
 }
 
 impl AdminCommand for BrokerStatus {
@@ -137,8 +114,8 @@ impl AdminCommand for BrokerStatus {
     }
 
     async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
-        let addrs = target_brokers(admin, self.broker.as_deref(), self.cluster.as_deref()).await?;
-        let many = self.broker.is_none();
+        let addrs = self.target.brokers(admin).await?;
+        let many = !self.target.is_one_broker();
         let (mut text, mut all) = (String::new(), serde_json::Map::new());
         for addr in addrs {
             let table = admin.broker_runtime_info(&addr).await?;
@@ -158,12 +135,9 @@ impl AdminCommand for BrokerStatus {
 pub struct GetBrokerConfig {
     #[command(flatten)]
     common: Common,
-    /// Broker address (host:port); wins over -c.
-    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
-    broker: Option<String>,
-    /// Cluster name: every master of the cluster.
-    #[arg(short = 'c', long = "clusterName")]
-    cluster: Option<String>,
+    /// `-b brokerAddr` or `-c clusterName`.
+    #[command(flatten)]
+    target: Target,
 }
 
 impl AdminCommand for GetBrokerConfig {
@@ -172,7 +146,7 @@ impl AdminCommand for GetBrokerConfig {
     }
 
     async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
-        let addrs = target_brokers(admin, self.broker.as_deref(), self.cluster.as_deref()).await?;
+        let addrs = self.target.brokers(admin).await?;
         let (mut text, mut all) = (String::new(), serde_json::Map::new());
         for addr in addrs {
             let config = admin.broker_config(&addr).await?;
@@ -189,12 +163,9 @@ impl AdminCommand for GetBrokerConfig {
 pub struct UpdateBrokerConfig {
     #[command(flatten)]
     common: Common,
-    /// Broker address (host:port); wins over -c.
-    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
-    broker: Option<String>,
-    /// Cluster name: every master of the cluster.
-    #[arg(short = 'c', long = "clusterName")]
-    cluster: Option<String>,
+    /// `-b brokerAddr` or `-c clusterName`.
+    #[command(flatten)]
+    target: Target,
     /// Configuration key.
     #[arg(short = 'k', long = "key")]
     key: String,
@@ -209,7 +180,7 @@ impl AdminCommand for UpdateBrokerConfig {
     }
 
     async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
-        let addrs = target_brokers(admin, self.broker.as_deref(), self.cluster.as_deref()).await?;
+        let addrs = self.target.brokers(admin).await?;
         let entries = std::collections::BTreeMap::from([(
             self.key.trim().to_owned(),
             self.value.trim().to_owned(),

@@ -2,6 +2,7 @@
 //! one-line "what failed, what to do" messages and exit statuses) and the printed report.
 
 use ringmq_client::ClientError;
+use ringmq_client::admin::Admin;
 
 /// The environment variable read when `-n` is absent, as mqadmin does.
 pub const NAMESRV_ADDR_ENV: &str = "NAMESRV_ADDR";
@@ -34,6 +35,45 @@ impl Common {
         {
             Some(addr) => Ok(addr),
             None => Err(AdminError::NoNameServer),
+        }
+    }
+}
+
+/// Where a command acts, as mqadmin's `-b`/`-c` pair: one broker, or every master of a
+/// cluster. `-b` wins when both are given.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// Broker address (host:port); wins over -c.
+    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
+    pub broker: Option<String>,
+    /// Cluster name: every master of the cluster.
+    #[arg(short = 'c', long = "clusterName")]
+    pub cluster: Option<String>,
+}
+
+impl Target {
+    /// Whether the command acts on one broker named by `-b`.
+    pub fn is_one_broker(&self) -> bool {
+        self.broker.is_some()
+    }
+
+    /// The broker addresses to act on: `-b` alone, else every master of `-c`.
+    pub async fn brokers(&self, admin: &Admin) -> Result<Vec<String>, AdminError> {
+        match (&self.broker, &self.cluster) {
+            (Some(addr), _) => Ok(vec![addr.trim().to_owned()]),
+            (None, Some(cluster)) => {
+                let masters = admin.cluster_masters(cluster.trim()).await?;
+                if masters.is_empty() {
+                    return Err(AdminError::failed(format!(
+                        "cluster {:?} has no master broker registered (see `clusterList`)",
+                        cluster.trim()
+                    )));
+                }
+                Ok(masters.into_iter().map(|(_, addr)| addr).collect())
+            }
+            (None, None) => Err(AdminError::Usage(
+                "pass -b brokerAddr or -c clusterName".into(),
+            )),
         }
     }
 }

@@ -72,6 +72,60 @@ pub fn topic_list_by_cluster(rows: &[(String, String, String)]) -> String {
     out
 }
 
+/// One row of `consumerProgress` without `-g`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupProgressRow {
+    /// The group.
+    pub group: String,
+    /// Online consumers (0 when none answered).
+    pub count: usize,
+    /// Lowest client version ordinal among them.
+    pub version: i32,
+    /// How they consume (meaningful when `count > 0`).
+    pub consume_type: ringmq_wire::body::heartbeat::ConsumeType,
+    /// Their message model (meaningful when `count > 0`).
+    pub message_model: ringmq_wire::body::heartbeat::MessageModel,
+    /// Consume TPS, truncated as mqadmin prints it.
+    pub tps: i64,
+    /// Sum over queues of broker offset − consumer offset.
+    pub diff_total: i64,
+}
+
+/// `consumerProgress` without `-g`: `%-64s  %-6s  %-24s %-5s  %-14s  %-7s  %s` headers, one
+/// row per group (mqadmin's columns; the version is the numeric ordinal, `OFFLINE` when no
+/// consumer is online).
+pub fn group_progress_table(rows: &[GroupProgressRow]) -> String {
+    use ringmq_wire::body::heartbeat::ConsumeType;
+    let mut out = format!(
+        "{:<64}  {:<6}  {:<24} {:<5}  {:<14}  {:<7}  {}\n",
+        "#Group", "#Count", "#Version", "#Type", "#Model", "#TPS", "#Diff Total"
+    );
+    for row in rows {
+        let online = row.count > 0;
+        let version = if online {
+            row.version.to_string()
+        } else {
+            "OFFLINE".to_owned()
+        };
+        let kind = match (online, row.consume_type) {
+            (false, _) => "",
+            (true, ConsumeType::ConsumeActively) => "PULL",
+            (true, _) => "PUSH",
+        };
+        let model = if online && row.consume_type == ConsumeType::ConsumePassively {
+            row.message_model.name()
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{:<64}  {:<6}  {:<24} {:<5}  {:<14}  {:<7}  {}",
+            row.group, row.count, version, kind, model, row.tps, row.diff_total
+        );
+    }
+    out
+}
+
 /// `topicRoute -l`: `%-45s %-32s %-50s %-10s %-11s %-5s`, one row per queue data, then a
 /// `Total:` row (number of brokers, total read and write queues).
 pub fn topic_route_table(route: &TopicRouteData) -> String {

@@ -5,7 +5,7 @@ use ringmq_client::admin::Admin;
 use ringmq_wire::body::subscription::{GroupRetryPolicy, SubscriptionGroupConfig};
 use serde_json::json;
 
-use super::common::{AdminError, Common, Report, parse_bool};
+use super::common::{AdminError, Common, Report, Target, parse_bool};
 use super::{AdminCommand, format};
 
 /// `updateSubGroup`: create or change a subscription group on one broker or a cluster.
@@ -14,12 +14,9 @@ use super::{AdminCommand, format};
 pub struct UpdateSubGroup {
     #[command(flatten)]
     common: Common,
-    /// Broker address (host:port); wins over -c.
-    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
-    broker: Option<String>,
-    /// Cluster name: every master of the cluster.
-    #[arg(short = 'c', long = "clusterName")]
-    cluster: Option<String>,
+    /// `-b brokerAddr` or `-c clusterName`.
+    #[command(flatten)]
+    target: Target,
     /// Group name.
     #[arg(short = 'g', long = "groupName")]
     group: String,
@@ -106,24 +103,10 @@ impl AdminCommand for UpdateSubGroup {
 
     async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
         let config = self.config()?;
-        let addrs = match (&self.broker, &self.cluster) {
-            (Some(addr), _) => {
-                admin
-                    .create_subscription_group(addr.trim(), &config)
-                    .await?;
-                vec![addr.trim().to_owned()]
-            }
-            (None, Some(cluster)) => {
-                admin
-                    .create_subscription_group_in_cluster(cluster.trim(), &config)
-                    .await?
-            }
-            (None, None) => {
-                return Err(AdminError::Usage(
-                    "pass -b brokerAddr or -c clusterName".into(),
-                ));
-            }
-        };
+        let addrs = self.target.brokers(admin).await?;
+        for addr in &addrs {
+            admin.create_subscription_group(addr, &config).await?;
+        }
         let mut text = String::new();
         for addr in &addrs {
             text.push_str(&format!("create subscription group to {addr} success.\n"));
@@ -143,12 +126,9 @@ impl AdminCommand for UpdateSubGroup {
 pub struct DeleteSubGroup {
     #[command(flatten)]
     common: Common,
-    /// Broker address (host:port); wins over -c.
-    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
-    broker: Option<String>,
-    /// Cluster name: every master of the cluster.
-    #[arg(short = 'c', long = "clusterName")]
-    cluster: Option<String>,
+    /// `-b brokerAddr` or `-c clusterName`.
+    #[command(flatten)]
+    target: Target,
     /// Group name.
     #[arg(short = 'g', long = "groupName")]
     group: String,
@@ -164,37 +144,27 @@ impl AdminCommand for DeleteSubGroup {
 
     async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
         let group = self.group.trim();
-        let text = match (&self.broker, &self.cluster) {
-            (Some(addr), _) => {
-                admin
-                    .delete_subscription_group(addr.trim(), group, self.remove_offset)
-                    .await?;
-                format!(
-                    "delete subscription group [{group}] from broker [{}] success.\n",
-                    addr.trim()
-                )
+        let mut text = String::new();
+        for addr in self.target.brokers(admin).await? {
+            admin
+                .delete_subscription_group(&addr, group, self.remove_offset)
+                .await?;
+            match self
+                .target
+                .cluster
+                .as_deref()
+                .filter(|_| !self.target.is_one_broker())
+            {
+                Some(cluster) => text.push_str(&format!(
+                    "delete subscription group [{group}] from broker [{addr}] in cluster [{}] \
+                     success.\n",
+                    cluster.trim()
+                )),
+                None => text.push_str(&format!(
+                    "delete subscription group [{group}] from broker [{addr}] success.\n"
+                )),
             }
-            (None, Some(cluster)) => {
-                let addrs = admin
-                    .delete_subscription_group_in_cluster(cluster.trim(), group, self.remove_offset)
-                    .await?;
-                addrs
-                    .iter()
-                    .map(|addr| {
-                        format!(
-                            "delete subscription group [{group}] from broker [{addr}] in cluster \
-                             [{}] success.\n",
-                            cluster.trim()
-                        )
-                    })
-                    .collect()
-            }
-            (None, None) => {
-                return Err(AdminError::Usage(
-                    "pass -b brokerAddr or -c clusterName".into(),
-                ));
-            }
-        };
+        }
         Ok(Report::new(
             text,
             json!({ "group": group, "deleted": true, "removeOffset": self.remove_offset }),
@@ -202,15 +172,16 @@ impl AdminCommand for DeleteSubGroup {
     }
 }
 
-/// `consumerProgress -g`: per-queue broker offset, consumer offset and lag of a group.
+/// `consumerProgress`: with `-g`, per-queue broker offset, consumer offset and lag of a
+/// group; without, one summary row per group (found from the `%RETRY%` topics, as mqadmin).
 #[derive(Debug, clap::Parser)]
 #[command(about = "Query consumer's progress, speed.")]
 pub struct ConsumerProgress {
     #[command(flatten)]
     common: Common,
-    /// Consumer group (required: listing every group is not supported yet).
+    /// Consumer group (default: every group, one summary row each).
     #[arg(short = 'g', long = "groupName")]
-    group: String,
+    group: Option<String>,
     /// Only this topic.
     #[arg(short = 't', long = "topicName")]
     topic: Option<String>,
@@ -220,14 +191,10 @@ pub struct ConsumerProgress {
     cluster: Option<String>,
 }
 
-impl AdminCommand for ConsumerProgress {
-    fn common(&self) -> &Common {
-        &self.common
-    }
-
-    async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
+impl ConsumerProgress {
+    async fn one_group(&self, admin: &Admin, group: &str) -> Result<Report, AdminError> {
         let stats = admin
-            .consume_stats(self.group.trim(), self.topic.as_deref().map(str::trim))
+            .consume_stats(group, self.topic.as_deref().map(str::trim))
             .await?;
         let queues: Vec<_> = stats
             .offset_table
@@ -254,12 +221,101 @@ impl AdminCommand for ConsumerProgress {
         Ok(Report::new(
             format::consumer_progress_table(&stats),
             json!({
-                "group": self.group.trim(),
+                "group": group,
                 "queues": queues,
                 "consumeTps": stats.consume_tps,
                 "diffTotal": diff_total,
             }),
         ))
+    }
+
+    /// Every group with a retry topic, as mqadmin lists them: a group whose stats or
+    /// connections cannot be read is shown offline / with no lag rather than failing the
+    /// whole listing (a warning names it on stderr).
+    async fn all_groups(&self, admin: &Admin) -> Result<Report, AdminError> {
+        let groups: Vec<String> = admin
+            .topic_list()
+            .await?
+            .into_iter()
+            .filter_map(|t| t.strip_prefix(RETRY_PREFIX).map(str::to_owned))
+            .collect();
+        let mut rows = Vec::with_capacity(groups.len());
+        for group in groups {
+            let mut row = format::GroupProgressRow {
+                group: group.clone(),
+                count: 0,
+                version: 0,
+                consume_type: Default::default(),
+                message_model: Default::default(),
+                tps: 0,
+                diff_total: 0,
+            };
+            match admin.consume_stats(&group, None).await {
+                Ok(stats) => {
+                    row.tps = stats.consume_tps as i64;
+                    row.diff_total = stats
+                        .offset_table
+                        .values()
+                        .map(|o| o.broker_offset - o.consumer_offset)
+                        .sum();
+                }
+                Err(error) => eprintln!("warning: no consume stats for group {group}: {error}"),
+            }
+            // No consumer online is the common reason this fails: the row says OFFLINE.
+            if let Ok(cc) = admin.consumer_connection(&group).await {
+                row.count = cc.connection_set.len();
+                row.version = cc
+                    .connection_set
+                    .iter()
+                    .map(|c| c.version)
+                    .min()
+                    .unwrap_or(0);
+                row.consume_type = cc.consume_type;
+                row.message_model = cc.message_model;
+            }
+            rows.push(row);
+        }
+        // mqadmin's order: most consumers first, then largest lag.
+        rows.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then(b.diff_total.cmp(&a.diff_total))
+                .then(a.group.cmp(&b.group))
+        });
+        let json_rows: Vec<_> = rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "group": r.group,
+                    "count": r.count,
+                    "version": r.version,
+                    "consumeType": r.consume_type.name(),
+                    "messageModel": r.message_model.name(),
+                    "consumeTps": r.tps,
+                    "diffTotal": r.diff_total,
+                })
+            })
+            .collect();
+        Ok(Report::new(
+            format::group_progress_table(&rows),
+            json!({ "groups": json_rows }),
+        ))
+    }
+}
+
+/// Prefix of a group's retry topic (`%RETRY%<group>`).
+const RETRY_PREFIX: &str = "%RETRY%";
+
+impl AdminCommand for ConsumerProgress {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
+        match self.group.as_deref().map(str::trim) {
+            Some(group) => self.one_group(admin, group).await,
+            None => self.all_groups(admin).await,
+        }
     }
 }
 
@@ -272,7 +328,7 @@ pub struct ConsumerConnection {
     /// Consumer group.
     #[arg(short = 'g', long = "consumerGroup")]
     group: String,
-    /// Broker address (accepted for compatibility; the group's brokers are asked in turn).
+    /// Ask only this broker (host:port); default: the group's brokers in turn.
     #[arg(short = 'b', long = "brokerAddr")]
     broker: Option<String>,
 }
@@ -283,7 +339,11 @@ impl AdminCommand for ConsumerConnection {
     }
 
     async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
-        let cc = admin.consumer_connection(self.group.trim()).await?;
+        let group = self.group.trim();
+        let cc = match self.broker.as_deref().map(str::trim) {
+            Some(addr) => admin.consumer_connection_on(addr, group).await?,
+            None => admin.consumer_connection(group).await?,
+        };
         let value = serde_json::to_value(&cc).map_err(|e| {
             AdminError::failed(format!("cannot render the connections as JSON: {e}"))
         })?;

@@ -289,6 +289,10 @@ pub struct ConsumeMessage {
     count: u64,
 }
 
+/// Messages asked for per pull by `consumeMessage` (the broker caps a pull at its
+/// `max_pull_messages`, 32 by default).
+const CONSUME_BATCH_MAX: i64 = 32;
+
 impl ConsumeMessage {
     async fn queues(&self, admin: &Admin) -> Result<Vec<MessageQueue>, AdminError> {
         let topic = self.topic.trim();
@@ -335,12 +339,22 @@ impl AdminCommand for ConsumeMessage {
             };
             let mut offset = start;
             while offset < end && left > 0 {
-                if let Some(m) = admin.view_message_at(&queue, offset).await? {
-                    text.push_str(&format::message_line(&m));
-                    messages.push(format::message_json(&m));
+                let batch = (end - offset).min(left as i64).min(CONSUME_BATCH_MAX);
+                let pulled = admin.pull_messages(&queue, offset, batch as i32).await?;
+                for m in pulled.messages.iter().filter(|m| m.queue_offset < end) {
+                    if left == 0 {
+                        break;
+                    }
+                    text.push_str(&format::message_line(m));
+                    messages.push(format::message_json(m));
                     left -= 1;
                 }
-                offset += 1;
+                // A pull that does not move forward (nothing found at or after `offset`)
+                // ends this queue rather than looping.
+                if pulled.next_begin_offset <= offset {
+                    break;
+                }
+                offset = pulled.next_begin_offset;
             }
         }
         if messages.is_empty() {

@@ -6,7 +6,7 @@ use ringmq_client::admin::Admin;
 use ringmq_wire::body::topic::{TopicConfig, perm};
 use serde_json::json;
 
-use super::common::{AdminError, Common, Report, parse_bool};
+use super::common::{AdminError, Common, Report, Target, parse_bool};
 use super::{AdminCommand, format};
 
 /// `updateTopic`: create or update a topic on one broker (`-b`) or every master of a
@@ -16,12 +16,9 @@ use super::{AdminCommand, format};
 pub struct UpdateTopic {
     #[command(flatten)]
     common: Common,
-    /// Broker address (host:port); wins over -c.
-    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
-    broker: Option<String>,
-    /// Cluster name: every master of the cluster.
-    #[arg(short = 'c', long = "clusterName")]
-    cluster: Option<String>,
+    /// `-b brokerAddr` or `-c clusterName`.
+    #[command(flatten)]
+    target: Target,
     /// Topic name.
     #[arg(short = 't', long = "topic")]
     topic: String,
@@ -77,22 +74,10 @@ impl AdminCommand for UpdateTopic {
         if let Some(attributes) = &self.attributes {
             config.attributes = parse_attributes(attributes)?;
         }
-        let addrs = match (&self.broker, &self.cluster) {
-            (Some(addr), _) => {
-                admin.create_topic(addr.trim(), &config).await?;
-                vec![addr.trim().to_owned()]
-            }
-            (None, Some(cluster)) => {
-                admin
-                    .create_topic_in_cluster(cluster.trim(), &config)
-                    .await?
-            }
-            (None, None) => {
-                return Err(AdminError::Usage(
-                    "pass -b brokerAddr or -c clusterName".into(),
-                ));
-            }
-        };
+        let addrs = self.target.brokers(admin).await?;
+        for addr in &addrs {
+            admin.create_topic(addr, &config).await?;
+        }
         let mut text = String::new();
         for addr in &addrs {
             text.push_str(&format!("create topic to {addr} success.\n"));
@@ -145,8 +130,7 @@ impl AdminCommand for DeleteTopic {
 pub struct TopicList {
     #[command(flatten)]
     common: Common,
-    /// Show the cluster of each topic (the consumer group column stays empty: see
-    /// docs/admin.md).
+    /// Show the cluster of each topic and the groups consuming it (one row per group).
     #[arg(short = 'c', long = "clusterModel")]
     cluster_model: bool,
 }
@@ -170,13 +154,26 @@ impl AdminCommand for TopicList {
                 if topic.starts_with("%RETRY%") || topic.starts_with("%DLQ%") {
                     continue;
                 }
-                rows.push((cluster.clone(), topic, String::new()));
+                // As mqadmin: a topic whose consumers cannot be asked still gets its row.
+                let groups = admin
+                    .topic_consumed_by(&topic)
+                    .await
+                    .unwrap_or_else(|error| {
+                        eprintln!("warning: cannot list the consumer groups of {topic}: {error}");
+                        Default::default()
+                    });
+                if groups.is_empty() {
+                    rows.push((cluster.clone(), topic.clone(), String::new()));
+                }
+                for group in groups {
+                    rows.push((cluster.clone(), topic.clone(), group));
+                }
             }
         }
         let text = format::topic_list_by_cluster(&rows);
         let json_rows: Vec<_> = rows
             .iter()
-            .map(|(c, t, _)| json!({ "cluster": c, "topic": t }))
+            .map(|(c, t, g)| json!({ "cluster": c, "topic": t, "consumerGroup": g }))
             .collect();
         Ok(Report::new(text, json!({ "topics": json_rows })))
     }
@@ -263,12 +260,9 @@ impl AdminCommand for TopicStatus {
 pub struct UpdateTopicPerm {
     #[command(flatten)]
     common: Common,
-    /// Broker address (host:port); wins over -c.
-    #[arg(short = 'b', long = "brokerAddr", required_unless_present = "cluster")]
-    broker: Option<String>,
-    /// Cluster name: every master of the cluster.
-    #[arg(short = 'c', long = "clusterName")]
-    cluster: Option<String>,
+    /// `-b brokerAddr` or `-c clusterName`.
+    #[command(flatten)]
+    target: Target,
     /// Topic name.
     #[arg(short = 't', long = "topic")]
     topic: String,
@@ -290,20 +284,7 @@ impl AdminCommand for UpdateTopicPerm {
             )));
         }
         let topic = self.topic.trim();
-        let addrs: Vec<String> = match (&self.broker, &self.cluster) {
-            (Some(addr), _) => vec![addr.trim().to_owned()],
-            (None, Some(cluster)) => admin
-                .cluster_masters(cluster.trim())
-                .await?
-                .into_iter()
-                .map(|(_, addr)| addr)
-                .collect(),
-            (None, None) => {
-                return Err(AdminError::Usage(
-                    "pass -b brokerAddr or -c clusterName".into(),
-                ));
-            }
-        };
+        let addrs = self.target.brokers(admin).await?;
         let (mut text, mut changed) = (String::new(), Vec::new());
         for addr in addrs {
             let mut config = admin.topic_config(&addr, topic).await?;

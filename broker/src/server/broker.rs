@@ -9,7 +9,7 @@
 use std::cell::RefCell;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use ringmq_wire::{FrameDecoder, RemotingCommand};
@@ -37,6 +37,40 @@ pub enum BrokerError {
     /// The shard runtime could not start (io_uring unavailable, …).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A shard could not open its store or bind its ports; the shards that did start were
+    /// stopped cleanly.
+    #[error("shard {shard} failed to start: {reason}")]
+    Shard {
+        /// The shard's index.
+        shard: usize,
+        /// Why, naming the port or the store path.
+        reason: String,
+    },
+}
+
+/// What a shard reports once it is serving, or why it cannot.
+type Readiness = (usize, Result<SocketAddr, String>);
+
+/// Reports a shard's readiness exactly once; a shard that ends (or panics) before it
+/// reported says so from `drop`, so [`Broker::start`] never waits for a shard that is gone.
+struct ReadyReporter {
+    shard: usize,
+    tx: Option<mpsc::Sender<Readiness>>,
+}
+
+impl ReadyReporter {
+    fn report(&mut self, outcome: Result<SocketAddr, String>) {
+        if let Some(tx) = self.tx.take() {
+            // The receiver only goes away once `start` returned: nobody is listening then.
+            let _ = tx.send((self.shard, outcome));
+        }
+    }
+}
+
+impl Drop for ReadyReporter {
+    fn drop(&mut self) {
+        self.report(Err("the shard ended before it was ready".into()));
+    }
 }
 
 /// Interval between two flushes of what runs behind the CommitLog (queues, index,
@@ -47,11 +81,14 @@ pub const PERSIST_INTERVAL_MS: u64 = 1_000;
 #[derive(Debug)]
 pub struct Broker {
     runtime: Runtime,
+    addrs: Vec<SocketAddr>,
 }
 
 impl Broker {
-    /// Validates `config` and starts one shard per configured core. Returns once every
-    /// shard's ring is up; ports are bound on the shard threads right after.
+    /// Validates `config`, starts one shard per configured core and waits until every shard
+    /// has opened (recovered) its store and bound its ports. If any shard cannot, the shards
+    /// that did start are stopped cleanly (stores closed) and the first failure is returned,
+    /// naming the shard and the port or store path.
     pub fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
         config.validate()?;
         let shards = config.resolved_shards()?;
@@ -60,11 +97,61 @@ impl Broker {
             ..RuntimeConfig::default()
         };
         let config = Arc::new(config);
+        let (ready_tx, ready_rx) = mpsc::channel::<Readiness>();
+        let ready_tx = std::sync::Mutex::new(ready_tx);
         let runtime = Runtime::start(&runtime_config, move |ctx| {
             let config = config.clone();
-            async move { run_shard(config, ctx).await }
+            let tx = ready_tx
+                .lock()
+                .map(|tx| tx.clone())
+                .unwrap_or_else(|poisoned| poisoned.into_inner().clone());
+            let ready = ReadyReporter {
+                shard: ctx.id,
+                tx: Some(tx),
+            };
+            async move { run_shard(config, ctx, ready).await }
         })?;
-        Ok(Broker { runtime })
+        let count = runtime.shards().len();
+        let mut addrs: Vec<Option<SocketAddr>> = vec![None; count];
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        for _ in 0..count {
+            match ready_rx.recv() {
+                Ok((shard, Ok(addr))) => {
+                    if let Some(slot) = addrs.get_mut(shard) {
+                        *slot = Some(addr);
+                    }
+                }
+                Ok((shard, Err(reason))) => failures.push((shard, reason)),
+                // Every reporter is gone: the runtime's root closure was dropped.
+                Err(_) => break,
+            }
+        }
+        let addrs: Option<Vec<SocketAddr>> = addrs.into_iter().collect();
+        let broker = Broker {
+            runtime,
+            addrs: Vec::new(),
+        };
+        let Some(addrs) = addrs.filter(|_| failures.is_empty()) else {
+            failures.sort();
+            let (shard, reason) = failures
+                .into_iter()
+                .next()
+                .unwrap_or((0, "a shard never reported readiness".into()));
+            tracing::error!(target: "ringmq::server::broker", shard, %reason,
+                "start failed; stopping the shards that did start");
+            if let Err(error) = broker.shutdown() {
+                tracing::error!(target: "ringmq::server::broker", %error,
+                    "stopping after a failed start");
+            }
+            return Err(BrokerError::Shard { shard, reason });
+        };
+        Ok(Broker { addrs, ..broker })
+    }
+
+    /// The address each shard serves clients on (as published), indexed by shard; with
+    /// `base_port = 0`, the OS-assigned ports.
+    pub fn shard_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
     }
 
     /// Stops every shard cleanly and waits for the threads: each shard stops accepting,
@@ -100,6 +187,7 @@ impl Broker {
 pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr) -> StoreConfig {
     let mut store_config = StoreConfig::new(config.shard_store_path(shard));
     store_config.segment_bytes = config.store.segment_bytes;
+    store_config.tail_cache_bytes = config.store.tail_cache_bytes;
     store_config.flush_mode = match config.store.flush_mode {
         FlushMode::Async => store::FlushMode::Async,
         FlushMode::Sync => store::FlushMode::Sync,
@@ -145,11 +233,11 @@ thread_local! {
 /// kernel asynchronously, a moment after the process is gone.
 const BIND_RETRY_MS_MAX: u64 = 10_000;
 
-async fn bind(addr: SocketAddr, what: &str) -> Option<TcpListener> {
+async fn bind(addr: SocketAddr, what: &str) -> Result<TcpListener, String> {
     let mut waited_ms = 0;
     loop {
         match TcpListener::bind(addr) {
-            Ok(listener) => return Some(listener),
+            Ok(listener) => return Ok(listener),
             Err(error)
                 if error.kind() == std::io::ErrorKind::AddrInUse
                     && waited_ms < BIND_RETRY_MS_MAX =>
@@ -162,39 +250,63 @@ async fn bind(addr: SocketAddr, what: &str) -> Option<TcpListener> {
                 waited_ms += 100;
             }
             Err(error) => {
-                tracing::error!(target: "ringmq::server::broker", %addr, %error,
-                    "cannot bind the {what} port: is another broker using it? change base_port");
-                return None;
+                return Err(format!(
+                    "cannot bind the {what} port {addr}: {error} (is another broker using it? \
+                     change broker.base_port)"
+                ));
             }
         }
     }
 }
 
-async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext) {
+/// One shard: open (recover) the store, then bind the ports, then serve.
+///
+/// The store comes first so that a shard never accepts a connection it cannot serve. With
+/// OS-assigned ports (`base_port = 0`, tests) the port must be bound first to know the
+/// address written into the records; nobody can connect to it before `start` returns it.
+async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext, mut ready: ReadyReporter) {
     let shard = ctx.id;
     let ip = config.broker.listen_addr;
-    let Some(listener) = bind(SocketAddr::new(ip, config.shard_port(shard)), "client").await else {
-        return;
-    };
     let mut listeners = Vec::new();
-    let port = listener.local_addr().port();
-    listeners.push(listener);
-    if config.broker.base_port != 0
-        && let Some(vip) = bind(SocketAddr::new(ip, config.shard_vip_port(shard)), "VIP").await
-    {
-        listeners.push(vip);
+    if config.broker.base_port == 0 {
+        match bind(SocketAddr::new(ip, 0), "client").await {
+            Ok(listener) => listeners.push(listener),
+            Err(reason) => return ready.report(Err(reason)),
+        }
     }
+    let port = listeners
+        .first()
+        .map_or(config.shard_port(shard), |l| l.local_addr().port());
     let store_host = SocketAddr::new(config.advertised_ip(), port);
-    let store = match RealStore::open_on_ring(
-        UringFs::new(),
-        store_config(&config, shard, store_host),
-    ) {
+    let store_config = store_config(&config, shard, store_host);
+    let store_path = store_config.root.clone();
+    let store = match RealStore::open_on_ring(UringFs::new(), store_config) {
         Ok(store) => store,
         Err(error) => {
-            tracing::error!(target: "ringmq::server::broker", shard, %error, "cannot open the store");
-            return;
+            return ready.report(Err(format!(
+                "cannot open the store at {}: {error}",
+                store_path.display()
+            )));
         }
     };
+    if config.broker.base_port != 0 {
+        let ports = [
+            (config.shard_port(shard), "client"),
+            (config.shard_vip_port(shard), "VIP"),
+        ];
+        for (port, what) in ports {
+            match bind(SocketAddr::new(ip, port), what).await {
+                Ok(listener) => listeners.push(listener),
+                Err(reason) => {
+                    if let Err(error) = store.close() {
+                        tracing::error!(target: "ringmq::server::broker", shard, %error,
+                            "closing the store after a failed bind");
+                    }
+                    return ready.report(Err(reason));
+                }
+            }
+        }
+    }
     let identity = ShardIdentity::of(&config, shard, store_host);
     tracing::info!(target: "ringmq::server::broker", shard, broker = %identity.broker_name,
         addr = %store_host, "shard serving");
@@ -218,6 +330,7 @@ async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext) {
         config.store.flush_consumer_offset_interval_ms,
     ));
     spawn_local(register_loop(server.clone(), config.clone()));
+    ready.report(Ok(store_host));
     server.serve(listeners).await;
 }
 

@@ -14,7 +14,7 @@ use ringmq_wire::record::{RecordFields, StoredMessage};
 
 use crate::server::store::{
     Appended, Boundary, GetStatus, MetaSnapshot, PutMessage, QueueEntry, QueueRead,
-    QueueReadResult, ShardStore, StoreError,
+    QueueReadResult, RecordBytes, ShardStore, StoreError,
 };
 
 /// ConsumeQueue entries one read may scan while filtering (RocketMQ's
@@ -201,7 +201,7 @@ impl MemStore {
                 continue;
             };
             bytes += record.len();
-            result.records.push(record);
+            result.records.push(RecordBytes::Memory(record));
             result.status = GetStatus::Found;
         }
         result.next_begin_offset = read.offset + scanned;

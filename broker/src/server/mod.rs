@@ -19,6 +19,7 @@
 //! - [`register`]: NameServer registration requests; [`broker::Broker`]: the process (shards,
 //!   admin fan-out, registration loop, persistence, shutdown).
 
+pub mod body;
 pub mod broker;
 pub mod consumer;
 pub mod group;
@@ -31,6 +32,7 @@ pub mod offset;
 pub mod producer;
 pub mod register;
 pub mod service;
+pub mod splice;
 pub mod state;
 pub mod store;
 pub mod store_adapter;

@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use crate::runtime::{TcpListener, TcpStream, sleep, spawn_local, timeout};
 use crate::server::ConnId;
-use crate::server::service::ShardService;
+use crate::server::service::{Outbound, ShardService};
+use crate::server::splice::SegmentFiles;
 use crate::server::store::ShardStore;
 
 /// Longest time between two ticks.
@@ -89,6 +90,7 @@ pub struct ShardServer<S> {
     timer: Signal,
     stopped: Signal,
     fanout: RefCell<Option<AdminFanout>>,
+    segments: SegmentFiles,
 }
 
 /// Delivers admin changes made on this shard to the other shards.
@@ -111,6 +113,7 @@ impl<S: ShardStore + 'static> ShardServer<S> {
             timer: Signal::default(),
             stopped: Signal::default(),
             fanout: RefCell::new(None),
+            segments: SegmentFiles::default(),
         })
     }
 
@@ -230,25 +233,43 @@ impl<S: ShardStore + 'static> ShardServer<S> {
 
     async fn writer(&self, stream: Rc<TcpStream>, conn: ConnId, signal: Rc<Signal>) {
         loop {
-            let bytes = self.service.borrow_mut().take_writes(conn);
-            match bytes {
-                Some(bytes) => {
-                    let (result, _) = stream.send_all(bytes).await;
-                    if let Err(error) = result {
-                        tracing::debug!(target: "ringmq::server::net", conn = conn.0, %error, "write failed");
+            let next = self.service.borrow_mut().take_writes(conn);
+            match next {
+                Some(out) => {
+                    if !self.write_one(&stream, conn, out).await {
                         return;
                     }
                 }
                 None => {
                     if !signal.wait().await {
                         // Closed: flush what is left, then end.
-                        let left = self.service.borrow_mut().take_writes(conn);
-                        if let Some(bytes) = left {
-                            let _ = stream.send_all(bytes).await;
+                        loop {
+                            let left = self.service.borrow_mut().take_writes(conn);
+                            let Some(out) = left else { return };
+                            if !self.write_one(&stream, conn, out).await {
+                                return;
+                            }
                         }
-                        return;
                     }
                 }
+            }
+        }
+    }
+
+    /// Writes one piece; false when the connection failed (and was shut down, so that its
+    /// reader ends too: a frame cut in the middle of a spliced body cannot be resumed).
+    async fn write_one(&self, stream: &TcpStream, conn: ConnId, out: Outbound) -> bool {
+        let result = match out {
+            Outbound::Bytes(bytes) => stream.send_all(bytes).await.0,
+            Outbound::File(span) => self.segments.splice(stream, &span).await,
+        };
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(target: "ringmq::server::net", conn = conn.0, %error,
+                    "write failed; closing the connection");
+                let _ = stream.shutdown(std::net::Shutdown::Both);
+                false
             }
         }
     }

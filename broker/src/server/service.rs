@@ -19,7 +19,7 @@
 //!
 //! Single-threaded: lives on its shard's thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
@@ -27,7 +27,7 @@ use ringmq_wire::{FrameDecoder, RemotingCommand, WireError};
 
 use crate::server::ConnId;
 use crate::server::state::{Conn, Outgoing, ShardState};
-use crate::server::store::ShardStore;
+use crate::server::store::{FileSpan, RecordBytes, ShardStore};
 
 /// Encoded bytes waiting to be written to one connection beyond which the peer is
 /// considered stuck (it does not read its responses) and the connection is closed.
@@ -50,13 +50,49 @@ pub enum CloseReason {
     Unknown,
 }
 
+/// Something for the connection writer to send, in order.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Encoded frames (or the header part of a frame whose body follows as file spans).
+    Bytes(BytesMut),
+    /// Part of a frame's body, to splice from a CommitLog segment file.
+    File(FileSpan),
+}
+
 #[derive(Debug)]
 struct Session {
     remote: SocketAddr,
     decoder: FrameDecoder,
     /// Requests answered later (parked pulls, sends awaiting durability).
     deferred: usize,
-    write: BytesMut,
+    /// What to write before `tail`, in order (present only once a file span was queued).
+    queued: VecDeque<Outbound>,
+    /// Frames in memory after everything in `queued`; new frames are appended here.
+    tail: BytesMut,
+    /// Bytes in `queued` and `tail`, file spans included.
+    write_bytes: usize,
+}
+
+impl Session {
+    fn has_writes(&self) -> bool {
+        !self.queued.is_empty() || !self.tail.is_empty()
+    }
+
+    /// Queues a file span after everything written so far.
+    fn push_span(&mut self, span: FileSpan) {
+        if !self.tail.is_empty() {
+            let frames = self.tail.split();
+            self.queued.push_back(Outbound::Bytes(frames));
+        }
+        self.write_bytes += span.len as usize;
+        self.queued.push_back(Outbound::File(span));
+    }
+
+    /// Appends to the in-memory tail, counting the bytes.
+    fn append(&mut self, bytes: &[u8]) {
+        self.tail.extend_from_slice(bytes);
+        self.write_bytes += bytes.len();
+    }
 }
 
 /// One shard's connections and state.
@@ -94,7 +130,9 @@ impl<S: ShardStore> ShardService<S> {
                 remote,
                 decoder: FrameDecoder::new(self.state.config.limits.max_frame_bytes),
                 deferred: 0,
-                write: BytesMut::new(),
+                queued: VecDeque::new(),
+                tail: BytesMut::new(),
+                write_bytes: 0,
             },
         );
         tracing::debug!(target: "ringmq::server::conn", conn = id.0, %remote, "connection accepted");
@@ -153,7 +191,10 @@ impl<S: ShardStore> ShardService<S> {
                 return Err(CloseReason::Unknown);
             };
             match response {
-                Some(response) => write_command(conn, session, &response)?,
+                Some(response) => {
+                    let body = self.state.bodies.take(conn, response.opaque);
+                    write_command(conn, session, &response, body)?
+                }
                 None if !oneway => session.deferred += 1,
                 None => {}
             }
@@ -184,13 +225,18 @@ impl<S: ShardStore> ShardService<S> {
 
     fn route_outbox(&mut self) {
         for Outgoing { conn, command } in self.state.take_outbox() {
+            let body = if command.is_response() {
+                self.state.bodies.take(conn, command.opaque)
+            } else {
+                None
+            };
             let Some(session) = self.sessions.get_mut(&conn) else {
                 continue;
             };
             if command.is_response() {
                 session.deferred = session.deferred.saturating_sub(1);
             }
-            if let Err(error) = write_command(conn, session, &command) {
+            if let Err(error) = write_command(conn, session, &command, body) {
                 tracing::warn!(target: "ringmq::server::conn", conn = conn.0, %error,
                     "response not written");
             }
@@ -202,17 +248,28 @@ impl<S: ShardStore> ShardService<S> {
         let mut conns: Vec<ConnId> = self
             .sessions
             .iter()
-            .filter(|(_, s)| !s.write.is_empty())
+            .filter(|(_, s)| s.has_writes())
             .map(|(c, _)| *c)
             .collect();
         conns.sort();
         conns
     }
 
-    /// Takes the bytes to write to a connection.
-    pub fn take_writes(&mut self, conn: ConnId) -> Option<BytesMut> {
+    /// Takes the next thing to write to a connection: all frames buffered in memory up to
+    /// the next file span, or that span. Written in the order taken, they form whole frames.
+    pub fn take_writes(&mut self, conn: ConnId) -> Option<Outbound> {
         let session = self.sessions.get_mut(&conn)?;
-        (!session.write.is_empty()).then(|| session.write.split())
+        let next = match session.queued.pop_front() {
+            Some(next) => next,
+            None if !session.tail.is_empty() => Outbound::Bytes(session.tail.split()),
+            None => return None,
+        };
+        let len = match &next {
+            Outbound::Bytes(bytes) => bytes.len(),
+            Outbound::File(span) => span.len as usize,
+        };
+        session.write_bytes = session.write_bytes.saturating_sub(len);
+        Some(next)
     }
 
     /// Whether the loop should keep reading this connection: false while it is at its
@@ -236,15 +293,28 @@ impl<S: ShardStore> ShardService<S> {
                 "connection closed");
         }
         self.state.connection_closed(conn);
+        self.state.bodies.forget(conn);
     }
 }
 
+/// Queues one command; `body`, when given, replaces the command's (empty) body with stored
+/// records, those in files to be spliced after the frame's header.
 fn write_command(
     conn: ConnId,
     session: &mut Session,
     command: &RemotingCommand,
+    body: Option<Vec<RecordBytes>>,
 ) -> Result<(), CloseReason> {
-    if let Err(error) = command.encode_into(&mut session.write) {
+    let encoded = match body {
+        None => {
+            let before = session.tail.len();
+            command.encode_into(&mut session.tail).map(|()| {
+                session.write_bytes += session.tail.len() - before;
+            })
+        }
+        Some(parts) => write_with_parts(session, command, parts),
+    };
+    if let Err(error) = encoded {
         // Only an oversized response can fail to encode: answer with an error instead.
         tracing::error!(target: "ringmq::server::conn", conn = conn.0, %error, "response too large");
         let fallback = RemotingCommand::error_response(
@@ -252,12 +322,33 @@ fn write_command(
             ringmq_wire::ResponseCode::SystemError,
             format!("response could not be encoded: {error}"),
         );
-        fallback.encode_into(&mut session.write)?;
+        let before = session.tail.len();
+        fallback.encode_into(&mut session.tail)?;
+        session.write_bytes += session.tail.len() - before;
     }
-    if session.write.len() > PENDING_WRITE_BYTES_MAX {
+    if session.write_bytes > PENDING_WRITE_BYTES_MAX {
         return Err(CloseReason::NotReading {
-            pending: session.write.len(),
+            pending: session.write_bytes,
         });
+    }
+    Ok(())
+}
+
+/// Queues the header frame of `command` sized for `parts`, then the parts: memory records
+/// are copied after the header, file spans queued for `splice`. Nothing is queued on error.
+fn write_with_parts(
+    session: &mut Session,
+    command: &RemotingCommand,
+    parts: Vec<RecordBytes>,
+) -> Result<(), WireError> {
+    let body_len: usize = parts.iter().map(RecordBytes::len).sum();
+    let prefix = command.encode_prefix(body_len)?;
+    session.append(&prefix);
+    for part in parts {
+        match part {
+            RecordBytes::Memory(bytes) => session.append(&bytes),
+            RecordBytes::File(span) => session.push_span(span),
+        }
     }
     Ok(())
 }

@@ -26,11 +26,29 @@ fn frame(command: &RemotingCommand) -> Vec<u8> {
     command.encode_frame().expect("encodes").to_vec()
 }
 
+/// The bytes a connection writer would send: buffers as they are, file spans read from
+/// their files.
+pub(crate) fn written<S: ShardStore>(service: &mut ShardService<S>, conn: ConnId) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut out = Vec::new();
+    while let Some(next) = service.take_writes(conn) {
+        match next {
+            Outbound::Bytes(bytes) => out.extend_from_slice(&bytes),
+            Outbound::File(span) => {
+                let file = std::fs::File::open(&*span.path).expect("segment opens");
+                let mut buf = vec![0; span.len as usize];
+                file.read_exact_at(&mut buf, span.offset)
+                    .expect("span readable");
+                out.extend_from_slice(&buf);
+            }
+        }
+    }
+    out
+}
+
 fn responses(service: &mut ShardService<MemStore>, conn: ConnId) -> Vec<RemotingCommand> {
     let mut decoder = FrameDecoder::default();
-    if let Some(bytes) = service.take_writes(conn) {
-        decoder.extend(&bytes);
-    }
+    decoder.extend(&written(service, conn));
     let mut out = Vec::new();
     while let Some(command) = decoder.next_command().expect("valid frames") {
         out.push(command);
@@ -176,4 +194,107 @@ fn closing_a_connection_removes_its_consumers() {
     svc.close(conn);
     assert!(svc.state.consumers.client_ids("G").is_empty());
     assert_eq!(svc.connections(), 0);
+}
+
+/// A service over the real store with no tail cache: every written record is cold.
+fn cold_service(
+    dir: &std::path::Path,
+) -> ShardService<crate::server::store_adapter::RealStore<crate::store::io::StdFs>> {
+    use crate::store::{StoreConfig, io::StdFs};
+    let mut store_config = StoreConfig::for_tests(dir);
+    store_config.direct_io = false;
+    store_config.tail_cache_bytes = 0;
+    store_config.store_host = test_addr(10911);
+    let store =
+        crate::server::store_adapter::RealStore::open(StdFs, store_config).expect("store opens");
+    let config = BrokerConfig::standalone();
+    let identity = ShardIdentity::of(&config, 0, test_addr(10911));
+    ShardService::new(ShardState::new(identity, Arc::new(config), store, NOW))
+}
+
+#[test]
+fn cold_pull_bodies_are_file_spans_framed_with_their_length_among_memory_responses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut svc = cold_service(dir.path());
+    let conn = svc.accept(test_addr(5000)).expect("accepted");
+    let mut sends = Vec::new();
+    for i in 0..20 {
+        let body = format!("cold message {i} {}", "x".repeat(i * 7));
+        sends.extend(frame(&send_request("T", 0, body.as_bytes(), &[])));
+    }
+    svc.on_read(conn, &sends, NOW).expect("sends");
+    svc.tick(NOW);
+    let acks = written(&mut svc, conn);
+    assert!(!acks.is_empty(), "send acknowledgements");
+
+    // One batch: a cold pull, a memory-only answer, another cold pull, a pull at the end.
+    let mut batch = Vec::new();
+    let mut first = pull_request("G", "T", 0, 0, "*", false);
+    first.opaque = 101;
+    let mut offset_query = query_offset();
+    offset_query.opaque = 102;
+    let mut second = pull_request("G", "T", 0, 12, "*", false);
+    second.opaque = 103;
+    let mut at_end = pull_request("G", "T", 0, 20, "*", false);
+    at_end.opaque = 104;
+    for request in [&first, &offset_query, &second, &at_end] {
+        batch.extend(frame(request));
+    }
+    svc.on_read(conn, &batch, NOW).expect("pulls");
+    // The writer sees file spans (sent with splice), not copies.
+    let mut spans = 0;
+    let mut bytes = Vec::new();
+    while let Some(next) = svc.take_writes(conn) {
+        match next {
+            Outbound::Bytes(b) => bytes.extend_from_slice(&b),
+            Outbound::File(span) => {
+                spans += 1;
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0; span.len as usize];
+                std::fs::File::open(&*span.path)
+                    .expect("segment")
+                    .read_exact_at(&mut buf, span.offset)
+                    .expect("span readable");
+                bytes.extend_from_slice(&buf);
+            }
+        }
+    }
+    // Records stored back to back are one span per response.
+    assert_eq!(spans, 2);
+    let mut decoder = FrameDecoder::default();
+    decoder.extend(&bytes);
+    let mut answers = Vec::new();
+    while let Some(command) = decoder.next_command().expect("valid frames") {
+        answers.push(command);
+    }
+    assert_eq!(decoder.buffered(), 0, "no stray bytes");
+    let opaques: Vec<i32> = answers.iter().map(|a| a.opaque).collect();
+    assert_eq!(opaques, vec![101, 102, 103, 104]);
+    let got = |answer: &RemotingCommand| -> Vec<String> {
+        ringmq_wire::record::decode_records(&answer.body, true, 64)
+            .expect("records with good CRCs")
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.body()).into_owned())
+            .collect()
+    };
+    let first_bodies = got(&answers[0]);
+    assert_eq!(first_bodies.len(), 20);
+    assert_eq!(first_bodies[0], "cold message 0 ");
+    let second_bodies = got(&answers[2]);
+    assert_eq!(second_bodies.len(), 8);
+    assert_eq!(
+        second_bodies[7],
+        format!("cold message 19 {}", "x".repeat(19 * 7))
+    );
+    assert_eq!(answers[3].response_code(), Some(ResponseCode::PullNotFound));
+    // Each record is the stored bytes: it reads back identically by physical offset.
+    for message in ringmq_wire::record::decode_records(&answers[2].body, true, 64).expect("records")
+    {
+        let stored = svc
+            .state
+            .store
+            .read_at(message.layout.physical_offset)
+            .expect("stored record");
+        assert_eq!(stored, message.raw);
+    }
 }

@@ -242,6 +242,74 @@ pub struct QueueRead<'a> {
     pub max_bytes: usize,
     /// Tag hash codes accepted (ConsumeQueue filter); `None` = every message.
     pub tag_codes: Option<&'a [i64]>,
+    /// Records that are no longer in memory may come back as [`RecordBytes::File`] (sent
+    /// with `splice`, never read by the shard). `false` when the caller needs every
+    /// record's bytes (content filters, admin views).
+    pub splice: bool,
+}
+
+/// A range of a CommitLog segment file holding one or more whole records, to send with
+/// `splice`. Holding it keeps the segment from being deleted by retention.
+#[derive(Clone)]
+pub struct FileSpan {
+    /// The segment file.
+    pub path: std::rc::Rc<std::path::Path>,
+    /// Position of the first byte within the file.
+    pub offset: u64,
+    /// Length in bytes.
+    pub len: u32,
+    /// Whatever keeps the segment pinned while the span is alive (the store's read pin).
+    pub guard: Option<std::rc::Rc<dyn std::any::Any>>,
+}
+
+impl std::fmt::Debug for FileSpan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSpan")
+            .field("path", &self.path)
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+impl PartialEq for FileSpan {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path && self.offset == other.offset && self.len == other.len
+    }
+}
+
+impl Eq for FileSpan {}
+
+/// The stored bytes of one record of a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordBytes {
+    /// In memory (tail cache, or read from the file).
+    Memory(Bytes),
+    /// In a segment file, to be spliced to the socket.
+    File(FileSpan),
+}
+
+impl RecordBytes {
+    /// The record's size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            RecordBytes::Memory(bytes) => bytes.len(),
+            RecordBytes::File(span) => span.len as usize,
+        }
+    }
+
+    /// Whether the record is empty (never, for a stored record).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes, when they are in memory.
+    pub fn memory(&self) -> Option<&Bytes> {
+        match self {
+            RecordBytes::Memory(bytes) => Some(bytes),
+            RecordBytes::File(_) => None,
+        }
+    }
 }
 
 /// RocketMQ's `GetMessageStatus`.
@@ -278,6 +346,7 @@ pub struct QueueReadResult {
     pub min_offset: i64,
     /// Queue max (visible) offset.
     pub max_offset: i64,
-    /// The records, in queue order, each the stored bytes.
-    pub records: Vec<Bytes>,
+    /// The records, in queue order, each the stored bytes (in memory, or a file range when
+    /// the read allowed [`QueueRead::splice`]).
+    pub records: Vec<RecordBytes>,
 }

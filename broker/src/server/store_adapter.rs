@@ -16,10 +16,14 @@
 //!   calls `commit` again: the outcome is handed back to the store (offsets advance, buffers
 //!   return) and the next job starts. One job is in flight at a time.
 //!
-//! Reads return records in memory (`file_ranges: false`): zero-copy `splice` of cold data is
-//! not wired into the pull path yet.
+//! Pulls ask for file ranges ([`QueueRead::splice`]): records no longer in the tail cache
+//! come back as [`FileSpan`]s, holding the store's pin on their segment, and the connection
+//! writer splices them to the socket (see [`crate::server::splice`]); such a read never
+//! touches the disk. Reads that need the bytes (`splice: false`, views by id or key, time
+//! lookups) still read cold records through `block_on`.
 
 use std::cell::RefCell;
+use std::path::Path;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -28,8 +32,8 @@ use ringmq_wire::body::subscription::SubscriptionGroupConfig;
 use ringmq_wire::body::topic::{TopicConfig, TopicFilterType};
 
 use crate::server::store::{
-    Appended, Boundary, GetStatus, MetaSnapshot, PutMessage, QueueRead, QueueReadResult,
-    ShardStore, StoreError,
+    Appended, Boundary, FileSpan, GetStatus, MetaSnapshot, PutMessage, QueueRead, QueueReadResult,
+    RecordBytes, ShardStore, StoreError,
 };
 use crate::store::io::{StoreFs, block_on};
 use crate::store::{
@@ -52,6 +56,8 @@ struct RingCommits {
 pub struct RealStore<F: StoreFs> {
     store: Store<F>,
     ring: Option<RingCommits>,
+    /// The last segment path handed out, shared by the spans of one segment.
+    last_path: RefCell<Option<(u64, Rc<Path>)>>,
 }
 
 impl<F: StoreFs> std::fmt::Debug for RealStore<F> {
@@ -68,6 +74,7 @@ impl<F: StoreFs + 'static> RealStore<F> {
         Ok(RealStore {
             store: block_on(Store::open(fs, config))?,
             ring: None,
+            last_path: RefCell::new(None),
         })
     }
 
@@ -84,6 +91,7 @@ impl<F: StoreFs + 'static> RealStore<F> {
                 notify: None,
                 draining: false,
             }),
+            last_path: RefCell::new(None),
         })
     }
 
@@ -141,6 +149,18 @@ impl<F: StoreFs + 'static> RealStore<F> {
             }
         });
         Ok(())
+    }
+
+    fn segment_path(&self, segment: u64, path: &Path) -> Rc<Path> {
+        let mut last = self.last_path.borrow_mut();
+        match last.as_ref() {
+            Some((start, shared)) if *start == segment => shared.clone(),
+            _ => {
+                let shared: Rc<Path> = Rc::from(path);
+                *last = Some((segment, shared.clone()));
+                shared
+            }
+        }
     }
 
     /// The store itself (admin tools, retention, snapshots).
@@ -250,19 +270,35 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
             max_count: read.max_count,
             max_bytes: read.max_bytes,
             tag_codes: read.tag_codes,
-            file_ranges: false,
+            file_ranges: read.splice,
         };
         let result = block_on(self.store.get_message(&request)).map_err(convert)?;
         let mut records = Vec::with_capacity(result.records.len());
         for record in result.records {
-            match record.data {
-                RecordData::Memory(bytes) => records.push(bytes),
-                RecordData::File(_) => {
-                    return Err(StoreError::Failed {
-                        context: "store returned a file range for an in-memory read".into(),
-                    });
+            let bytes = match &record.data {
+                RecordData::Memory(bytes) => RecordBytes::Memory(bytes.clone()),
+                RecordData::File(range) => {
+                    let segment =
+                        self.store
+                            .commit_log()
+                            .segment(range.segment)
+                            .ok_or_else(|| StoreError::Failed {
+                                context: format!(
+                                    "no commit log segment at offset {} for a file read",
+                                    range.segment
+                                ),
+                            })?;
+                    let path = self.segment_path(range.segment, &segment.path);
+                    RecordBytes::File(FileSpan {
+                        path,
+                        offset: range.file_pos,
+                        len: range.len,
+                        // The read record holds the store's pin on its segment.
+                        guard: Some(Rc::new(record) as Rc<dyn std::any::Any>),
+                    })
                 }
-            }
+            };
+            records.push(bytes);
         }
         Ok(QueueReadResult {
             status: status(result.status),
@@ -325,9 +361,10 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
                 max_count: 1,
                 max_bytes: usize::MAX,
                 tag_codes: None,
+                splice: false,
             })
             .ok()?;
-        let record = result.records.first()?;
+        let record = result.records.first()?.memory()?;
         ringmq_wire::record::StoredMessage::decode(record, false)
             .ok()
             .map(|m| m.layout.store_timestamp)

@@ -16,7 +16,7 @@ use ringmq_broker::server::ConnId;
 use ringmq_broker::server::mem_store::MemStore;
 use ringmq_broker::server::net::now_ms;
 use ringmq_broker::server::register::register_request;
-use ringmq_broker::server::service::ShardService;
+use ringmq_broker::server::service::{Outbound, ShardService};
 use ringmq_broker::server::state::{ShardIdentity, ShardState};
 use ringmq_client::{RemotingClient, RemotingConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,7 +31,8 @@ type Writers = Rc<RefCell<HashMap<ConnId, mpsc::UnboundedSender<BytesMut>>>>;
 fn flush(service: &Service, writers: &Writers) {
     let mut service = service.borrow_mut();
     for conn in service.writable() {
-        if let Some(bytes) = service.take_writes(conn)
+        // A MemStore keeps records in memory: its pull bodies are never file spans.
+        if let Some(Outbound::Bytes(bytes)) = service.take_writes(conn)
             && let Some(writer) = writers.borrow().get(&conn)
         {
             let _ = writer.send(bytes);

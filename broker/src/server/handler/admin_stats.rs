@@ -11,7 +11,8 @@ use ringmq_wire::body::kv::KvTable;
 use ringmq_wire::body::stats::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
 use ringmq_wire::header::admin::{
     GetBrokerConfigResponseHeader, GetConsumeStatsRequestHeader,
-    GetConsumerConnectionListRequestHeader, GetTopicStatsInfoRequestHeader, encode_properties,
+    GetConsumerConnectionListRequestHeader, GetTopicConfigRequestHeader,
+    GetTopicStatsInfoRequestHeader, encode_properties,
 };
 use ringmq_wire::{RemotingCommand, ResponseCode};
 
@@ -62,6 +63,9 @@ pub fn runtime_info<S: ShardStore>(
         "flushMode",
         format!("{:?}", state.config.store.flush_mode).to_lowercase(),
     );
+    for (key, value) in crate::features::schedule::runtime_info(state) {
+        put(&key, value);
+    }
     let body = ringmq_wire::json::to_vec(&KvTable { table });
     Ok(Some(success(request).with_body(body)))
 }
@@ -224,6 +228,7 @@ pub fn broker_config<S: ShardStore>(
             c.retention.disk_max_used_space_ratio.to_string(),
         ),
         ("maxMessageSize", c.limits.max_message_bytes.to_string()),
+        ("messageDelayLevel", c.schedule.message_delay_level.clone()),
         (
             "autoCreateTopicEnable",
             c.topics.auto_create_topic.to_string(),
@@ -265,6 +270,31 @@ pub fn all_consumer_offsets<S: ShardStore>(
         offset_table: state.offsets.snapshot(),
     };
     Ok(Some(success(request).with_body(wrapper.encode())))
+}
+
+/// `QUERY_TOPIC_CONSUME_BY_WHO` (300): the groups consuming a topic here, as RocketMQ's
+/// broker answers it: groups with online consumers subscribed to the topic, and groups with
+/// offsets committed on it. Body: `{"groupList":[…]}` (RocketMQ's `GroupList`), sorted.
+///
+/// The request header is `{topic}` alone, the shape of `GET_TOPIC_CONFIG`'s, so that header
+/// type decodes it.
+pub fn topic_consumed_by<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+) -> HandlerResult {
+    let header: GetTopicConfigRequestHeader = decode_header(request)?;
+    let topic = header.topic.as_str();
+    let mut groups: std::collections::BTreeSet<String> = state
+        .consumers
+        .groups()
+        .filter(|(_, info)| info.subscriptions.contains_key(topic))
+        .map(|(group, _)| group.to_owned())
+        .collect();
+    groups.extend(state.offsets.groups_of_topic(topic));
+    let body = serde_json::json!({ "groupList": groups });
+    Ok(Some(
+        success(request).with_body(body.to_string().into_bytes()),
+    ))
 }
 
 #[cfg(test)]

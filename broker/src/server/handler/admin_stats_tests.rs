@@ -110,3 +110,26 @@ fn all_consumer_offsets_lists_every_group_and_queue() {
             .expect("offsets body");
     assert_eq!(wrapper.offset_table["T@G"][&1], 7);
 }
+
+#[test]
+fn topic_consumed_by_lists_online_and_committed_groups() {
+    use ringmq_wire::header::admin::GetTopicConfigRequestHeader;
+    let mut shard = TestShard::new();
+    shard.state.offsets.commit("Committed", "T", 0, 3);
+    shard.state.offsets.commit("Elsewhere", "Other", 0, 3);
+    shard.call(heartbeat_request("c1", "Online", "T", "*"));
+    let request = request_with(
+        RequestCode::QueryTopicConsumeByWho,
+        &GetTopicConfigRequestHeader {
+            topic: "T".into(),
+            rpc: Default::default(),
+        },
+    );
+    let response = shard.call(request);
+    assert_eq!(response.code, 0, "{:?}", response.remark);
+    let body: serde_json::Value = serde_json::from_slice(&response.body).expect("json body");
+    assert_eq!(
+        body,
+        serde_json::json!({ "groupList": ["Committed", "Online"] })
+    );
+}
