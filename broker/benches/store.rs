@@ -1,8 +1,10 @@
-//! Store benchmarks on the real disk (std files, `O_DIRECT` where accepted), printed as
-//! Markdown table rows for `docs/benchmarks.md`:
+//! Store benchmarks on the real disk (`O_DIRECT` where accepted), printed as Markdown table
+//! rows for `docs/benchmarks.md`:
 //!
 //! * raw `O_DIRECT` write bandwidth with fio (io_uring, 1 MiB blocks, depth 8), same run;
-//! * append of 1 KiB messages, async flush, one shard: records/s and MB/s;
+//! * append of 1 KiB messages, async flush, one shard: records/s and MB/s, with the group
+//!   commit blocking (`StdFs`, "before") and on the shard's io_uring (`UringFs`, commit jobs
+//!   in flight while appends go on, "after");
 //! * sync flush with 1 / 16 / 256 appenders waiting for their ack: records/s and p50/p99
 //!   ack latency, next to the latency of a 4 KiB write + `fdatasync`;
 //! * cold read of a queue (page cache dropped with `posix_fadvise`): MB/s.
@@ -15,9 +17,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use ringmq_broker::store::io::{StdFs, block_on};
+use ringmq_broker::runtime::{JoinHandle, RuntimeConfig, Shard, spawn_local, yield_now};
+use ringmq_broker::store::io::{StdFs, StoreFs, block_on};
+use ringmq_broker::store::uring::UringFs;
 use ringmq_broker::store::{
-    AppendMessage, FlushMode, GetMessage, GetStatus, Store, StoreConfig, StoreError,
+    AppendMessage, CommitDone, FlushMode, GetMessage, GetStatus, Store, StoreConfig, StoreError,
 };
 use ringmq_wire::record::{Properties, property};
 
@@ -163,6 +167,105 @@ fn append_run(dir: &Path, total_mb: u64, mode: FlushMode, tick_records: u64) {
     block_on(store.close()).unwrap();
 }
 
+/// The broker's commit loop on the ring: at most one job in flight; every `tick_records`
+/// appends (a "batch of requests") the finished job is handed back and the next one started.
+struct RingCommits {
+    job: Option<JoinHandle<CommitDone>>,
+}
+
+impl RingCommits {
+    async fn tick<F: StoreFs + 'static>(&mut self, store: &mut Store<F>, wait: bool) {
+        if let Some(job) = self.job.take() {
+            if wait || job.is_finished() {
+                store.finish_commit(job.await).unwrap();
+            } else {
+                self.job = Some(job);
+            }
+        }
+        if self.job.is_none() {
+            self.job = store
+                .begin_commit(true)
+                .unwrap()
+                .map(|j| spawn_local(j.run()));
+        }
+        // One executor turn: the job's SQEs are submitted, completions harvested.
+        yield_now().await;
+    }
+
+    async fn append<F: StoreFs + 'static>(
+        &mut self,
+        store: &mut Store<F>,
+        m: &AppendMessage<'_>,
+    ) -> ringmq_broker::store::AppendTicket {
+        loop {
+            match store.append(m) {
+                Ok(t) => return t,
+                Err(StoreError::Busy { .. }) => self.tick(store, true).await,
+                Err(e) => panic!("append failed: {e}"),
+            }
+        }
+    }
+
+    async fn drain<F: StoreFs + 'static>(&mut self, store: &mut Store<F>) {
+        if let Some(job) = self.job.take() {
+            store.finish_commit(job.await).unwrap();
+        }
+    }
+}
+
+fn ring_shard() -> Shard {
+    Shard::new(&RuntimeConfig {
+        shards: Some(1),
+        pin_threads: false,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn append_run_ring(dir: &Path, total_mb: u64, mode: FlushMode, tick_records: u64) {
+    let shard = ring_shard();
+    shard.block_on(async {
+        let fs = UringFs::new();
+        let mut store = block_on(Store::open(fs.clone(), config(dir, mode))).unwrap();
+        store.set_ring_mode(true);
+        let body = vec![b'x'; 1024];
+        let n = total_mb * 1024;
+        let mut ring = RingCommits { job: None };
+        let start = Instant::now();
+        let mut last_persist = Instant::now();
+        let mut bytes = 0u64;
+        let mut last = None;
+        let mut props = Props::new();
+        for i in 0..n {
+            let mut m = AppendMessage::new("BenchTopic", (i % 8) as i32, &body);
+            m.properties = props.for_message(i);
+            let t = ring.append(&mut store, &m).await;
+            bytes += u64::from(t.size);
+            last = Some(t);
+            if i % tick_records == tick_records - 1 {
+                ring.tick(&mut store, false).await;
+            }
+            if last_persist.elapsed() > Duration::from_millis(500) {
+                block_on(store.persist_step()).unwrap();
+                last_persist = Instant::now();
+            }
+        }
+        let last = last.unwrap();
+        while !store.is_acknowledged(&last) {
+            ring.tick(&mut store, true).await;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "| append 1 KiB body (~1.1 KiB record), {mode:?} flush, 1 shard, io_uring commits ({} write buffers registered), {total_mb} Ki records, tick every {tick_records} records | {:.0} records/s | {:.0} MB/s |",
+            fs.registered_buffers(),
+            n as f64 / secs,
+            bytes as f64 / secs / 1e6
+        );
+        ring.drain(&mut store).await;
+        block_on(store.close()).unwrap();
+    });
+}
+
 fn fdatasync_latency(dir: &Path) {
     use std::os::unix::fs::{FileExt, OpenOptionsExt};
     let path = dir.join("sync.dat");
@@ -226,6 +329,51 @@ fn sync_appenders(dir: &Path, appenders: usize, secs: u64) {
         h.value_at_quantile(0.99)
     );
     block_on(store.close()).unwrap();
+    let _ = std::fs::remove_dir_all(&sub);
+}
+
+fn sync_appenders_ring(dir: &Path, appenders: usize, secs: u64) {
+    let sub = dir.join(format!("sync-ring-{appenders}"));
+    let shard = ring_shard();
+    shard.block_on(async {
+        let mut store = block_on(Store::open(UringFs::new(), config(&sub, FlushMode::Sync))).unwrap();
+        store.set_ring_mode(true);
+        let body = vec![b's'; 1024];
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        let mut props = Props::new();
+        let mut ring = RingCommits { job: None };
+        let start = Instant::now();
+        let mut acked = 0u64;
+        let mut i = 0u64;
+        while start.elapsed() < Duration::from_secs(secs) {
+            let tick = Instant::now();
+            let mut tickets = Vec::with_capacity(appenders);
+            for a in 0..appenders {
+                let mut m = AppendMessage::new("SyncTopic", (a % 8) as i32, &body);
+                m.properties = props.for_message(i);
+                tickets.push(ring.append(&mut store, &m).await);
+                i += 1;
+            }
+            let last = tickets[tickets.len() - 1];
+            while !store.is_acknowledged(&last) {
+                ring.tick(&mut store, true).await;
+            }
+            let lat = tick.elapsed().as_micros() as u64;
+            for _ in &tickets {
+                h.record(lat).unwrap();
+            }
+            acked += tickets.len() as u64;
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        println!(
+            "| sync flush, {appenders} appenders, 1 KiB, io_uring commits | {:.0} records/s | ack p50 {} µs, p99 {} µs |",
+            acked as f64 / elapsed,
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99)
+        );
+        ring.drain(&mut store).await;
+        block_on(store.close()).unwrap();
+    });
     let _ = std::fs::remove_dir_all(&sub);
 }
 
@@ -313,18 +461,35 @@ fn main() {
     if !quick {
         fio(dir.path());
     }
-    for (mode, tick) in [
-        (FlushMode::Async, 256),
-        (FlushMode::Async, 4096),
-        (FlushMode::Memory, 4096),
-    ] {
-        let sub = dir.path().join("append");
-        append_run(&sub, append_mb, mode, tick);
-        let _ = std::fs::remove_dir_all(&sub);
+    let only = std::env::var("RINGMQ_BENCH_ONLY").unwrap_or_default();
+    let run = |name: &str| only.is_empty() || only.split(',').any(|o| o == name);
+    if run("append") {
+        for (mode, tick) in [(FlushMode::Async, 256), (FlushMode::Async, 4096)] {
+            let sub = dir.path().join("append");
+            append_run(&sub, append_mb, mode, tick);
+            let _ = std::fs::remove_dir_all(&sub);
+        }
     }
-    fdatasync_latency(dir.path());
-    for n in [1, 16, 256] {
-        sync_appenders(dir.path(), n, sync_secs);
+    if run("append-ring") || run("append") {
+        for (mode, tick) in [
+            (FlushMode::Async, 256),
+            (FlushMode::Async, 4096),
+            (FlushMode::Memory, 4096),
+        ] {
+            let sub = dir.path().join("append-ring");
+            append_run_ring(&sub, append_mb, mode, tick);
+            let _ = std::fs::remove_dir_all(&sub);
+        }
+    }
+    if run("sync") {
+        fdatasync_latency(dir.path());
+        for n in [1, 16, 256] {
+            sync_appenders(dir.path(), n, sync_secs);
+            sync_appenders_ring(dir.path(), n, sync_secs);
+        }
+    }
+    if !run("read") {
+        return;
     }
     cold_read(dir.path(), read_mb);
 }

@@ -164,6 +164,69 @@ impl AsRawFd for File {
     }
 }
 
+/// Registers extra aligned buffers (`(start, len)`, e.g. the store's write buffers) with the
+/// current shard's ring, after the pool's registered buffers, and returns the index of the
+/// first one (for `WriteFixed`). The whole table is registered again (pool + extra), within
+/// the same memlock budget as the pool (unlimited with `CAP_IPC_LOCK`, else the soft
+/// `RLIMIT_MEMLOCK` minus a margin, per shard). Fails, and the caller then writes those
+/// buffers with plain `Write`, when that budget is exceeded (`ENOMEM`), when pool buffers are
+/// lent (their indexes must not move under an operation) or when the kernel refuses; the
+/// pool's own registration is restored in that case. Call it at startup, before the shard
+/// serves. Panics off a shard thread.
+///
+/// # Safety
+/// Every `(start, len)` must describe memory that stays allocated and unmoved for as long as
+/// the shard's ring lives.
+pub unsafe fn register_extra_buffers(extra: &[(*const u8, usize)]) -> io::Result<u16> {
+    let core = core();
+    let stats = core.pool.stats();
+    if stats.lent > 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "pool buffers are lent: the registered table cannot be rebuilt now",
+        ));
+    }
+    let registered = stats.registered;
+    if registered + extra.len() > usize::from(u16::MAX) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "more than 65535 registered buffers",
+        ));
+    }
+    let cap = super::sys::has_cap_ipc_lock();
+    let limit = super::sys::memlock_soft_limit_bytes().unwrap_or(Some(0));
+    let budget = super::pool::registration_budget_bytes(cap, limit, core.shards);
+    let extra_bytes: u64 = extra.iter().map(|(_, len)| *len as u64).sum();
+    let pool_bytes = (registered * stats.buf_bytes) as u64;
+    if pool_bytes.saturating_add(extra_bytes) > budget {
+        return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+    }
+    let mut iovecs = core.pool.iovecs();
+    iovecs.truncate(registered);
+    let pool_iovecs = iovecs.clone();
+    iovecs.extend(extra.iter().map(|(start, len)| libc::iovec {
+        iov_base: *start as *mut libc::c_void,
+        iov_len: *len,
+    }));
+    let driver = core.driver.borrow();
+    let submitter = driver.ring().submitter();
+    if registered > 0 {
+        submitter.unregister_buffers()?;
+    }
+    // SAFETY: the pool's iovecs describe its buffers, alive as long as the shard; the
+    // caller guarantees the same for `extra`.
+    match unsafe { submitter.register_buffers(&iovecs) } {
+        Ok(()) => Ok(registered as u16),
+        Err(e) => {
+            // SAFETY: as above; this restores the registration the pool had.
+            if registered > 0 && unsafe { submitter.register_buffers(&pool_iovecs) }.is_err() {
+                core.pool.set_registered(0);
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Runs an operation whose only resource is an fd; returns `res`.
 pub(crate) async fn simple(entry: io_uring::squeue::Entry, fd: Rc<OwnedFd>) -> io::Result<u32> {
     match Op::submit(entry, fd, None) {

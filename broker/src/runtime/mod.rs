@@ -56,7 +56,7 @@ pub use buf::{AlignedBuf, BUF_ALIGN, IoBuf, IoBufMut};
 pub use channel::{Receiver, SendError, Sender, TrySendError, channel};
 pub use error::RuntimeError;
 pub use executor::{JoinHandle, spawn_local, yield_now};
-pub use fs::File;
+pub use fs::{File, register_extra_buffers};
 pub use net::{LISTEN_BACKLOG, TcpListener, TcpStream};
 pub use pool::{BufPool, FixedBuf, POISON, PoolStats};
 pub use setup::RingFlavor;

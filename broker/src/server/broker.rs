@@ -25,7 +25,7 @@ use crate::server::service::ShardService;
 use crate::server::state::{AdminChange, ShardIdentity, ShardState};
 use crate::server::store::ShardStore;
 use crate::server::store_adapter::RealStore;
-use crate::store::io::StdFs;
+use crate::store::uring::UringFs;
 use crate::store::{self, StoreConfig};
 
 /// Why the broker could not start.
@@ -160,10 +160,11 @@ impl Broker {
     pub fn shutdown(self) -> Result<(), BrokerError> {
         for handle in self.runtime.shards() {
             let outcome = handle.run_blocking(|| async {
-                SHUTDOWN_HOOK.with(|hook| match hook.borrow().as_ref() {
-                    Some(hook) => hook(),
+                let hook = SHUTDOWN_HOOK.with(|hook| hook.borrow().clone());
+                match hook {
+                    Some(hook) => hook().await,
                     None => Ok(()),
-                })
+                }
             });
             match outcome {
                 Ok(Ok(())) => {}
@@ -213,7 +214,11 @@ pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr)
 type AdminSink = Rc<dyn Fn(AdminChange)>;
 
 /// Stops and flushes the shard of the current thread.
-type ShutdownHook = Rc<dyn Fn() -> Result<(), String>>;
+type ShutdownHook =
+    Rc<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>>>>>;
+
+/// How long a clean shutdown waits for a group commit in flight on the ring.
+const COMMIT_DRAIN_MS_MAX: u64 = 30_000;
 
 thread_local! {
     /// The clean-shutdown step of the shard running on this thread.
@@ -275,7 +280,7 @@ async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext, mut ready: Read
     let store_host = SocketAddr::new(config.advertised_ip(), port);
     let store_config = store_config(&config, shard, store_host);
     let store_path = store_config.root.clone();
-    let store = match RealStore::open(StdFs, store_config) {
+    let store = match RealStore::open_on_ring(UringFs::new(), store_config) {
         Ok(store) => store,
         Err(error) => {
             return ready.report(Err(format!(
@@ -307,6 +312,17 @@ async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext, mut ready: Read
         addr = %store_host, "shard serving");
     let state = ShardState::new(identity, config.clone(), store, now_ms());
     let server = ShardServer::new(ShardService::new(state));
+    let weak = Rc::downgrade(&server);
+    server
+        .service
+        .borrow_mut()
+        .state
+        .store
+        .set_commit_notify(Rc::new(move || {
+            if let Some(server) = weak.upgrade() {
+                server.kick();
+            }
+        }));
     install_admin(&server, ctx.shards.clone(), shard);
     install_shutdown(&server);
     spawn_local(persist_loop(
@@ -363,15 +379,27 @@ fn install_shutdown<S: ShardStore + 'static>(server: &Rc<ShardServer<S>>) {
     let local = server.clone();
     SHUTDOWN_HOOK.with(|hook| {
         *hook.borrow_mut() = Some(Rc::new(move || {
-            local.stop();
-            let mut service = local.service.borrow_mut();
-            let state = &mut service.state;
-            state.after_requests(now_ms());
-            state.store.persist().map_err(|e| e.to_string())?;
-            state.persist_meta().map_err(|e| e.to_string())?;
-            // Last: metadata snapshots go through the store, and the store's clean close
-            // removes the crash marker so the next start trusts the checkpoint.
-            state.store.shutdown().map_err(|e| e.to_string())
+            let local = local.clone();
+            Box::pin(async move {
+                // First let a group commit in flight on the ring come back (the server is
+                // still running meanwhile); commits are blocking from here on.
+                let mut waited_ms = 0;
+                while local.service.borrow_mut().state.store.drain_commits()
+                    && waited_ms < COMMIT_DRAIN_MS_MAX
+                {
+                    sleep(Duration::from_millis(1)).await;
+                    waited_ms += 1;
+                }
+                local.stop();
+                let mut service = local.service.borrow_mut();
+                let state = &mut service.state;
+                state.after_requests(now_ms());
+                state.store.persist().map_err(|e| e.to_string())?;
+                state.persist_meta().map_err(|e| e.to_string())?;
+                // Last: metadata snapshots go through the store, and the store's clean close
+                // removes the crash marker so the next start trusts the checkpoint.
+                state.store.shutdown().map_err(|e| e.to_string())
+            })
         }));
     });
 }

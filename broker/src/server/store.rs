@@ -186,6 +186,13 @@ pub trait ShardStore {
         Ok(())
     }
 
+    /// Before a clean shutdown: stop starting group commits in the background (later ones
+    /// complete before returning) and report whether one started earlier is still running.
+    /// The shard polls it, letting its tasks run in between, until it returns `false`.
+    fn drain_commits(&mut self) -> bool {
+        false
+    }
+
     /// Periodic persistence of what runs behind the CommitLog (queues, index, checkpoint).
     fn persist(&mut self) -> Result<(), StoreError> {
         Ok(())

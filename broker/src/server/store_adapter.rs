@@ -1,11 +1,20 @@
 //! [`ShardStore`] over the real per-shard store ([`crate::store::Store`]).
 //!
-//! Lives on its shard's thread. The store's reads and commits are `async` (they may touch
-//! the disk); the handlers are synchronous, so this adapter drives those futures with
-//! [`crate::store::io::block_on`]. That is correct for the std-file implementation
-//! ([`crate::store::io::StdFs`], whose operations complete when polled) and the simulated one;
-//! it must not be used with an io_uring file implementation, which needs the handlers to
-//! become asynchronous first (not done yet).
+//! Lives on its shard's thread. The store's reads and metadata writes are `async`; the
+//! handlers are synchronous, so this adapter drives those futures with
+//! [`crate::store::io::block_on`], which is correct because every file layer completes those
+//! operations when polled ([`crate::store::io::StdFs`], the simulated one, and the blocking-safe
+//! half of [`crate::store::uring::UringFs`]).
+//!
+//! Group commit has two modes:
+//! * blocking ([`RealStore::open`]): `commit` runs [`Store::commit_step`] to completion;
+//! * on the shard's io_uring ([`RealStore::open_on_ring`], what the broker runs): `commit`
+//!   takes a [`crate::store::CommitJob`] out of the store and spawns it as a task of the
+//!   shard (its `O_DIRECT` writes and `fdatasync` go through the ring), then returns at once;
+//!   appends go on into the next write buffer meanwhile. When the job completes, the task
+//!   parks its outcome here and calls the commit notifier (the server's `kick`), whose tick
+//!   calls `commit` again: the outcome is handed back to the store (offsets advance, buffers
+//!   return) and the next job starts. One job is in flight at a time.
 //!
 //! Pulls ask for file ranges ([`QueueRead::splice`]): records no longer in the tail cache
 //! come back as [`FileSpan`]s, holding the store's pin on their segment, and the connection
@@ -28,13 +37,25 @@ use crate::server::store::{
 };
 use crate::store::io::{StoreFs, block_on};
 use crate::store::{
-    self, AppendMessage, GetMessage, RecordData, Store, StoreConfig, StoreError as DiskError,
-    snapshot,
+    self, AppendMessage, CommitDone, GetMessage, RecordData, Store, StoreConfig,
+    StoreError as DiskError, snapshot,
 };
+
+/// Called when a background commit completes (the server ticks on it).
+pub type CommitNotify = Rc<dyn Fn()>;
+
+/// The ring-mode state: where a finished job parks its outcome, and whom to tell.
+struct RingCommits {
+    done: Rc<RefCell<Option<CommitDone>>>,
+    notify: Option<CommitNotify>,
+    /// Set by [`ShardStore::drain_commits`]: no more background jobs.
+    draining: bool,
+}
 
 /// The real store of one shard behind the [`ShardStore`] interface.
 pub struct RealStore<F: StoreFs> {
     store: Store<F>,
+    ring: Option<RingCommits>,
     /// The last segment path handed out, shared by the spans of one segment.
     last_path: RefCell<Option<(u64, Rc<Path>)>>,
 }
@@ -47,13 +68,87 @@ impl<F: StoreFs> std::fmt::Debug for RealStore<F> {
     }
 }
 
-impl<F: StoreFs> RealStore<F> {
-    /// Opens (recovering if needed) the store of one shard.
+impl<F: StoreFs + 'static> RealStore<F> {
+    /// Opens (recovering if needed) the store of one shard; group commits are blocking.
     pub fn open(fs: F, config: StoreConfig) -> Result<Self, DiskError> {
         Ok(RealStore {
             store: block_on(Store::open(fs, config))?,
+            ring: None,
             last_path: RefCell::new(None),
         })
+    }
+
+    /// Opens the store of one shard with group commits run as tasks of the shard, on its
+    /// io_uring (with [`crate::store::uring::UringFs`]; see the module docs). Must be
+    /// called on the shard's thread.
+    pub fn open_on_ring(fs: F, config: StoreConfig) -> Result<Self, DiskError> {
+        let mut store = block_on(Store::open(fs, config))?;
+        store.set_ring_mode(true);
+        Ok(RealStore {
+            store,
+            ring: Some(RingCommits {
+                done: Rc::new(RefCell::new(None)),
+                notify: None,
+                draining: false,
+            }),
+            last_path: RefCell::new(None),
+        })
+    }
+
+    /// Sets what to call when a background commit completes (the server's `kick`, so that
+    /// acknowledgements go out at once rather than at the next tick).
+    pub fn set_commit_notify(&mut self, notify: CommitNotify) {
+        if let Some(ring) = self.ring.as_mut() {
+            ring.notify = Some(notify);
+        }
+    }
+
+    /// Whether a background commit job is running (its outcome not yet parked).
+    pub fn commit_running(&self) -> bool {
+        self.ring
+            .as_ref()
+            .is_some_and(|r| r.done.borrow().is_none() && self.store.commit_in_flight())
+    }
+
+    /// Hands a finished background job back to the store. Returns whether a job is still
+    /// in flight.
+    fn harvest(&mut self) -> Result<bool, StoreError> {
+        let Some(ring) = self.ring.as_ref() else {
+            return Ok(false);
+        };
+        let done = ring.done.borrow_mut().take();
+        if let Some(done) = done {
+            self.store.finish_commit(done).map_err(convert)?;
+        }
+        Ok(self.store.commit_in_flight())
+    }
+
+    /// Ring mode: finishes the previous job if it is done and starts the next one.
+    fn commit_on_ring(&mut self) -> Result<(), StoreError> {
+        if self.harvest()? {
+            return Ok(());
+        }
+        let Some(ring) = self.ring.as_ref() else {
+            return Ok(());
+        };
+        if ring.draining {
+            return block_on(self.store.commit_step())
+                .map(drop)
+                .map_err(convert);
+        }
+        let Some(job) = self.store.begin_commit(true).map_err(convert)? else {
+            return Ok(());
+        };
+        let done = ring.done.clone();
+        let notify = ring.notify.clone();
+        crate::runtime::spawn_local(async move {
+            let outcome = job.run().await;
+            *done.borrow_mut() = Some(outcome);
+            if let Some(notify) = notify {
+                notify();
+            }
+        });
+        Ok(())
     }
 
     fn segment_path(&self, segment: u64, path: &Path) -> Rc<Path> {
@@ -120,7 +215,7 @@ fn signed(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-impl<F: StoreFs> ShardStore for RealStore<F> {
+impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
     fn append(&mut self, message: PutMessage) -> Result<Appended, StoreError> {
         let append = AppendMessage {
             topic: &message.topic,
@@ -304,16 +399,49 @@ impl<F: StoreFs> ShardStore for RealStore<F> {
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        if self.ring.is_some() {
+            return self.commit_on_ring();
+        }
         block_on(self.store.commit_step())
             .map(|_| ())
             .map_err(convert)
     }
 
+    fn drain_commits(&mut self) -> bool {
+        let Some(ring) = self.ring.as_mut() else {
+            return false;
+        };
+        if !ring.draining {
+            ring.draining = true;
+            // The periodic CommitLog sync blocks again from here on: the shard is stopping.
+            self.store.set_ring_mode(false);
+        }
+        match self.harvest() {
+            Ok(in_flight) => in_flight,
+            Err(error) => {
+                tracing::error!(target: "ringmq::server::store", %error, "group commit failed");
+                false
+            }
+        }
+    }
+
     fn persist(&mut self) -> Result<(), StoreError> {
-        block_on(self.store.persist_step()).map_err(convert)
+        block_on(self.store.persist_step()).map_err(convert)?;
+        // In ring mode the CommitLog sync was asked of the next job: start it if idle.
+        if self.ring.is_some() {
+            self.commit()?;
+        }
+        Ok(())
     }
 
     fn shutdown(&mut self) -> Result<(), StoreError> {
+        if self.drain_commits() {
+            return Err(StoreError::Failed {
+                context: "a group commit is still in flight on the ring; shutdown must wait \
+                          for drain_commits() to return false"
+                    .into(),
+            });
+        }
         block_on(self.store.shutdown()).map_err(convert)
     }
 
@@ -529,6 +657,67 @@ mod tests {
         assert_eq!(state.topics.get("Kept").map(|t| t.read_queue_nums), Some(3));
         assert_eq!(state.groups.get("G").map(|g| g.retry_max_times), Some(5));
         assert_eq!(state.offsets.query("G", "Kept", 2), Some(42));
+    }
+
+    #[test]
+    fn ring_commits_release_acks_after_the_write_completes_and_drain_before_shutdown() {
+        use crate::runtime::{RuntimeConfig, Shard, yield_now};
+        use crate::store::uring::UringFs;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shard = Shard::new(&RuntimeConfig::for_tests()).expect("shard");
+        shard.block_on(async {
+            let mut store_config = StoreConfig::for_tests(dir.path());
+            store_config.flush_mode = store::FlushMode::Sync;
+            store_config.store_host = test_addr(10911);
+            let mut store =
+                RealStore::open_on_ring(UringFs::new(), store_config).expect("store opens");
+            let kicked = Rc::new(std::cell::Cell::new(0u32));
+            let counter = kicked.clone();
+            store.set_commit_notify(Rc::new(move || counter.set(counter.get() + 1)));
+            let mut config = BrokerConfig::standalone();
+            config.store.flush_mode = FlushMode::Sync;
+            let identity = ShardIdentity::of(&config, 0, test_addr(10911));
+            let mut state = ShardState::new(identity, Arc::new(config), store, 1_700_000_000_000);
+            let now = 1_700_000_000_000;
+            assert!(
+                state
+                    .handle(CONN, send_request("T", 0, b"a", &[]), now)
+                    .is_none()
+            );
+            // The commit is submitted to the ring; the ack waits for its completion.
+            state.after_requests(now);
+            assert!(state.take_outbox().is_empty());
+            assert!(state.store.commit_running());
+            for _ in 0..10_000 {
+                if kicked.get() > 0 {
+                    break;
+                }
+                yield_now().await;
+            }
+            assert_eq!(kicked.get(), 1, "the completion notifies the server");
+            state.tick(now);
+            assert_eq!(
+                state.take_outbox().len(),
+                1,
+                "send acknowledged after the fdatasync"
+            );
+            // A second send: its job is in flight when shutdown starts draining.
+            state.handle(CONN, send_request("T", 0, b"b", &[]), now);
+            state.after_requests(now);
+            while state.store.drain_commits() {
+                yield_now().await;
+            }
+            state.after_requests(now);
+            assert_eq!(state.take_outbox().len(), 1);
+            state.store.shutdown().expect("clean shutdown");
+        });
+        let reopened = shard_on_std(dir.path());
+        assert_eq!(reopened.store.max_offset("T", 0), 2);
+        assert!(!reopened.store.inner().recovered_from_crash);
+    }
+
+    fn shard_on_std(dir: &std::path::Path) -> ShardState<RealStore<StdFs>> {
+        shard(dir, store::FlushMode::Sync)
     }
 
     #[test]

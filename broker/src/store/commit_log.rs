@@ -4,21 +4,27 @@
 //! * [`CommitLog::append`] encodes a record once into the active aligned write buffer and
 //!   returns its physical offset; it never waits. It refuses with [`StoreError::Busy`] when
 //!   the write budget (`write_buffers_max` buffers) is used up.
-//! * [`CommitLog::commit_step`] swaps the active buffer for a fresh one that starts with a
-//!   copy of the partly filled last page, writes every dirty buffer (whole 4 KiB pages,
-//!   `O_DIRECT` where the file allows it), `fdatasync`s in sync mode, and advances
-//!   `written_offset` / `synced_offset`. Only one commit runs at a time; appends go on into
-//!   the new buffer while it runs.
+//! * Group commit is split in two halves around an owned [`CommitJob`]:
+//!   [`CommitLog::begin_commit`] (submit) swaps the active buffer for a fresh one that starts
+//!   with a copy of the partly filled last page and takes every dirty buffer into the job
+//!   (whole 4 KiB pages, `O_DIRECT` where the file allows it, `fdatasync` in sync mode);
+//!   [`CommitLog::finish_commit`] (complete) takes the buffers back and advances
+//!   `written_offset` / `synced_offset`. One job is in flight at a time; appends go on into
+//!   the new buffer while it runs. [`CommitLog::commit_step`] is both halves in one call.
+//! * The write buffers (`write_buffers_max` of them) are allocated once at open, from
+//!   [`StoreFs::write_buffers`] (which registers them with the ring where it can).
 //! * A record never straddles two segments: when it does not fit (with 8 bytes to spare),
 //!   the segment is closed by a blank record and the record goes to the next one.
 //! * After a failed write the log is failed-stopped: no more appends or acknowledgements.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use bytes::Bytes;
 use ringmq_wire::record::{BLANK_RECORD_BYTES_MIN, RECORD_BYTES_MAX, encode_blank};
 
+use super::commit_job::{CommitDone, CommitJob, JobAllocate, JobWrite};
 use super::error::{StoreError, StoreResult};
 use super::io::{AlignedBuf, IO_ALIGN, OpenMode, StoreFile, StoreFs, align_down, align_up};
 use super::tail_cache::TailCache;
@@ -62,7 +68,8 @@ pub struct Segment<File> {
     pub start: u64,
     /// Path of the file.
     pub path: PathBuf,
-    writer: File,
+    /// Shared with commit jobs in flight, which must keep the file open.
+    writer: Rc<File>,
     /// Buffered handle for reads (and for `splice`).
     pub reader: File,
     allocated: bool,
@@ -134,7 +141,13 @@ pub struct CommitLog<F: StoreFs> {
     sealed: VecDeque<WriteChunk>,
     spare: Vec<AlignedBuf>,
     buffers_live: usize,
-    committing: bool,
+    /// Sequence number of the commit job in flight, if any.
+    in_flight: Option<u64>,
+    next_seq: u64,
+    /// Commits run on the shard's ring: [`CommitLog::sync`] then asks the next job for the
+    /// `fdatasync` instead of blocking the shard.
+    ring_mode: bool,
+    sync_requested: bool,
     failed: Option<String>,
     tail: TailCache,
 }
@@ -177,9 +190,16 @@ impl<F: StoreFs> CommitLog<F> {
             sealed: VecDeque::new(),
             spare: Vec::new(),
             buffers_live: 0,
-            committing: false,
+            in_flight: None,
+            next_seq: 0,
+            ring_mode: false,
+            sync_requested: false,
             failed: None,
         };
+        log.spare = log
+            .fs
+            .write_buffers(log.config.write_buffers_max, log.config.write_buffer_bytes);
+        log.buffers_live = log.spare.len();
         for start in list_segments(&log.fs, dir)? {
             log.open_segment(start, false)?;
         }
@@ -255,7 +275,7 @@ impl<F: StoreFs> CommitLog<F> {
             Segment {
                 start,
                 path,
-                writer,
+                writer: Rc::new(writer),
                 reader,
                 allocated,
             },
@@ -421,36 +441,56 @@ impl<F: StoreFs> CommitLog<F> {
     }
 
     /// Group commit: writes everything appended so far (and syncs in sync mode). Returns the
-    /// new acknowledged offset (`written_offset`, or `synced_offset` in sync mode).
+    /// new acknowledged offset (`written_offset`, or `synced_offset` in sync mode). Both
+    /// halves ([`Self::begin_commit`], [`Self::finish_commit`]) in one call, with the
+    /// blocking-safe file operations.
     ///
     /// Poll it to completion: a commit dropped mid-way stops the log (see
-    /// [`StoreError::Failed`]), since what reached the disk is then unknown.
+    /// [`StoreError::Failed`]), since what reached the disk is then unknown. Not to be called
+    /// while a job from [`Self::begin_commit`] is out: that too stops the log.
     pub async fn commit_step(&mut self) -> StoreResult<u64> {
         if let Some(reason) = &self.failed {
             return Err(StoreError::Failed(reason.clone()));
         }
-        if self.committing {
+        if self.in_flight.is_some() {
             // `&mut self` rules out a concurrent commit: this one was dropped mid-way, so
             // what reached the disk is unknown. Fail-stop; a restart recovers.
             let reason = "a commit was abandoned before completing; restart to recover".to_owned();
             self.failed = Some(reason.clone());
             return Err(StoreError::Failed(reason));
         }
-        if !self.has_pending() {
+        let Some(job) = self.begin_commit(false)? else {
             return Ok(self.ack_offset());
-        }
-        self.committing = true;
-        let result = self.commit_inner().await;
-        self.committing = false;
-        if let Err(e) = &result {
-            tracing::error!(target: "store::commit_log", error = %e, "commit failed; the store stops accepting writes");
-            self.failed = Some(e.to_string());
-        }
-        result
+        };
+        let done = job.run().await;
+        self.finish_commit(done)
     }
 
-    async fn commit_inner(&mut self) -> StoreResult<u64> {
-        self.prepare_segments().await?;
+    /// Whether a commit job is out (taken by [`Self::begin_commit`], not yet finished).
+    pub fn commit_in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Runs commits on the shard's ring: from now on [`Self::sync`] does not block but asks
+    /// the next job for the `fdatasync`. Turn it off before a blocking shutdown.
+    pub fn set_ring_mode(&mut self, on: bool) {
+        self.ring_mode = on;
+    }
+
+    /// Submit half of a group commit: takes everything appended so far into a job (and, in
+    /// sync mode or when a sync was asked for, the `fdatasync`s covering it), preparing
+    /// segments on the way. `None` when there is nothing to do or a job is already in flight.
+    /// `ring` selects the ring operations ([`crate::store::io::StoreFile::write_at_ring`]):
+    /// the job must then run as a task of the shard.
+    pub fn begin_commit(&mut self, ring: bool) -> StoreResult<Option<CommitJob<F>>> {
+        if let Some(reason) = &self.failed {
+            return Err(StoreError::Failed(reason.clone()));
+        }
+        let want_sync = self.sync_requested && self.synced_offset < self.written_offset;
+        if self.in_flight.is_some() || !(self.has_pending() || want_sync) {
+            return Ok(None);
+        }
+        let allocate = self.prepare_segments()?;
         let target = self.append_offset;
         let mut chunks = std::mem::take(&mut self.sealed);
         if let Some(active) = self.active.as_ref()
@@ -462,37 +502,99 @@ impl<F: StoreFs> CommitLog<F> {
             let buf = self.take_buffer()?;
             chunks.push_back(self.swap_active(buf)?);
         }
-        let mut touched: Vec<u64> = Vec::new();
-        for mut chunk in chunks {
-            let write_len = align_up(chunk.len as u64) as usize;
-            chunk.buf[chunk.len..write_len].fill(0);
+        let writes = self.job_writes(chunks)?;
+        let syncs = if self.config.sync || self.sync_requested {
+            let from = self.segment_start(self.synced_offset);
+            self.segments
+                .range(from..=target)
+                .map(|(_, s)| (s.writer.clone(), s.path.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let target_synced = (!syncs.is_empty() || self.config.sync).then_some(target);
+        self.sync_requested = false;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.in_flight = Some(seq);
+        Ok(Some(CommitJob {
+            seq,
+            fs: self.fs.clone(),
+            dir: self.dir.clone(),
+            allocate,
+            writes,
+            syncs,
+            target_written: target,
+            target_synced,
+            ring,
+        }))
+    }
+
+    /// The writes of a job. Consecutive chunks of one segment overlap by the partial page the
+    /// later one carries: the earlier is written up to that page only, so that no two writes
+    /// of a job touch the same page and all can be in flight together.
+    fn job_writes(&mut self, chunks: VecDeque<WriteChunk>) -> StoreResult<Vec<JobWrite<F::File>>> {
+        let mut writes = Vec::with_capacity(chunks.len());
+        let mut chunks = chunks.into_iter().peekable();
+        while let Some(mut chunk) = chunks.next() {
+            let carried_on = chunks.peek().is_some_and(|next| {
+                next.segment == chunk.segment
+                    && next.file_pos == chunk.file_pos + align_down(chunk.len as u64)
+            });
+            let write_len = if carried_on {
+                align_down(chunk.len as u64) as usize
+            } else {
+                align_up(chunk.len as u64) as usize
+            };
+            if write_len == 0 {
+                self.spare.push(chunk.buf);
+                continue;
+            }
+            chunk.buf[chunk.len.min(write_len)..write_len].fill(0);
             let seg = self
                 .segments
                 .get(&chunk.segment)
                 .ok_or_else(|| StoreError::Failed(format!("segment {} vanished", chunk.segment)))?;
-            let (buf, res) = seg
-                .writer
-                .write_at(chunk.buf, write_len, chunk.file_pos)
-                .await;
-            self.spare.push(buf);
-            res.map_err(|e| StoreError::io("write", &seg.path, e))?;
-            if touched.last() != Some(&chunk.segment) {
-                touched.push(chunk.segment);
+            writes.push(JobWrite {
+                file: seg.writer.clone(),
+                path: seg.path.clone(),
+                buf: chunk.buf,
+                write_len,
+                file_pos: chunk.file_pos,
+            });
+        }
+        Ok(writes)
+    }
+
+    /// Complete half of a group commit: takes the job's buffers back and advances the
+    /// written (and synced) offsets. A failed job stops the log. Returns the new ack offset.
+    pub fn finish_commit(&mut self, done: CommitDone) -> StoreResult<u64> {
+        if self.in_flight != Some(done.seq) {
+            let reason = format!(
+                "commit job {} finished but {:?} was in flight",
+                done.seq, self.in_flight
+            );
+            self.failed = Some(reason.clone());
+            return Err(StoreError::Failed(reason));
+        }
+        self.in_flight = None;
+        self.spare.extend(done.buffers);
+        for start in &done.allocated {
+            if let Some(seg) = self.segments.get_mut(start) {
+                seg.allocated = true;
             }
         }
-        self.written_offset = target;
-        if self.config.sync {
-            for seg in &touched {
-                if let Some(seg) = self.segments.get(seg) {
-                    seg.writer
-                        .sync_data()
-                        .await
-                        .map_err(|e| StoreError::io("fdatasync", &seg.path, e))?;
-                }
-            }
-            self.synced_offset = target;
+        if let Err(e) = done.result {
+            tracing::error!(target: "store::commit_log", error = %e, "commit failed; the store stops accepting writes");
+            self.failed = Some(e.to_string());
+            return Err(e);
         }
-        // Keep at most the budget of spare buffers.
+        self.written_offset = self.written_offset.max(done.target_written);
+        if let Some(synced) = done.target_synced {
+            self.synced_offset = self.synced_offset.max(synced);
+        }
+        // Keep at most the budget of spare buffers (one extra may have been taken to let a
+        // commit start with the budget used up).
         while self.spare.len() > 1 && self.buffers_live > self.config.write_buffers_max {
             self.spare.pop();
             self.buffers_live -= 1;
@@ -500,36 +602,40 @@ impl<F: StoreFs> CommitLog<F> {
         Ok(self.ack_offset())
     }
 
-    /// Preallocates the active segment and prepares the next one once the active segment is
-    /// half full, so appends never wait on file creation or allocation.
-    async fn prepare_segments(&mut self) -> StoreResult<()> {
+    /// Opens the next segment once the active one is half full, and lists the segments to
+    /// preallocate in the next job, so appends never wait on file creation or allocation.
+    fn prepare_segments(&mut self) -> StoreResult<Vec<JobAllocate<F::File>>> {
         let seg = self.segment_start(self.append_offset);
         let half = seg + self.config.segment_bytes / 2;
         let next = seg + self.config.segment_bytes;
         if self.append_offset >= half && !self.segments.contains_key(&next) {
             self.open_segment(next, true)?;
         }
-        let seg_bytes = self.config.segment_bytes;
-        let fs = &self.fs;
-        let dir = &self.dir;
-        for segment in self.segments.values_mut().filter(|s| !s.allocated) {
-            segment
-                .writer
-                .allocate(seg_bytes)
-                .await
-                .map_err(|e| StoreError::io("fallocate", &segment.path, e))?;
-            segment.allocated = true;
-            // The new file's directory entry must be durable before data in it is acked.
-            fs.sync_dir(dir)
-                .map_err(|e| StoreError::io("fsync directory", dir, e))?;
-        }
-        Ok(())
+        let len = self.config.segment_bytes;
+        Ok(self
+            .segments
+            .values()
+            .filter(|s| !s.allocated)
+            .map(|s| JobAllocate {
+                file: s.writer.clone(),
+                path: s.path.clone(),
+                start: s.start,
+                len,
+            })
+            .collect())
     }
 
     /// `fdatasync`s every segment written since the last sync (used by the checkpoint in
     /// async mode). Returns the synced offset.
+    ///
+    /// In ring mode ([`Self::set_ring_mode`]) it does not block: it asks the next commit job
+    /// for the `fdatasync` and returns what is synced so far.
     pub async fn sync(&mut self) -> StoreResult<u64> {
         if self.synced_offset >= self.written_offset {
+            return Ok(self.synced_offset);
+        }
+        if self.ring_mode {
+            self.sync_requested = true;
             return Ok(self.synced_offset);
         }
         let target = self.written_offset;

@@ -6,7 +6,8 @@
 //! of completion-based I/O (io_uring): while an operation runs its buffer belongs to it. The
 //! std implementation completes every operation before returning, so its futures are always
 //! ready; [`block_on`] drives such futures (offline tools, tests, benchmarks). The io_uring
-//! implementation will live over `broker/src/runtime/` and implement the same traits.
+//! implementation ([`super::uring::UringFs`]) keeps those blocking-safe operations and adds the
+//! `*_ring` ones, which only the CommitLog's commit jobs use, as tasks of the shard.
 //!
 //! Everything here runs on the shard's thread; nothing is `Send`-bound.
 
@@ -118,6 +119,7 @@ pub struct OpenMode {
 
 /// A directory tree of store files: the filesystem-level operations (metadata, rare).
 /// Implementations are cheap handles (`Clone`).
+#[allow(async_fn_in_trait)]
 pub trait StoreFs: Clone {
     /// The file handle type.
     type File: StoreFile;
@@ -143,6 +145,19 @@ pub trait StoreFs: Clone {
     fn disk_used_ratio(&self, path: &Path) -> io::Result<f64>;
     /// Last-modified time of a file, in ms since the epoch.
     fn modified_ms(&self, path: &Path) -> io::Result<i64>;
+
+    /// The CommitLog's write buffers, all allocated once at open (`count` buffers of
+    /// `bytes`, zeroed, [`IO_ALIGN`]-aligned). The io_uring implementation also registers
+    /// them with the ring when the memlock budget allows.
+    fn write_buffers(&self, count: usize, bytes: usize) -> Vec<AlignedBuf> {
+        (0..count).map(|_| AlignedBuf::zeroed(bytes)).collect()
+    }
+
+    /// [`StoreFs::sync_dir`] from a commit job; the io_uring implementation syncs the
+    /// directory through the ring.
+    async fn sync_dir_ring(&self, path: &Path) -> io::Result<()> {
+        self.sync_dir(path)
+    }
 }
 
 /// One open file with positional, completion-style operations.
@@ -170,6 +185,30 @@ pub trait StoreFile {
     fn len(&self) -> io::Result<u64>;
     /// Whether writes bypass the page cache.
     fn is_direct(&self) -> bool;
+
+    /// The group-commit write: like [`StoreFile::write_at`], but an implementation on the
+    /// shard's io_uring ([`super::uring::UringFs`]) submits it to the ring (split into pieces
+    /// in flight together, `WriteFixed` from a registered buffer) and its future is really
+    /// pending until the completion arrives. Only a CommitLog commit job running as a task of
+    /// the shard calls it; everything else uses the blocking-safe `write_at`.
+    async fn write_at_ring(
+        &self,
+        buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+    ) -> (AlignedBuf, io::Result<()>) {
+        self.write_at(buf, len, offset).await
+    }
+
+    /// `fdatasync` through the ring (see [`StoreFile::write_at_ring`]).
+    async fn sync_data_ring(&self) -> io::Result<()> {
+        self.sync_data().await
+    }
+
+    /// `fallocate` through the ring (see [`StoreFile::write_at_ring`]).
+    async fn allocate_ring(&self, len: u64) -> io::Result<()> {
+        self.allocate(len).await
+    }
 }
 
 /// Drives a future whose operations complete without an external reactor (the std and
@@ -212,6 +251,12 @@ fn open_std(path: &Path, create: bool, direct: bool) -> io::Result<File> {
 }
 
 impl StdFile {
+    /// A second descriptor for the same open file (same flags, e.g. `O_DIRECT`), for the
+    /// ring side of [`super::uring::UringFile`].
+    pub(super) fn try_clone_handle(&self) -> io::Result<File> {
+        self.file.borrow().try_clone()
+    }
+
     /// Falls back to buffered I/O after the kernel refused a direct write.
     fn reopen_buffered(&self) -> io::Result<()> {
         let file = open_std(&self.path, false, false)?;

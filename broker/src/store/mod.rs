@@ -25,6 +25,7 @@
 
 pub mod ack;
 pub mod checkpoint;
+pub mod commit_job;
 pub mod commit_log;
 pub mod config;
 pub mod consume_queue;
@@ -37,6 +38,7 @@ pub mod retention;
 pub mod sim;
 pub mod snapshot;
 mod tail_cache;
+pub mod uring;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +48,7 @@ use std::path::{Path, PathBuf};
 use ringmq_wire::record::{self, RecordFields, property, sys_flag};
 
 pub use ack::PendingAcks;
+pub use commit_job::{CommitDone, CommitJob};
 pub use config::{FlushMode, StoreConfig};
 pub use error::{StoreError, StoreResult};
 pub use read::{GetMessage, GetResult, GetStatus, ReadRecord, RecordData};
@@ -381,9 +384,36 @@ impl<F: StoreFs> Store<F> {
     }
 
     /// Group commit; call at the end of each executor tick. Returns the new ack offset.
+    /// Uses the blocking-safe file operations; the shard's io_uring path uses
+    /// [`Self::begin_commit`] / [`Self::finish_commit`] instead.
     pub async fn commit_step(&mut self) -> StoreResult<u64> {
         self.log.commit_step().await?;
         Ok(self.ack_offset())
+    }
+
+    /// Submit half of a group commit (see [`CommitLog::begin_commit`]): the job to run, or
+    /// `None` when there is nothing to write or a job is already in flight. With `ring`, the
+    /// job uses the ring operations and must run as a task of the shard.
+    pub fn begin_commit(&mut self, ring: bool) -> StoreResult<Option<CommitJob<F>>> {
+        self.log.begin_commit(ring)
+    }
+
+    /// Complete half of a group commit: hands a finished job back. Returns the new ack
+    /// offset.
+    pub fn finish_commit(&mut self, done: CommitDone) -> StoreResult<u64> {
+        self.log.finish_commit(done)?;
+        Ok(self.ack_offset())
+    }
+
+    /// Whether a job from [`Self::begin_commit`] is still out.
+    pub fn commit_in_flight(&self) -> bool {
+        self.log.commit_in_flight()
+    }
+
+    /// Commits run as ring jobs: the periodic CommitLog `fdatasync` of
+    /// [`Self::persist_step`] is then asked of the next job instead of blocking the shard.
+    pub fn set_ring_mode(&mut self, on: bool) {
+        self.log.set_ring_mode(on);
     }
 
     /// Persists what runs behind the CommitLog: syncs the CommitLog (the periodic flush of
@@ -433,6 +463,8 @@ impl<F: StoreFs> Store<F> {
             return Ok(());
         }
         self.shut_down = true;
+        // From here on the commits are blocking: the caller has let any ring job finish.
+        self.log.set_ring_mode(false);
         while self.log.has_pending() {
             self.log.commit_step().await?;
         }
