@@ -88,6 +88,12 @@ pub struct BrokerConfig {
     pub topics: TopicsSection,
     /// Pull long polling.
     pub polling: PollingSection,
+    /// Delayed messages.
+    pub schedule: ScheduleSection,
+    /// Transactional messages: the check-back of undecided half messages.
+    pub transaction: TransactionSection,
+    /// Message filtering (SQL92).
+    pub filter: FilterSection,
 }
 
 /// `[broker]`: identity, network, shards, registration.
@@ -291,6 +297,72 @@ impl Default for PollingSection {
     }
 }
 
+/// `[schedule]`: delayed messages (delay levels, retries of failed consumption).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleSection {
+    /// The delay of each level, space-separated, with unit `s`, `m`, `h` or `d`
+    /// (RocketMQ's `messageDelayLevel`): level n waits the n-th delay. Consumer retries use
+    /// level 3 + reconsume times.
+    pub message_delay_level: String,
+}
+
+impl Default for ScheduleSection {
+    fn default() -> Self {
+        ScheduleSection {
+            message_delay_level: crate::features::schedule::DEFAULT_DELAY_LEVELS.to_owned(),
+        }
+    }
+}
+
+/// `[filter]`: message filtering beyond tags.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FilterSection {
+    /// Serve SQL92 subscriptions (`enablePropertyFilter`; false in RocketMQ, true here).
+    pub enable_property_filter: bool,
+}
+
+impl Default for FilterSection {
+    fn default() -> Self {
+        FilterSection {
+            enable_property_filter: true,
+        }
+    }
+}
+
+/// `[transaction]`: when undecided half messages are checked back with their producer.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TransactionSection {
+    /// A half message younger than this (from its born time) is not checked
+    /// (`transactionTimeOut`).
+    pub timeout_ms: u64,
+    /// Checks before a half message is given up and moved to `TRANS_CHECK_MAX_TIME_TOPIC`
+    /// (`transactionCheckMax`).
+    pub check_max: u32,
+    /// Period of the check-back scan (`transactionCheckInterval`).
+    pub check_interval_ms: u64,
+}
+
+impl Default for TransactionSection {
+    fn default() -> Self {
+        TransactionSection {
+            timeout_ms: 6_000,
+            check_max: 15,
+            check_interval_ms: 30_000,
+        }
+    }
+}
+
+impl ScheduleSection {
+    /// The delay of each level in ms (level n at index n − 1); validated at load.
+    pub fn delay_levels_ms(&self) -> Vec<u64> {
+        crate::features::schedule::parse_delay_levels(&self.message_delay_level)
+            .unwrap_or_else(|_| crate::features::schedule::default_delay_levels_ms())
+    }
+}
+
 /// Largest number of shards accepted (ports per broker stay well inside 65 535).
 pub const SHARDS_MAX: usize = 256;
 
@@ -346,6 +418,16 @@ impl BrokerConfig {
                 "use 1 to 1024 queues",
             );
         }
+        if let Err(error) =
+            crate::features::schedule::parse_delay_levels(&self.schedule.message_delay_level)
+        {
+            return invalid(
+                "schedule.message_delay_level",
+                format!("{:?}", self.schedule.message_delay_level),
+                error.to_string(),
+            );
+        }
+        self.validate_transaction()?;
         if self.polling.short_polling_time_ms > 60_000 {
             return invalid(
                 "polling.short_polling_time_ms",
@@ -443,6 +525,28 @@ impl BrokerConfig {
                     ),
                 );
             }
+        }
+        Ok(())
+    }
+
+    fn validate_transaction(&self) -> Result<(), ConfigError> {
+        let t = &self.transaction;
+        if !(100..=86_400_000).contains(&t.check_interval_ms) {
+            return invalid(
+                "transaction.check_interval_ms",
+                t.check_interval_ms,
+                "use 100 ms to 86400000 ms (one day)",
+            );
+        }
+        if t.timeout_ms > 86_400_000 {
+            return invalid(
+                "transaction.timeout_ms",
+                t.timeout_ms,
+                "use at most 86400000 ms (one day)",
+            );
+        }
+        if !(1..=1_000).contains(&t.check_max) {
+            return invalid("transaction.check_max", t.check_max, "use 1 to 1000 checks");
         }
         Ok(())
     }
@@ -721,6 +825,35 @@ mod tests {
         assert_eq!(config.topics.default_topic_queue_nums, 8);
         assert!(!config.topics.auto_create_topic);
         assert!(config.polling.long_polling);
+        assert_eq!(
+            (
+                config.transaction.timeout_ms,
+                config.transaction.check_max,
+                config.transaction.check_interval_ms
+            ),
+            (6_000, 15, 30_000)
+        );
+    }
+
+    #[test]
+    fn transaction_section_is_read_and_checked() {
+        let config = BrokerConfig::from_toml_str(
+            "[broker]\nadvertised_addr = \"10.0.0.1\"\n[transaction]\ntimeout_ms = 500\n\
+             check_max = 3\ncheck_interval_ms = 200\n",
+        )
+        .expect("valid transaction section");
+        assert_eq!(config.transaction.timeout_ms, 500);
+        assert_eq!(config.transaction.check_max, 3);
+        assert_eq!(config.transaction.check_interval_ms, 200);
+        let base = "[broker]\nadvertised_addr = \"10.0.0.1\"\n[transaction]\n";
+        assert_eq!(
+            err_key(&format!("{base}check_interval_ms = 10\n")),
+            "transaction.check_interval_ms"
+        );
+        assert_eq!(
+            err_key(&format!("{base}check_max = 0\n")),
+            "transaction.check_max"
+        );
     }
 
     #[test]

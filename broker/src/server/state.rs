@@ -17,6 +17,8 @@ use ringmq_wire::header::consumer::NotifyConsumerIdsChangedRequestHeader;
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 
 use crate::config::{BrokerConfig, FlushMode};
+use crate::features::schedule::{self, ScheduleService};
+use crate::features::transaction::{self, TransactionService};
 use crate::server::consumer::{ConsumerManager, IdsChanged};
 use crate::server::group::{SubscriptionGroupConfig, SubscriptionGroupManager};
 use crate::server::lock::RebalanceLockManager;
@@ -170,6 +172,12 @@ pub struct ShardState<S> {
     pub pulls: LongPollRegistry<ParkedPull>,
     /// Counters.
     pub stats: ShardStats,
+    /// Delay levels and delivery progress of delayed messages.
+    pub schedule: ScheduleService,
+    /// Transactional messages: decided half messages and the check-back schedule.
+    pub transactions: TransactionService,
+    /// Compiled SQL92 subscriptions.
+    pub filters: crate::features::filter::FilterCache,
     /// Pull response bodies to splice from the CommitLog files.
     pub bodies: crate::server::body::PendingBodies,
     awaiting: VecDeque<AwaitingAck>,
@@ -208,8 +216,11 @@ impl<S: ShardStore> ShardState<S> {
                 boot_timestamp_ms: now_ms,
                 ..ShardStats::default()
             },
+            schedule: ScheduleService::new(config.schedule.delay_levels_ms()),
+            transactions: TransactionService::new(config.transaction.check_interval_ms, now_ms),
             store,
             config,
+            filters: crate::features::filter::FilterCache::new(),
             bodies: Default::default(),
             awaiting: VecDeque::new(),
             pending_wakes: VecDeque::new(),
@@ -244,6 +255,7 @@ impl<S: ShardStore> ShardState<S> {
                 })
                 .collect(),
         );
+        self.schedule.restore(&self.offsets);
         if topics + groups + offsets > 0 {
             tracing::info!(target: "ringmq::server::state", shard = self.identity.shard, topics,
                 groups, offsets, "metadata restored");
@@ -303,6 +315,7 @@ impl<S: ShardStore> ShardState<S> {
     /// waited too long), answers expired long polls, expires silent clients. Call after
     /// store progress and at [`Self::next_deadline_ms`].
     pub fn tick(&mut self, now_ms: u64) {
+        schedule::deliver_due(self, now_ms);
         if let Err(error) = self.store.commit() {
             tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
                 "group commit failed");
@@ -318,6 +331,7 @@ impl<S: ShardStore> ShardState<S> {
             self.producers.scan_expired(now_ms);
             self.locks.purge_expired(now_ms);
         }
+        transaction::check::run_if_due(self, now_ms);
     }
 
     /// After a batch of requests: group-commits the store and releases what became durable
@@ -328,13 +342,16 @@ impl<S: ShardStore> ShardState<S> {
                 "group commit failed");
         }
         self.release_durable(now_ms);
+        transaction::release_checks(self);
     }
 
     /// The next time [`Self::tick`] has work (a long-poll or acknowledgement deadline).
     pub fn next_deadline_ms(&self) -> Option<u64> {
         let ack = self.awaiting.front().map(|a| a.deadline_ms);
         let scan = Some(self.last_scan_ms + CLIENT_SCAN_INTERVAL_MS);
-        [self.pulls.next_deadline_ms(), ack, scan]
+        let due = self.schedule.next_due_ms();
+        let check = Some(self.transactions.next_check_ms());
+        [self.pulls.next_deadline_ms(), ack, scan, due, check]
             .into_iter()
             .flatten()
             .min()
@@ -467,6 +484,7 @@ impl<S: ShardStore> ShardState<S> {
     }
 
     fn release_durable(&mut self, now_ms: u64) {
+        schedule::record_durable(self);
         let durable = self.store.durable_offset();
         while self
             .pending_wakes
@@ -545,6 +563,16 @@ impl<S: ShardStore> ShardState<S> {
                 command: response,
             });
         }
+    }
+
+    /// Queues a broker-initiated request (`CHECK_TRANSACTION_STATE`) for `conn`. Returns
+    /// false (and drops it) when the outbox holds [`OUTBOX_NOTIFICATIONS_MAX`] entries.
+    pub(crate) fn push_broker_request(&mut self, conn: ConnId, command: RemotingCommand) -> bool {
+        if self.outbox.len() >= OUTBOX_NOTIFICATIONS_MAX {
+            return false;
+        }
+        self.outbox.push(Outgoing { conn, command });
+        true
     }
 
     /// Sends `NOTIFY_CONSUMER_IDS_CHANGED` (oneway) to the remaining clients of each group,

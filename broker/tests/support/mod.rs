@@ -131,6 +131,8 @@ pub struct BrokerOptions {
     pub auto_create_topic: bool,
     /// Segment size (small in tests).
     pub segment_bytes: u64,
+    /// More TOML appended to the config (whole sections, e.g. `[schedule]`).
+    pub extra_config: String,
 }
 
 impl Default for BrokerOptions {
@@ -141,6 +143,7 @@ impl Default for BrokerOptions {
             flush_mode: "async".into(),
             auto_create_topic: true,
             segment_bytes: 64 * 1024 * 1024,
+            extra_config: String::new(),
         }
     }
 }
@@ -207,6 +210,7 @@ segment_bytes = {segment}
 
 [topics]
 auto_create_topic = {auto}
+{extra}
 "#,
             name = options.name,
             namesrv = self.namesrv,
@@ -216,6 +220,7 @@ auto_create_topic = {auto}
             flush = options.flush_mode,
             segment = options.segment_bytes,
             auto = options.auto_create_topic,
+            extra = options.extra_config,
         );
         std::fs::write(self.config_path(), config).expect("write broker.toml");
         let child = Command::new(binary("ringmq-broker"))

@@ -63,6 +63,9 @@ pub fn runtime_info<S: ShardStore>(
         "flushMode",
         format!("{:?}", state.config.store.flush_mode).to_lowercase(),
     );
+    for (key, value) in crate::features::schedule::runtime_info(state) {
+        put(&key, value);
+    }
     let body = ringmq_wire::json::to_vec(&KvTable { table });
     Ok(Some(success(request).with_body(body)))
 }
@@ -225,6 +228,7 @@ pub fn broker_config<S: ShardStore>(
             c.retention.disk_max_used_space_ratio.to_string(),
         ),
         ("maxMessageSize", c.limits.max_message_bytes.to_string()),
+        ("messageDelayLevel", c.schedule.message_delay_level.clone()),
         (
             "autoCreateTopicEnable",
             c.topics.auto_create_topic.to_string(),

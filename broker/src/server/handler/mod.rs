@@ -16,11 +16,15 @@ use crate::server::store::ShardStore;
 pub mod admin_group;
 pub mod admin_stats;
 pub mod admin_topic;
+pub mod check_client;
 pub mod consumer;
 pub mod offset;
 pub mod pull;
 pub mod query;
+pub mod schedule;
 pub mod send;
+pub mod send_back;
+pub mod transaction;
 
 /// What a handler produces: a response now or later, or an error response.
 pub type HandlerResult = Result<Option<RemotingCommand>, RemotingCommand>;
@@ -39,7 +43,11 @@ pub fn dispatch<S: ShardStore>(
             send::handle(state, conn, request, now_ms)
         }
         Some(C::PullMessage | C::LitePullMessage) => pull::handle(state, conn, request, now_ms),
+        Some(C::ConsumerSendMsgBack) => send_back::handle(state, conn, request, now_ms),
+        Some(C::GetAllDelayOffset) => schedule::all_delay_offsets(state, request),
+        Some(C::EndTransaction) => transaction::end_transaction(state, conn, request, now_ms),
         Some(C::HeartBeat) => consumer::heartbeat(state, conn, request, now_ms),
+        Some(C::CheckClientConfig) => check_client::check_client_config(state, request),
         Some(C::UnregisterClient) => consumer::unregister(state, request, now_ms),
         Some(C::GetConsumerListByGroup) => consumer::consumer_list(state, request),
         Some(C::LockBatchMq) => consumer::lock_batch(state, request, now_ms),

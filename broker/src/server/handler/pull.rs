@@ -4,18 +4,21 @@
 //! the offset-moved/illegal statuses and `nextBeginOffset` corrections; the piggy-backed
 //! offset commit; and long polling of pulls that find nothing.
 //!
+//! SQL92 subscriptions are compiled and applied by `crate::features::filter`.
+//!
 //! The body of a FOUND response is the stored records, concatenated byte for byte: in memory
 //! when they all are (tail cache), otherwise parked in [`crate::server::body`] so that the
 //! connection writer splices the records from the CommitLog files.
 
 use bytes::{Bytes, BytesMut};
-use ringmq_wire::body::heartbeat::{EXPRESSION_TYPE_TAG, SubscriptionData};
+use ringmq_wire::body::heartbeat::SubscriptionData;
 use ringmq_wire::header::pull::{
     PullMessageRequestHeader, PullMessageResponseHeader, pull_sys_flag,
 };
 use ringmq_wire::record::StoredMessage;
 use ringmq_wire::{RemotingCommand, ResponseCode};
 
+use crate::features::filter::{self, SqlFilter};
 use crate::server::consumer::{MessageModel, matches_all, matches_tags};
 use crate::server::handler::{HandlerResult, decode_header, error};
 use crate::server::state::{Conn, ParkedPull, ShardState};
@@ -31,12 +34,17 @@ pub const SUSPEND_MS_MAX: u64 = 60_000;
 /// in-memory records whose exact tag matches the subscription (hash codes collide). Records
 /// left in the files for `splice` are filtered by tag hash only, as RocketMQ's broker does:
 /// clients check the exact tag again. A record that does not decode is passed through
-/// untouched, as RocketMQ does: the client reports it.
+/// untouched, as RocketMQ does: the client reports it. With a SQL92 `sql` filter, records
+/// are read into memory and judged on their properties instead (never spliced).
 pub fn read_queue<S: ShardStore>(
     store: &S,
     read: &QueueRead<'_>,
     subscription: &SubscriptionData,
+    sql: Option<&SqlFilter>,
 ) -> Result<QueueReadResult, StoreError> {
+    if let Some(sql) = sql {
+        return filter::read_filtered(store, read, sql);
+    }
     let mut result = store.get(read)?;
     if !matches_all(subscription) {
         result.records.retain(|record| {
@@ -84,7 +92,19 @@ fn process<S: ShardStore>(
     now_ms: u64,
 ) -> HandlerResult {
     let header: PullMessageRequestHeader = decode_header(request)?;
-    let subscription = check(state, request, &header, now_ms)?;
+    let (subscription, registered) = check(state, request, &header, now_ms)?;
+    let sql = filter::for_subscription(
+        &mut state.filters,
+        state.config.filter.enable_property_filter,
+        &header.consumer_group,
+        &subscription,
+        registered,
+    )
+    .map_err(|e| {
+        tracing::info!(target: "ringmq::server::pull", group = %header.consumer_group,
+            topic = %header.topic, error = %e, "pull subscription rejected");
+        error(request, e.response_code(), e.to_string())
+    })?;
     let max_msgs = usize::try_from(header.max_msg_nums)
         .unwrap_or(0)
         .clamp(1, state.config.limits.max_pull_messages);
@@ -106,9 +126,9 @@ fn process<S: ShardStore>(
         max_count: max_msgs,
         max_bytes,
         tag_codes: (!matches_all(&subscription)).then_some(codes.as_slice()),
-        splice: true,
+        splice: sql.is_none(),
     };
-    let result = read_queue(&state.store, &read, &subscription).map_err(|e| {
+    let result = read_queue(&state.store, &read, &subscription, sql.as_deref()).map_err(|e| {
         tracing::warn!(target: "ringmq::server::pull", error = %e, "store read failed");
         error(request, ResponseCode::SystemError, e.to_string())
     })?;
@@ -238,13 +258,13 @@ pub fn response_code(status: GetStatus, request_offset: i64) -> ResponseCode {
 }
 
 /// Permission, group, topic, queue and subscription checks; returns the subscription to
-/// filter with.
+/// filter with, and whether it came from the group's heartbeat (not the pull header).
 fn check<S: ShardStore>(
     state: &mut ShardState<S>,
     request: &RemotingCommand,
     header: &PullMessageRequestHeader,
     now_ms: u64,
-) -> Result<SubscriptionData, RemotingCommand> {
+) -> Result<(SubscriptionData, bool), RemotingCommand> {
     let addr = state.identity.store_host;
     if !perm::is_readable(state.config.broker.permission as i32) {
         return Err(error(
@@ -300,24 +320,21 @@ fn check<S: ShardStore>(
             ),
         ));
     }
-    let expression_type = header
-        .expression_type
-        .clone()
-        .unwrap_or_else(|| EXPRESSION_TYPE_TAG.to_owned());
-    if expression_type != EXPRESSION_TYPE_TAG {
-        return Err(error(
-            request,
-            ResponseCode::SystemError,
-            format!("the broker does not support consumer to filter message by {expression_type}"),
-        ));
-    }
     if header.has_flag(pull_sys_flag::SUBSCRIPTION) {
         let expression = header.subscription.clone().unwrap_or_default();
-        return Ok(SubscriptionData::tags(
-            &header.topic,
-            &expression,
-            header.sub_version,
-        ));
+        let expression_type = header.expression_type.as_deref().unwrap_or_default();
+        if filter::is_tag_type(expression_type) {
+            let tags = SubscriptionData::tags(&header.topic, &expression, header.sub_version);
+            return Ok((tags, false));
+        }
+        let sql = SubscriptionData {
+            topic: header.topic.clone(),
+            sub_string: expression,
+            sub_version: header.sub_version,
+            expression_type: expression_type.to_owned(),
+            ..SubscriptionData::default()
+        };
+        return Ok((sql, false));
     }
     let Some(info) = state.consumers.group(&header.consumer_group) else {
         return Err(error(
@@ -359,7 +376,7 @@ fn check<S: ShardStore>(
             ),
         ));
     }
-    Ok(subscription.clone())
+    Ok((subscription.clone(), true))
 }
 
 fn conn_hint(request: &RemotingCommand) -> String {

@@ -282,8 +282,10 @@ fn unknown_topic_bad_queue_and_disabled_group_are_refused() {
 }
 
 #[test]
-fn sql92_subscriptions_are_refused_clearly() {
-    let mut shard = TestShard::new();
+fn sql92_subscriptions_are_refused_clearly_when_property_filter_is_off() {
+    let mut config = BrokerConfig::standalone();
+    config.filter.enable_property_filter = false;
+    let mut shard = TestShard::with_config(config);
     send(&mut shard, "T", 0, b"x", "");
     let mut request = pull_request("G", "T", 0, 0, "a > 1", false);
     request
@@ -291,7 +293,8 @@ fn sql92_subscriptions_are_refused_clearly() {
         .insert("expressionType".into(), "SQL92".into());
     let response = shard.call(request);
     assert_eq!(response.code, ResponseCode::SystemError.as_i32());
-    assert!(response.remark.unwrap_or_default().contains("SQL92"));
+    let remark = response.remark.unwrap_or_default();
+    assert!(remark.contains("SQL92") && remark.contains("enable_property_filter"));
 }
 
 #[test]

@@ -4,8 +4,10 @@
 //! delay-level rewriting to `SCHEDULE_TOPIC_XXXX`, append, wake long polls, and a response
 //! released once the record is durable under the flush mode.
 //!
-//! Transactional (prepared) messages are refused with NO_PERMISSION, as RocketMQ does with
-//! `rejectTransactionMessage`: the half-message machinery is not built yet.
+//! A transactional (prepared) message is stored as a half message in
+//! `RMQ_SYS_TRANS_HALF_TOPIC` ([`crate::features::transaction::prepare_half`]); the response
+//! names the queue the producer chose and the half's queue offset, which the producer's
+//! `END_TRANSACTION` quotes back. Batches cannot be transactional.
 
 use bytes::Bytes;
 use ringmq_wire::header::send::{SendMessageRequestHeader, SendMessageResponseHeader, sys_flag};
@@ -13,17 +15,11 @@ use ringmq_wire::msgid::offset_msg_id;
 use ringmq_wire::record::{self, Properties, property};
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 
+use crate::features::transaction;
 use crate::server::handler::{HandlerResult, error, success_with, wire_error};
 use crate::server::state::{Conn, ShardState};
 use crate::server::store::{Appended, PutMessage, ShardStore, StoreError};
 use crate::server::topic::{TopicConfig, TopicError, perm, system, validate_topic_name};
-
-/// RocketMQ's `messageDelayLevel` default, in ms: `1s 5s 10s 30s 1m 2m 3m 4m 5m 6m 7m 8m
-/// 9m 10m 20m 30m 1h 2h`.
-pub const DELAY_LEVELS_MS: [u64; 18] = [
-    1_000, 5_000, 10_000, 30_000, 60_000, 120_000, 180_000, 240_000, 300_000, 360_000, 420_000,
-    480_000, 540_000, 600_000, 1_200_000, 1_800_000, 3_600_000, 7_200_000,
-];
 
 /// Most messages in one batch send (bounds the per-request work and vectors).
 pub const BATCH_MESSAGES_MAX: usize = 4_096;
@@ -80,15 +76,11 @@ fn send<S: ShardStore>(
             ),
         ));
     }
-    if header.transaction_type() == sys_flag::TRANSACTION_PREPARED {
+    if batch && header.transaction_type() == sys_flag::TRANSACTION_PREPARED {
         return Err(error(
             request,
-            ResponseCode::NoPermission,
-            format!(
-                "the broker[{}] sending transaction message is forbidden: transactional \
-                 messages are not supported by ringmq yet",
-                state.identity.store_host
-            ),
+            ResponseCode::MessageIllegal,
+            "batch messages do not support transactions",
         ));
     }
     if batch {
@@ -101,10 +93,24 @@ fn send<S: ShardStore>(
         queue_id,
         tags_code: record::tag_hash_code(properties.get(property::TAGS)),
     };
-    redirect_retry_to_dlq(state, request, header, &mut target, now_ms)?;
-    redirect_delay(&mut properties, &mut target, now_ms);
+    let half = transaction::is_half_send(&properties, header.sys_flag);
+    let mut sys_flag_value = header.sys_flag;
+    if half {
+        let (topic, half_queue_id, flag) = transaction::prepare_half(
+            &mut properties,
+            &target.topic,
+            target.queue_id,
+            header.sys_flag,
+        );
+        target.topic = topic.to_owned();
+        target.queue_id = half_queue_id;
+        sys_flag_value = flag;
+    } else {
+        redirect_retry_to_dlq(state, request, header, &mut target, now_ms)?;
+        redirect_delay(&state.schedule, &mut properties, &mut target, now_ms);
+    }
     properties.insert(property::CLUSTER, state.identity.cluster_name.clone());
-    let message = build_message(
+    let mut message = build_message(
         state,
         conn,
         header,
@@ -113,7 +119,11 @@ fn send<S: ShardStore>(
         request.body.clone(),
     )
     .map_err(|reason| error(request, ResponseCode::MessageIllegal, reason))?;
+    message.sys_flag = sys_flag_value;
     let appended = append(state, request, message)?;
+    if half {
+        transaction::half_stored(state);
+    }
     state.wake_pulls_when_visible(
         &target.topic,
         target.queue_id,
@@ -125,9 +135,11 @@ fn send<S: ShardStore>(
         request,
         &SendMessageResponseHeader {
             msg_id: offset_msg_id(state.identity.store_host, appended.physical_offset),
-            queue_id: target.queue_id,
+            // A half message answers with the queue the producer chose (RocketMQ's
+            // `queueIdInt`) and its half-queue offset.
+            queue_id: if half { queue_id } else { target.queue_id },
             queue_offset: appended.queue_offset,
-            transaction_id: None,
+            transaction_id: properties.get(property::UNIQ_KEY).map(str::to_owned),
             batch_uniq_id: None,
             recall_handle: None,
         },
@@ -290,21 +302,29 @@ fn redirect_retry_to_dlq<S: ShardStore>(
 
 /// A message with `DELAY` level n > 0 is stored in `SCHEDULE_TOPIC_XXXX` queue n−1 with its
 /// real topic and queue in properties, and the deliver time as tag code (RocketMQ's
-/// CommitLog does this rewrite; the schedule service later re-appends it).
-fn redirect_delay(properties: &mut Properties, target: &mut Target, now_ms: u64) {
+/// CommitLog does this rewrite; [`crate::features::schedule`] later re-appends it). Levels
+/// above the highest configured one are clamped to it. A message headed for a dead-letter
+/// topic is not delayed.
+fn redirect_delay(
+    schedule: &crate::features::schedule::ScheduleService,
+    properties: &mut Properties,
+    target: &mut Target,
+    now_ms: u64,
+) {
     let level = properties
         .get(property::DELAY)
         .and_then(|d| d.trim().parse::<usize>().ok())
         .unwrap_or(0);
-    if level == 0 {
+    if level == 0 || target.topic.starts_with(system::DLQ_GROUP_TOPIC_PREFIX) {
         return;
     }
-    let level = level.min(DELAY_LEVELS_MS.len());
+    let slot = schedule.slot(level, now_ms);
+    properties.insert(property::DELAY, slot.level.to_string());
     properties.insert(property::REAL_TOPIC, target.topic.clone());
     properties.insert(property::REAL_QID, target.queue_id.to_string());
     target.topic = system::SCHEDULE_TOPIC.to_owned();
-    target.queue_id = level as i32 - 1;
-    target.tags_code = (now_ms + DELAY_LEVELS_MS[level - 1]) as i64;
+    target.queue_id = slot.queue_id;
+    target.tags_code = slot.deliver_ms;
 }
 
 fn build_message<S: ShardStore>(

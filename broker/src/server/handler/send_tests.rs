@@ -158,12 +158,28 @@ fn delayed_message_is_parked_in_the_schedule_topic() {
 }
 
 #[test]
-fn prepared_transaction_message_is_refused() {
+fn prepared_transaction_message_is_stored_as_a_half_message() {
     let mut shard = TestShard::new();
-    let mut request = send_request("T", 0, b"x", &[]);
+    let mut request = send_request("T", 1, b"x", &[("UNIQ_KEY", "U1"), ("PGROUP", "PG")]);
     request.ext_fields.insert("f".into(), "4".into());
     let response = shard.call(request);
-    assert_eq!(response.code, ResponseCode::NoPermission.as_i32());
+    assert_eq!(response.code, ResponseCode::Success.as_i32());
+    let header = SendMessageResponseHeader::decode(&response).expect("header");
+    assert_eq!(header.queue_id, 1, "the queue the producer chose");
+    assert_eq!(header.transaction_id.as_deref(), Some("U1"));
+    assert_eq!(
+        shard.state.store.max_offset("T", 1),
+        0,
+        "invisible in the real topic"
+    );
+    let (_, physical) = parse_offset_msg_id(&header.msg_id).expect("offset msg id");
+    let raw = shard.state.store.read_at(physical).expect("stored");
+    let half = &records(&raw)[0];
+    assert_eq!(half.topic(), "RMQ_SYS_TRANS_HALF_TOPIC");
+    assert_eq!(half.layout.queue_id, 0);
+    assert_eq!(half.layout.sys_flag & 0xC, 0, "transaction bits cleared");
+    assert_eq!(half.property("REAL_TOPIC"), Some("T"));
+    assert_eq!(half.property("REAL_QID"), Some("1"));
 }
 
 #[test]
