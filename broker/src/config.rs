@@ -162,6 +162,9 @@ pub struct StoreSection {
     /// tail; older records are sent to consumers with `splice` from the segment files.
     /// 0 disables the cache (every pull of written data is spliced).
     pub tail_cache_bytes: usize,
+    /// Pull bodies older than the tail cache are spliced from the segment files (`true`) or
+    /// read and copied on the shard thread (`false`; see docs/benchmarks.md, cold backlog).
+    pub splice_pulls: bool,
 }
 
 /// Largest `store.tail_cache_bytes`: the cache is allocated as records arrive, per shard, so
@@ -177,6 +180,7 @@ impl Default for StoreSection {
             sync_flush_timeout_ms: 5_000,
             flush_consumer_offset_interval_ms: 5_000,
             tail_cache_bytes: 64 << 20,
+            splice_pulls: true,
         }
     }
 }

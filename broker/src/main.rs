@@ -64,6 +64,10 @@ struct StandaloneArgs {
     /// Flush mode: async (default), sync or memory.
     #[arg(long, default_value = "async")]
     flush_mode: String,
+    /// Splice pull bodies older than the tail cache from the segment files (`false`: read
+    /// and copy them on the shard thread).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    splice_pulls: bool,
 }
 
 #[derive(Subcommand)]
@@ -186,6 +190,7 @@ fn standalone(
     config.broker.base_port = args.port;
     config.broker.shards = args.shards;
     config.store.path = args.data.join("store");
+    config.store.splice_pulls = args.splice_pulls;
     config.store.flush_mode = match args.flush_mode.as_str() {
         "async" => FlushMode::Async,
         "sync" => FlushMode::Sync,

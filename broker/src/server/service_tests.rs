@@ -200,6 +200,13 @@ fn closing_a_connection_removes_its_consumers() {
 fn cold_service(
     dir: &std::path::Path,
 ) -> ShardService<crate::server::store_adapter::RealStore<crate::store::io::StdFs>> {
+    cold_service_with(dir, BrokerConfig::standalone())
+}
+
+fn cold_service_with(
+    dir: &std::path::Path,
+    config: BrokerConfig,
+) -> ShardService<crate::server::store_adapter::RealStore<crate::store::io::StdFs>> {
     use crate::store::{StoreConfig, io::StdFs};
     let mut store_config = StoreConfig::for_tests(dir);
     store_config.direct_io = false;
@@ -207,7 +214,6 @@ fn cold_service(
     store_config.store_host = test_addr(10911);
     let store =
         crate::server::store_adapter::RealStore::open(StdFs, store_config).expect("store opens");
-    let config = BrokerConfig::standalone();
     let identity = ShardIdentity::of(&config, 0, test_addr(10911));
     ShardService::new(ShardState::new(identity, Arc::new(config), store, NOW))
 }
@@ -297,4 +303,40 @@ fn cold_pull_bodies_are_file_spans_framed_with_their_length_among_memory_respons
             .expect("stored record");
         assert_eq!(stored, message.raw);
     }
+}
+
+#[test]
+fn with_splice_pulls_off_cold_bodies_are_copied_into_the_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = BrokerConfig::standalone();
+    config.store.splice_pulls = false;
+    let mut svc = cold_service_with(dir.path(), config);
+    let conn = svc.accept(test_addr(5000)).expect("accepted");
+    let mut sends = Vec::new();
+    for i in 0..5 {
+        sends.extend(frame(&send_request(
+            "T",
+            0,
+            format!("m{i}").as_bytes(),
+            &[],
+        )));
+    }
+    svc.on_read(conn, &sends, NOW).expect("sends");
+    svc.tick(NOW);
+    written(&mut svc, conn);
+    svc.on_read(conn, &frame(&pull_request("G", "T", 0, 0, "*", false)), NOW)
+        .expect("pull");
+    let mut pieces = Vec::new();
+    while let Some(next) = svc.take_writes(conn) {
+        pieces.push(next);
+    }
+    assert_eq!(pieces.len(), 1, "one buffer, no file span: {pieces:?}");
+    let Some(Outbound::Bytes(bytes)) = pieces.pop() else {
+        panic!("expected bytes");
+    };
+    let mut decoder = FrameDecoder::default();
+    decoder.extend(&bytes);
+    let answer = decoder.next_command().expect("frame").expect("one frame");
+    let messages = ringmq_wire::record::decode_records(&answer.body, true, 64).expect("records");
+    assert_eq!(messages.len(), 5);
 }

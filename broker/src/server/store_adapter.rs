@@ -179,6 +179,17 @@ impl<F: StoreFs + 'static> RealStore<F> {
     }
 }
 
+/// Polls `future` once: its output if it is ready without waiting, else `None` (the future
+/// is dropped, which cancels whatever it started).
+fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
 fn convert(error: DiskError) -> StoreError {
     match error {
         DiskError::DiskFull { .. } => StoreError::NotWritable {
@@ -272,7 +283,21 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
             tag_codes: read.tag_codes,
             file_ranges: read.splice,
         };
-        let result = block_on(self.store.get_message(&request)).map_err(convert)?;
+        let result = if read.splice {
+            // A read that may answer with file ranges never waits for the disk: records are
+            // in the tail cache, in the write buffers, or spliced later by the writer. Poll
+            // it once; a read that would still wait is refused rather than blocking the
+            // shard (it cannot happen with the std file layer, whose reads are immediate).
+            now_or_never(self.store.get_message(&request)).ok_or_else(|| StoreError::Busy {
+                reason: format!(
+                    "a pull of {}:{} at {} needed a blocking disk read",
+                    read.topic, read.queue_id, read.offset
+                ),
+            })?
+        } else {
+            block_on(self.store.get_message(&request))
+        }
+        .map_err(convert)?;
         let mut records = Vec::with_capacity(result.records.len());
         for record in result.records {
             let bytes = match &record.data {

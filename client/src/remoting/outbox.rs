@@ -174,7 +174,9 @@ mod tests {
 
     fn command(id: usize, body_bytes: usize) -> RemotingCommand {
         let mut command = RemotingCommand::request(RequestCode::SendMessageV2);
-        command.ext_fields.insert("id".into(), id.to_string().into());
+        command
+            .ext_fields
+            .insert("id".into(), id.to_string().into());
         command.body = vec![id as u8; body_bytes].into();
         command
     }

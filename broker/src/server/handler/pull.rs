@@ -126,7 +126,7 @@ fn process<S: ShardStore>(
         max_count: max_msgs,
         max_bytes,
         tag_codes: (!matches_all(&subscription)).then_some(codes.as_slice()),
-        splice: sql.is_none(),
+        splice: sql.is_none() && state.config.store.splice_pulls,
     };
     let result = read_queue(&state.store, &read, &subscription, sql.as_deref()).map_err(|e| {
         tracing::warn!(target: "ringmq::server::pull", error = %e, "store read failed");
