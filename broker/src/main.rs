@@ -64,9 +64,10 @@ struct StandaloneArgs {
     /// Flush mode: async (default), sync or memory.
     #[arg(long, default_value = "async")]
     flush_mode: String,
-    /// Splice pull bodies older than the tail cache from the segment files (`false`: read
-    /// and copy them on the shard thread).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    /// Splice pull bodies older than the tail cache from the segment files (`false`, the
+    /// default: read and copy them on the shard thread, measured cheaper; see
+    /// docs/benchmarks.md).
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     splice_pulls: bool,
 }
 

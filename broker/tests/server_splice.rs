@@ -105,6 +105,7 @@ fn cold_pulls_are_spliced_exactly_on_a_connection_shared_with_memory_responses()
     config.store.segment_bytes = 64 << 20;
     // No tail cache: every record on disk is served from the file.
     config.store.tail_cache_bytes = 0;
+    config.store.splice_pulls = true;
     let broker = match Broker::start(config) {
         Ok(broker) => broker,
         Err(BrokerError::Runtime(error)) if error.io_uring_unavailable() => {

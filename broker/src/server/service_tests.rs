@@ -200,7 +200,9 @@ fn closing_a_connection_removes_its_consumers() {
 fn cold_service(
     dir: &std::path::Path,
 ) -> ShardService<crate::server::store_adapter::RealStore<crate::store::io::StdFs>> {
-    cold_service_with(dir, BrokerConfig::standalone())
+    let mut config = BrokerConfig::standalone();
+    config.store.splice_pulls = true;
+    cold_service_with(dir, config)
 }
 
 fn cold_service_with(
