@@ -14,8 +14,9 @@
 //! At most `max_in_flight` sends are outstanding per producer: further sends wait for a
 //! slot (backpressure) until their timeout, and are never dropped silently.
 //!
-//! Not done yet: producer heartbeats (needed only for transaction check-backs),
-//! transactional sends, request/reply.
+//! Producer heartbeats go to every master of the cached routes every 30 s, and to a broker
+//! on the first transactional send there (so its check-backs find the producer at once);
+//! transactional sends are in [`transaction`]. Not done yet: request/reply.
 
 pub mod fault;
 pub mod selector;
@@ -143,6 +144,9 @@ struct Inner {
     shut_down: AtomicBool,
     stats: SendStats,
     heartbeat: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Brokers already sent a heartbeat outside the periodic loop (after a first
+    /// transactional send to them), so they know the group before any check-back.
+    introduced: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Drop for Inner {
@@ -216,6 +220,7 @@ impl Producer {
                 shut_down: AtomicBool::new(false),
                 stats: SendStats::default(),
                 heartbeat: std::sync::Mutex::new(None),
+                introduced: std::sync::Mutex::new(std::collections::HashSet::new()),
                 instance,
             }),
         };
@@ -744,15 +749,20 @@ impl Producer {
 /// Heartbeat interval (`heartbeatBrokerInterval`, 30 s).
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
 
-async fn send_heartbeat(inner: &Inner) {
-    let instance = &inner.instance;
-    let data = HeartbeatData {
-        client_id: instance.client_id().to_owned(),
+/// The producer's `HEART_BEAT` body: its client id and group.
+fn heartbeat_data(inner: &Inner) -> HeartbeatData {
+    HeartbeatData {
+        client_id: inner.instance.client_id().to_owned(),
         producer_data_set: vec![ProducerData {
             group_name: inner.config.group.clone(),
         }],
         ..HeartbeatData::default()
-    };
+    }
+}
+
+async fn send_heartbeat(inner: &Inner) {
+    let instance = &inner.instance;
+    let data = heartbeat_data(inner);
     let mut addrs: Vec<String> = instance
         .routes()
         .topics()
@@ -766,6 +776,30 @@ async fn send_heartbeat(inner: &Inner) {
         if let Err(error) = crate::consumer::api::heartbeat(instance, &addr, &data).await {
             debug!(%addr, %error, "producer heartbeat failed");
         }
+    }
+}
+
+/// Sends the producer's heartbeat to `addr` the first time this producer uses it for a
+/// transactional send: the periodic loop (every 30 s) would otherwise leave a broker learned
+/// after start without a producer connection for the group, and its check-backs nowhere to go.
+async fn introduce(inner: &Inner, addr: &str) {
+    let first = inner
+        .introduced
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(addr.to_owned());
+    if !first {
+        return;
+    }
+    let data = heartbeat_data(inner);
+    if let Err(error) = crate::consumer::api::heartbeat(&inner.instance, addr, &data).await {
+        debug!(%addr, %error, "producer heartbeat failed");
+        // Try again on the next transactional send to it.
+        inner
+            .introduced
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(addr);
     }
 }
 

@@ -375,8 +375,17 @@ async fn transactions_commit_and_answer_check_backs() {
     assert_eq!(stored.property("PGROUP"), Some("TXG"));
     let physical = stored.layout.physical_offset;
 
-    // The broker learns of the producer by its heartbeat, then checks back.
-    producer.heartbeat().await;
+    // The first transactional send to a broker introduces the producer with a heartbeat
+    // (no waiting for the 30 s loop), so the broker can check back at once.
+    assert!(
+        broker
+            .state
+            .lock()
+            .expect("state")
+            .producers
+            .contains_key("TXG"),
+        "the producer's heartbeat reached the broker with the first transactional send"
+    );
     broker.check_transaction("TXG", physical).await;
     let checked = tokio::time::timeout(Duration::from_secs(10), checked_rx.recv())
         .await

@@ -108,6 +108,11 @@ impl Producer {
             .properties
             .insert(property::PGROUP.into(), self.inner.config.group.clone());
         let send = self.send(message).await?;
+        if let Ok(route) = self.inner.instance.routes().get(&send.queue.topic).await
+            && let Ok(addr) = route.master_addr(&send.queue.broker_name)
+        {
+            super::introduce(&self.inner, addr).await;
+        }
         let state = if send.status == SendStatus::Ok {
             local_transaction(send.clone()).await
         } else {
