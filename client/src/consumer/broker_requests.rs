@@ -9,9 +9,9 @@
 //!   consumed are discarded, their late results ignored), sets and persists the offsets, then
 //!   takes the queues again from the new offsets.
 //!
-//! Routing follows `NOTIFY_CONSUMER_IDS_CHANGED`: [`register_handlers`] registers one handler
+//! Routing follows `NOTIFY_CONSUMER_IDS_CHANGED`: `register_handlers` registers one handler
 //! per code on the instance's [`RemotingClient`]; each running consumer registers a
-//! [`ConsumerHandle`] under its group ([`ConsumerHandles`]). Handlers run on their own task
+//! `ConsumerHandle` under its group (`ConsumerHandles`). Handlers run on their own task
 //! (see [`crate::remoting`]), so a reset that waits for the broker does not stall the
 //! connection that brought it.
 
