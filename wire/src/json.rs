@@ -220,7 +220,7 @@ pub mod lenient {
 
     /// A `String -> String` map whose values may be numbers, booleans or nested JSON
     /// (rendered as text); null values are dropped, as fastjson drops them. Builds any map
-    /// that can be extended with string pairs ([`ExtFields`], `BTreeMap<String, String>`).
+    /// that can be extended with string pairs ([`ExtFields`](crate::command::ExtFields), `BTreeMap<String, String>`).
     pub fn string_map<'de, D, M>(d: D) -> Result<M, D::Error>
     where
         D: Deserializer<'de>,
