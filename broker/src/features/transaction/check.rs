@@ -72,14 +72,8 @@ enum Stop {
 pub fn run<S: ShardStore>(state: &mut ShardState<S>, now_ms: u64) -> bool {
     ensure_loaded(state);
     let half_topic = system::TRANS_HALF_TOPIC;
-    let min = state.store.min_offset(half_topic, HALF_QUEUE_ID);
     // Copies appended during this run land past `end` and wait for the next run.
-    let end = state.store.max_offset(half_topic, HALF_QUEUE_ID);
-    let mut offset = state
-        .offsets
-        .query(CONSUMER_GROUP, half_topic, HALF_QUEUE_ID)
-        .unwrap_or(min)
-        .max(min);
+    let (mut offset, end) = super::scan_range(state, half_topic);
     let mut handled = 0usize;
     let stop = 'scan: loop {
         if offset >= end {

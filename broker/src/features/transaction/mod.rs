@@ -350,6 +350,19 @@ fn write_op<S: ShardStore>(
     Ok(appended)
 }
 
+/// Where a scan of the transaction queue `topic` starts and ends: from the saved progress of
+/// `CID_RMQ_SYS_TRANS` (never below the queue's minimum) to the queue's current maximum.
+pub(crate) fn scan_range<S: ShardStore>(state: &ShardState<S>, topic: &str) -> (i64, i64) {
+    let min = state.store.min_offset(topic, HALF_QUEUE_ID);
+    let end = state.store.max_offset(topic, HALF_QUEUE_ID);
+    let start = state
+        .offsets
+        .query(CONSUMER_GROUP, topic, HALF_QUEUE_ID)
+        .unwrap_or(min)
+        .max(min);
+    (start, end)
+}
+
 /// Reads up to [`SCAN_BATCH`] records of `topic` queue 0 from `offset`. Returns the decoded
 /// records and the offset to read next (which skips a gap the store reports).
 fn read_batch<S: ShardStore>(
@@ -387,13 +400,7 @@ fn ensure_loaded<S: ShardStore>(state: &mut ShardState<S>) {
     }
     state.transactions.loaded = true;
     let op = system::TRANS_OP_HALF_TOPIC;
-    let min = state.store.min_offset(op, HALF_QUEUE_ID);
-    let end = state.store.max_offset(op, HALF_QUEUE_ID);
-    let mut offset = state
-        .offsets
-        .query(CONSUMER_GROUP, op, HALF_QUEUE_ID)
-        .unwrap_or(min)
-        .max(min);
+    let (mut offset, end) = scan_range(state, op);
     let mut read = 0usize;
     while offset < end && read < LOAD_OPS_MAX {
         let (records, next) = match read_batch(state, op, offset) {
