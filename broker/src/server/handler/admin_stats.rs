@@ -6,13 +6,14 @@ use std::collections::BTreeMap;
 
 use ringmq_wire::body::consumer::{
     Connection, ConsumerConnection, ConsumerOffsetSerializeWrapper, MessageQueue,
+    ProducerConnection,
 };
 use ringmq_wire::body::kv::KvTable;
 use ringmq_wire::body::stats::{ConsumeStats, OffsetWrapper, TopicOffset, TopicStatsTable};
 use ringmq_wire::header::admin::{
     GetBrokerConfigResponseHeader, GetConsumeStatsRequestHeader,
-    GetConsumerConnectionListRequestHeader, GetTopicConfigRequestHeader,
-    GetTopicStatsInfoRequestHeader, encode_properties,
+    GetConsumerConnectionListRequestHeader, GetProducerConnectionListRequestHeader,
+    GetTopicConfigRequestHeader, GetTopicStatsInfoRequestHeader, encode_properties,
 };
 use ringmq_wire::{RemotingCommand, ResponseCode};
 
@@ -188,6 +189,36 @@ pub fn consumer_connections<S: ShardStore>(
         message_model: info.message_model,
         subscription_table: info.subscriptions.clone(),
     };
+    Ok(Some(success(request).with_body(body.encode())))
+}
+
+/// `GET_PRODUCER_CONNECTION_LIST` (204): the live producers of a group (from their
+/// heartbeats), as mqadmin's `producerConnection` lists them; a group with none is
+/// `SYSTEM_ERROR` with RocketMQ's remark.
+pub fn producer_connections<S: ShardStore>(
+    state: &mut ShardState<S>,
+    request: &RemotingCommand,
+) -> HandlerResult {
+    let h: GetProducerConnectionListRequestHeader = decode_header(request)?;
+    let connection_set: Vec<Connection> = state
+        .producers
+        .producers(&h.producer_group)
+        .into_iter()
+        .map(|c| Connection {
+            client_addr: c.remote_addr.clone(),
+            client_id: c.client_id.clone(),
+            language: c.language,
+            version: c.version,
+        })
+        .collect();
+    if connection_set.is_empty() {
+        return Err(error(
+            request,
+            ResponseCode::SystemError,
+            format!("the producer group[{}] not exist", h.producer_group),
+        ));
+    }
+    let body = ProducerConnection { connection_set };
     Ok(Some(success(request).with_body(body.encode())))
 }
 

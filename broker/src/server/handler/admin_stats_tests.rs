@@ -133,3 +133,39 @@ fn topic_consumed_by_lists_online_and_committed_groups() {
         serde_json::json!({ "groupList": ["Committed", "Online"] })
     );
 }
+
+#[test]
+fn producer_connections_list_the_group_or_say_it_does_not_exist() {
+    use ringmq_wire::body::consumer::ProducerConnection;
+    use ringmq_wire::body::heartbeat::{HeartbeatData, ProducerData};
+    use ringmq_wire::header::admin::GetProducerConnectionListRequestHeader;
+
+    let mut shard = TestShard::new();
+    let request = request_with(
+        RequestCode::GetProducerConnectionList,
+        &GetProducerConnectionListRequestHeader {
+            producer_group: "PG".into(),
+            rpc: Default::default(),
+        },
+    );
+    let missing = shard.call(request.clone());
+    assert_eq!(missing.code, ResponseCode::SystemError.as_i32());
+    assert!(missing.remark.unwrap_or_default().contains("PG"));
+    let data = HeartbeatData {
+        client_id: "127.0.0.1@producer-1".into(),
+        producer_data_set: vec![ProducerData {
+            group_name: "PG".into(),
+        }],
+        ..HeartbeatData::default()
+    };
+    let beat =
+        shard.call(RemotingCommand::request(RequestCode::HeartBeat).with_body(data.encode()));
+    assert_eq!(beat.code, ResponseCode::Success.as_i32());
+    let response = shard.call(request);
+    assert_eq!(response.code, ResponseCode::Success.as_i32());
+    let body: ProducerConnection =
+        ringmq_wire::json::parse("producer connection", &response.body).expect("body");
+    assert_eq!(body.connection_set.len(), 1);
+    assert_eq!(body.connection_set[0].client_id, "127.0.0.1@producer-1");
+    assert_eq!(body.connection_set[0].client_addr, CONN.remote.to_string());
+}

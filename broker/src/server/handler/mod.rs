@@ -74,6 +74,7 @@ pub fn dispatch<S: ShardStore>(
         Some(C::GetTopicStatsInfo) => admin_stats::topic_stats(state, request),
         Some(C::GetConsumeStats) => admin_stats::consume_stats(state, request),
         Some(C::GetConsumerConnectionList) => admin_stats::consumer_connections(state, request),
+        Some(C::GetProducerConnectionList) => admin_stats::producer_connections(state, request),
         Some(C::GetBrokerConfig) => admin_stats::broker_config(state, request),
         Some(C::GetAllConsumerOffset) => admin_stats::all_consumer_offsets(state, request),
         Some(C::QueryTopicConsumeByWho) => admin_stats::topic_consumed_by(state, request),
