@@ -194,16 +194,7 @@ impl Requeue {
                 topic: self.topic.clone(),
                 reason: e.to_string(),
             })?;
-        let keys = self
-            .properties
-            .get(property::KEYS)
-            .map(|k| {
-                k.split(property::KEY_SEPARATOR)
-                    .filter(|k| !k.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let keys = PutMessage::index_keys(self.properties.get(property::KEYS));
         Ok(PutMessage {
             topic: self.topic.clone(),
             queue_id: self.queue_id,

@@ -46,6 +46,20 @@ pub struct PutMessage {
     pub uniq_key: Option<String>,
 }
 
+impl PutMessage {
+    /// The index keys of a `KEYS` property value: its space-separated tokens, empty ones
+    /// dropped (RocketMQ's `MessageConst.KEY_SEPARATOR`).
+    pub fn index_keys(keys: Option<&str>) -> Vec<String> {
+        keys.map(|k| {
+            k.split(ringmq_wire::record::property::KEY_SEPARATOR)
+                .filter(|k| !k.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+}
+
 /// Where an appended message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {

@@ -171,16 +171,7 @@ pub fn consumer_connections<S: ShardStore>(
             format!("the consumer group[{}] not online", h.consumer_group),
         ));
     };
-    let mut connection_set: Vec<Connection> = info
-        .clients
-        .values()
-        .map(|c| Connection {
-            client_addr: c.remote_addr.clone(),
-            client_id: c.client_id.clone(),
-            language: c.language,
-            version: c.version,
-        })
-        .collect();
+    let mut connection_set: Vec<Connection> = info.clients.values().map(connection_of).collect();
     connection_set.sort_by(|a, b| a.client_id.cmp(&b.client_id));
     let body = ConsumerConnection {
         connection_set,
@@ -190,6 +181,16 @@ pub fn consumer_connections<S: ShardStore>(
         subscription_table: info.subscriptions.clone(),
     };
     Ok(Some(success(request).with_body(body.encode())))
+}
+
+/// A client's row in the consumer and producer connection lists.
+fn connection_of(c: &crate::server::ClientInfo) -> Connection {
+    Connection {
+        client_addr: c.remote_addr.clone(),
+        client_id: c.client_id.clone(),
+        language: c.language,
+        version: c.version,
+    }
 }
 
 /// `GET_PRODUCER_CONNECTION_LIST` (204): the live producers of a group (from their
@@ -204,12 +205,7 @@ pub fn producer_connections<S: ShardStore>(
         .producers
         .producers(&h.producer_group)
         .into_iter()
-        .map(|c| Connection {
-            client_addr: c.remote_addr.clone(),
-            client_id: c.client_id.clone(),
-            language: c.language,
-            version: c.version,
-        })
+        .map(connection_of)
         .collect();
     if connection_set.is_empty() {
         return Err(error(

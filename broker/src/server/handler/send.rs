@@ -395,14 +395,7 @@ fn build_message<S: ShardStore>(
             ringmq_wire::limits::PROPERTIES_BYTES_MAX
         ));
     }
-    let keys = record::property_value(encoded.as_bytes(), property::KEYS)
-        .map(|k| {
-            k.split(property::KEY_SEPARATOR)
-                .filter(|k| !k.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let keys = PutMessage::index_keys(record::property_value(encoded.as_bytes(), property::KEYS));
     let uniq_key =
         record::property_value(encoded.as_bytes(), property::UNIQ_KEY).map(str::to_owned);
     Ok(PutMessage {
