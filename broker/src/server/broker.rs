@@ -424,7 +424,7 @@ async fn persist_loop<S: ShardStore + 'static>(server: Rc<ShardServer<S>>, meta_
 }
 
 /// Registers this shard with every NameServer now and every `register_period_ms`, and
-/// early (within a second) when its topic table changed. The connection to each NameServer
+/// at once when its topic table changed. The connection to each NameServer
 /// is kept open between registrations: a NameServer drops a broker whose channel closes.
 async fn register_loop<S: ShardStore + 'static>(
     server: Rc<ShardServer<S>>,
@@ -449,7 +449,13 @@ async fn register_loop<S: ShardStore + 'static>(
                 register_once(addr, slot, &request, config.broker.register_timeout_ms).await;
             }
         }
-        sleep(Duration::from_millis(1_000)).await;
+        // Sleep until the next periodic registration, or less: a topic change wakes us.
+        let wait = period.saturating_sub(now_ms().saturating_sub(last)).max(1);
+        let _ = timeout(
+            Duration::from_millis(wait),
+            std::future::poll_fn(|cx| server.service.borrow_mut().state.poll_register_request(cx)),
+        )
+        .await;
     }
 }
 

@@ -75,6 +75,47 @@ fn auto_created_topic_asks_for_registration() {
     assert!(shard.state.take_register_request());
 }
 
+/// A waker that counts its wakes.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn auto_created_topic_wakes_the_waiting_registration_loop() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::task::{Context, Poll, Waker};
+
+    let mut shard = TestShard::new();
+    let counter = Arc::new(CountingWaker(Default::default()));
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert_eq!(shard.state.poll_register_request(&mut cx), Poll::Pending);
+    ok_header(&shard.call(send_request("Existing", 0, b"x", &[])));
+    shard.state.take_register_request();
+    assert_eq!(shard.state.poll_register_request(&mut cx), Poll::Pending);
+    let before = counter.0.load(Ordering::SeqCst);
+    ok_header(&shard.call(send_request("Existing", 0, b"y", &[])));
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        before,
+        "no topic change, no wake"
+    );
+    ok_header(&shard.call(send_request("Fresh", 0, b"x", &[])));
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        before + 1,
+        "the loop is woken"
+    );
+    assert_eq!(shard.state.poll_register_request(&mut cx), Poll::Ready(()));
+    assert!(shard.state.take_register_request());
+    assert_eq!(shard.state.poll_register_request(&mut cx), Poll::Pending);
+}
+
 #[test]
 fn read_only_topic_and_broker_refuse_sends() {
     let mut shard = TestShard::new();
