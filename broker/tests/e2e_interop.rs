@@ -4,7 +4,9 @@
 //!   two `ali-ons` push consumers in one group consume them;
 //! - Apache's C++ client (rocketmq-client-cpp 2.x, driven from Python through the `rocketmq`
 //!   wheel that bundles `librocketmq.so`, installed under `tests/interop/py`) produces 300
-//!   messages, and two C++ push consumers in one group subscribe to two of the three tags.
+//!   messages, half one by one and half in batches of 10 (which it sends as SEND_MESSAGE with
+//!   `batch=true`), and two C++ push consumers in one group subscribe to two of the three
+//!   tags.
 //!
 //! Every message arrives exactly once, with its tag, key, property and body, and both
 //! consumers get a share.

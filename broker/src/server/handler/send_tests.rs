@@ -299,6 +299,48 @@ fn batch_send_stores_every_message_consecutively() {
     assert_eq!(shard.state.store.max_offset("B", 1), 2);
 }
 
+#[test]
+fn send_message_with_the_batch_flag_is_a_batch() {
+    // rocketmq-client-cpp 2.x sends a batch as SEND_MESSAGE (10) with `batch=true`.
+    let mut shard = TestShard::new();
+    let batch: Vec<_> = ["one", "two", "three"]
+        .iter()
+        .map(|text| ringmq_wire::record::BatchMessage {
+            flag: 0,
+            body: bytes::Bytes::copy_from_slice(text.as_bytes()),
+            properties: bytes::Bytes::from_static(b"TAGS\x01T\x02"),
+        })
+        .collect();
+    let mut body = bytes::BytesMut::new();
+    ringmq_wire::record::encode_batch(&batch, &mut body).expect("encode batch");
+    let v2 = ringmq_wire::header::send::SendMessageRequestHeaderV2::decode(&send_request(
+        "CppBatch",
+        0,
+        b"",
+        &[],
+    ))
+    .expect("v2");
+    let mut v1 = v2.into_v1();
+    v1.batch = Some(true);
+    let mut request = request_with(RequestCode::SendMessage, &v1);
+    request.body = body.freeze();
+    let header = ok_header(&shard.call(request));
+    assert_eq!(header.msg_id.split(',').count(), 3);
+    assert_eq!(shard.state.store.max_offset("CppBatch", 0), 3);
+    let raw = shard
+        .state
+        .store
+        .read_at(
+            parse_offset_msg_id(header.msg_id.split(',').nth(1).unwrap())
+                .unwrap()
+                .1,
+        )
+        .expect("stored");
+    let second = &records(&raw)[0];
+    assert_eq!(&second.body()[..], b"two");
+    assert_eq!(second.tags(), Some("T"));
+}
+
 /// The general path the fast one must match byte for byte.
 fn with_cluster_general(text: &str, cluster: &str) -> String {
     let mut properties = Properties::parse(text.as_bytes()).expect("parse");
