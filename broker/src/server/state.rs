@@ -129,6 +129,9 @@ pub enum AdminChange {
         /// Also forget its offsets.
         clean_offset: bool,
     },
+    /// Runtime broker configuration keys were changed (`UPDATE_BROKER_CONFIG`), as
+    /// RocketMQ key/value pairs already validated on the shard that received them.
+    BrokerConfigUpdated(Vec<(String, String)>),
 }
 
 /// Counters for `GET_BROKER_RUNTIME_INFO` and metrics.
@@ -185,6 +188,10 @@ pub struct ShardState<S> {
     pub filters: crate::features::filter::FilterCache,
     /// Pull response bodies to splice from the CommitLog files.
     pub bodies: crate::server::body::PendingBodies,
+    /// Query reads running as tasks on the shard's ring.
+    pub deferred: crate::server::deferred::Deferred<S>,
+    /// Admin requests relayed to consumer clients, waiting for their answer.
+    pub relays: handler::relay::RelayTable,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
@@ -227,6 +234,8 @@ impl<S: ShardStore> ShardState<S> {
             config,
             filters: crate::features::filter::FilterCache::new(),
             bodies: Default::default(),
+            deferred: Default::default(),
+            relays: Default::default(),
             awaiting: VecDeque::new(),
             pending_wakes: VecDeque::new(),
             outbox: Vec::new(),
@@ -316,10 +325,30 @@ impl<S: ShardStore> ShardState<S> {
         if oneway { None } else { response }
     }
 
+    /// A response arrived from a client (to a request the broker sent it): answers the
+    /// relay waiting for it, if any.
+    pub fn handle_response(&mut self, conn: ConnId, response: RemotingCommand) {
+        if !handler::relay::on_client_response(self, conn, response) {
+            tracing::trace!(target: "ringmq::server::state", conn = conn.0,
+                "response to a notification ignored");
+        }
+    }
+
+    /// Runs the continuations of deferred tasks that finished.
+    fn run_deferred(&mut self, now_ms: u64) {
+        while self.deferred.has_done() {
+            for continuation in self.deferred.take_done() {
+                continuation(self, now_ms);
+            }
+        }
+    }
+
     /// Housekeeping: releases durable send acknowledgements (and times out those that
     /// waited too long), answers expired long polls, expires silent clients. Call after
     /// store progress and at [`Self::next_deadline_ms`].
     pub fn tick(&mut self, now_ms: u64) {
+        self.run_deferred(now_ms);
+        handler::relay::expire(self, now_ms);
         schedule::deliver_due(self, now_ms);
         if let Err(error) = self.store.commit() {
             tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
@@ -348,6 +377,7 @@ impl<S: ShardStore> ShardState<S> {
         }
         self.release_durable(now_ms);
         transaction::release_checks(self);
+        self.run_deferred(now_ms);
     }
 
     /// The next time [`Self::tick`] has work (a long-poll or acknowledgement deadline).
@@ -356,7 +386,8 @@ impl<S: ShardStore> ShardState<S> {
         let scan = Some(self.last_scan_ms + CLIENT_SCAN_INTERVAL_MS);
         let due = self.schedule.next_due_ms();
         let check = Some(self.transactions.next_check_ms());
-        [self.pulls.next_deadline_ms(), ack, scan, due, check]
+        let relay = self.relays.next_deadline_ms();
+        [self.pulls.next_deadline_ms(), ack, scan, due, check, relay]
             .into_iter()
             .flatten()
             .min()
@@ -420,6 +451,9 @@ impl<S: ShardStore> ShardState<S> {
                 }
                 Ok(())
             }
+            AdminChange::BrokerConfigUpdated(entries) => {
+                handler::broker_config::apply_from_other_shard(self, &entries, now_ms)
+            }
         };
         match result {
             Ok(()) => {
@@ -439,6 +473,7 @@ impl<S: ShardStore> ShardState<S> {
         self.notify_ids_changed(events);
         self.producers.connection_closed(conn);
         self.pulls.connection_closed(conn);
+        handler::relay::connection_closed(self, conn);
         for ack in &mut self.awaiting {
             if ack.conn == conn {
                 ack.response = None;
@@ -580,6 +615,14 @@ impl<S: ShardStore> ShardState<S> {
                 command: response,
             });
         }
+    }
+
+    /// Queues the response to a request that was deferred (its handler returned `None`).
+    pub(crate) fn respond_later(&mut self, conn: ConnId, response: RemotingCommand) {
+        self.outbox.push(Outgoing {
+            conn,
+            command: response,
+        });
     }
 
     /// Queues a broker-initiated request (`CHECK_TRANSACTION_STATE`) for `conn`. Returns
