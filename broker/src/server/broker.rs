@@ -217,6 +217,12 @@ pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr)
         u32::from(config.retention.disk_space_clean_forcibly_ratio);
     store_config.disk_warning_percent = u32::from(config.retention.disk_space_warning_level_ratio);
     store_config.pull_messages_max = config.limits.max_pull_messages;
+    store_config.delay_levels_ms = config
+        .schedule
+        .delay_levels_ms()
+        .into_iter()
+        .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+        .collect();
     store_config
 }
 
