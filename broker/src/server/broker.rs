@@ -217,6 +217,12 @@ pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr)
         u32::from(config.retention.disk_space_clean_forcibly_ratio);
     store_config.disk_warning_percent = u32::from(config.retention.disk_space_warning_level_ratio);
     store_config.pull_messages_max = config.limits.max_pull_messages;
+    store_config.delay_levels_ms = config
+        .schedule
+        .delay_levels_ms()
+        .into_iter()
+        .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+        .collect();
     store_config
 }
 
@@ -446,7 +452,7 @@ async fn persist_loop<S: ShardStore + 'static>(server: Rc<ShardServer<S>>, meta_
 }
 
 /// Registers this shard with every NameServer now and every `register_period_ms`, and
-/// early (within a second) when its topic table changed. The connection to each NameServer
+/// at once when its topic table changed. The connection to each NameServer
 /// is kept open between registrations: a NameServer drops a broker whose channel closes.
 async fn register_loop<S: ShardStore + 'static>(
     server: Rc<ShardServer<S>>,
@@ -471,7 +477,13 @@ async fn register_loop<S: ShardStore + 'static>(
                 register_once(addr, slot, &request, config.broker.register_timeout_ms).await;
             }
         }
-        sleep(Duration::from_millis(1_000)).await;
+        // Sleep until the next periodic registration, or less: a topic change wakes us.
+        let wait = period.saturating_sub(now_ms().saturating_sub(last)).max(1);
+        let _ = timeout(
+            Duration::from_millis(wait),
+            std::future::poll_fn(|cx| server.service.borrow_mut().state.poll_register_request(cx)),
+        )
+        .await;
     }
 }
 

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use ringmq_wire::header::CommandHeader;
 use ringmq_wire::header::consumer::NotifyConsumerIdsChangedRequestHeader;
@@ -195,7 +196,7 @@ pub struct ShardState<S> {
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
     admin_out: Vec<AdminChange>,
-    register_soon: bool,
+    register_soon: RegisterSignal,
     last_scan_ms: u64,
     saved_versions: (i64, i64, u64),
 }
@@ -239,7 +240,7 @@ impl<S: ShardStore> ShardState<S> {
             pending_wakes: VecDeque::new(),
             outbox: Vec::new(),
             admin_out: Vec::new(),
-            register_soon: false,
+            register_soon: RegisterSignal::default(),
             last_scan_ms: now_ms,
             saved_versions: (0, 0, 0),
         }
@@ -405,7 +406,19 @@ impl<S: ShardStore> ShardState<S> {
     /// Whether the topic table changed so that the NameServers should be told now rather
     /// than at the next periodic registration; clears the flag.
     pub fn take_register_request(&mut self) -> bool {
-        std::mem::take(&mut self.register_soon)
+        std::mem::take(&mut self.register_soon.raised)
+    }
+
+    /// Ready once an early registration was asked for (the flag stays set for
+    /// [`take_register_request`](Self::take_register_request)); otherwise remembers the
+    /// waker so the registration loop wakes at once instead of at its next tick.
+    pub fn poll_register_request(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.register_soon.raised {
+            Poll::Ready(())
+        } else {
+            self.register_soon.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
     }
 
     /// Applies a change made on another shard of this process.
@@ -444,7 +457,7 @@ impl<S: ShardStore> ShardState<S> {
         };
         match result {
             Ok(()) => {
-                self.register_soon = true;
+                self.register_soon.raise();
                 self.persist_meta_now();
             }
             Err(error) => {
@@ -476,14 +489,14 @@ impl<S: ShardStore> ShardState<S> {
     /// `SubscriptionGroupManager` do on every change.
     pub(crate) fn record_admin_change(&mut self, change: AdminChange) {
         self.admin_out.push(change);
-        self.register_soon = true;
+        self.register_soon.raise();
         self.persist_meta_now();
     }
 
     /// Asks for an early registration (a topic was auto-created) and persists the metadata
     /// at once, as RocketMQ does for topics created on a send.
     pub(crate) fn request_register(&mut self) {
-        self.register_soon = true;
+        self.register_soon.raise();
         self.persist_meta_now();
     }
 
@@ -651,6 +664,23 @@ impl<S: ShardStore> ShardState<S> {
                     command: request,
                 });
             }
+        }
+    }
+}
+
+/// "Tell the NameServers now": set when the topic table changed, taken by the shard's
+/// registration loop, which it wakes.
+#[derive(Debug, Default)]
+struct RegisterSignal {
+    raised: bool,
+    waker: Option<Waker>,
+}
+
+impl RegisterSignal {
+    fn raise(&mut self) {
+        self.raised = true;
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
         }
     }
 }

@@ -78,6 +78,10 @@ pub struct StoreConfig {
     pub delete_files_batch_max: usize,
     /// Pull responses carry at most this many messages.
     pub pull_messages_max: usize,
+    /// Delay of each level in ms, level n at index n − 1 (`[schedule] message_delay_level`):
+    /// what the ConsumeQueue tag slot of a `SCHEDULE_TOPIC_XXXX` record (its delivery time)
+    /// is rebuilt from after a crash. RocketMQ's 18 default levels unless configured.
+    pub delay_levels_ms: Vec<i64>,
 }
 
 /// Hard cap on messages per read, whatever the request asks: bounds one response's memory.
@@ -109,6 +113,7 @@ impl StoreConfig {
             disk_warning_percent: 90,
             delete_files_batch_max: 10,
             pull_messages_max: 32,
+            delay_levels_ms: super::recovery::DELAY_LEVELS_MS.to_vec(),
         }
     }
 
@@ -150,6 +155,9 @@ impl StoreConfig {
                 "max_body_bytes {} is above 4 MiB",
                 self.max_body_bytes
             ));
+        }
+        if self.delay_levels_ms.is_empty() || self.delay_levels_ms.iter().any(|d| *d < 0) {
+            return fail("delay_levels_ms must hold at least one non-negative delay".into());
         }
         if self.cq_entries_per_file == 0 || self.index.slots == 0 || self.index.entries < 2 {
             return fail("consume queue and index sizes must be positive".into());

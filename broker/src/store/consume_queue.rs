@@ -5,16 +5,19 @@
 //! files of `entries_per_file` entries (300 000 by default) named by their 20-digit start
 //! byte offset, under `consumequeue/<topic>/<queueId>/`.
 //!
-//! Entries are produced in memory at append time and written behind the CommitLog by
-//! [`ConsumeQueue::persist`]; they can always be rebuilt from the CommitLog. All entries of
+//! Entries are produced in memory at append time and written behind the CommitLog by a
+//! persist job ([`super::persist_job`]: [`ConsumeQueue::prepare_persist`], then
+//! [`ConsumeQueue::persisted_to`]); they can always be rebuilt from the CommitLog. All entries of
 //! the retained range are kept in memory (20 bytes per message).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::commit_log::{file_name, parse_file_name};
 use super::error::{StoreError, StoreResult};
-use super::io::{AlignedBuf, OpenMode, StoreFile, StoreFs};
+use super::io::{OpenMode, StoreFile, StoreFs};
+use super::persist_job::PersistBatch;
 
 /// Bytes of one entry.
 pub const CQ_ENTRY_BYTES: u64 = 20;
@@ -72,7 +75,7 @@ pub struct ConsumeQueue<File> {
     /// queue's end, left by a crash); `persist` zeroes them so they can never be read back.
     stale_until: u64,
     entries_per_file: u64,
-    files: BTreeMap<u64, File>,
+    files: BTreeMap<u64, Rc<File>>,
 }
 
 impl<File: StoreFile> ConsumeQueue<File> {
@@ -131,7 +134,7 @@ impl<File: StoreFile> ConsumeQueue<File> {
             let (buf, n) = file.read_at(vec![0; file_bytes as usize], 0).await;
             let n = n.map_err(|e| StoreError::io("read", &path, e))?;
             let first = start_byte / CQ_ENTRY_BYTES;
-            queue.files.insert(first, file);
+            queue.files.insert(first, Rc::new(file));
             for (i, raw) in buf[..n].chunks_exact(CQ_ENTRY_BYTES as usize).enumerate() {
                 let logical = first + i as u64;
                 if raw.iter().any(|b| *b != 0) {
@@ -265,22 +268,27 @@ impl<File: StoreFile> ConsumeQueue<File> {
         self.persisted < self.max_offset() || self.stale_until > self.persisted
     }
 
-    /// Writes the entries whose records end at or below `limit` to the files and syncs
-    /// them. Returns whether anything was written.
-    pub async fn persist<F: StoreFs<File = File>>(
+    /// Submit half of a persist ([`super::persist_job`]): opens (creating) the files the
+    /// entries whose records end at or below `limit` go to, and queues their writes — plus
+    /// zeros over stale bytes past the queue's end — into `batch`. Returns the logical
+    /// offset up to which entries are written once the job succeeds (give it to
+    /// [`Self::persisted_to`]), or `None` when there is nothing to write.
+    pub(super) fn prepare_persist<F: StoreFs<File = File>>(
         &mut self,
         fs: &F,
         limit: u64,
-    ) -> StoreResult<bool> {
+        batch: &mut PersistBatch<File>,
+    ) -> StoreResult<Option<u64>> {
         let upto = self.visible_max_offset(limit);
         if upto <= self.persisted && self.stale_until <= self.persisted {
-            return Ok(false);
+            return Ok(None);
         }
         // Written: entries up to `upto`, zeros over stale bytes past it.
         let write_until = upto.max(self.stale_until);
         fs.create_dir_all(&self.dir)
             .map_err(|e| StoreError::io("create directory", &self.dir, e))?;
         let mut at = self.persisted;
+        let mut raw = Vec::new();
         while at < write_until {
             let first = at / self.entries_per_file * self.entries_per_file;
             let end = write_until.min(first + self.entries_per_file);
@@ -295,11 +303,11 @@ impl<File: StoreFile> ConsumeQueue<File> {
                         },
                     )
                     .map_err(|e| StoreError::io("open", &path, e))?;
-                fs.sync_dir(&self.dir)
-                    .map_err(|e| StoreError::io("fsync directory", &self.dir, e))?;
-                slot.insert(file);
+                batch.sync_dir(&self.dir);
+                slot.insert(Rc::new(file));
             }
-            let mut raw = vec![0u8; ((end - at) * CQ_ENTRY_BYTES) as usize];
+            raw.clear();
+            raw.resize(((end - at) * CQ_ENTRY_BYTES) as usize, 0);
             for (i, chunk) in raw.chunks_exact_mut(CQ_ENTRY_BYTES as usize).enumerate() {
                 let logical = at + i as u64;
                 if logical < upto
@@ -308,20 +316,21 @@ impl<File: StoreFile> ConsumeQueue<File> {
                     entry.encode(chunk);
                 }
             }
-            let buf = AlignedBuf::from_slice(&raw);
-            let file = &self.files[&first];
-            let (_, res) = file
-                .write_at(buf, raw.len(), (at - first) * CQ_ENTRY_BYTES)
-                .await;
-            res.map_err(|e| StoreError::io("write", &path, e))?;
-            file.sync_data()
-                .await
-                .map_err(|e| StoreError::io("fdatasync", &path, e))?;
+            batch.write(
+                &self.files[&first],
+                &path,
+                &raw,
+                (at - first) * CQ_ENTRY_BYTES,
+            );
             at = end;
         }
-        self.persisted = upto.max(self.persisted);
+        Ok(Some(upto))
+    }
+
+    /// Complete half of a persist: the entries below `upto` are on disk.
+    pub(super) fn persisted_to(&mut self, upto: u64) {
+        self.persisted = upto.max(self.persisted).min(self.max_offset());
         self.stale_until = self.persisted;
-        Ok(true)
     }
 
     /// The directory of this queue.

@@ -40,14 +40,24 @@ pub const DELAY_LEVELS_MS: [i64; 18] = [
 ];
 
 /// The ConsumeQueue tag slot of a record: the delivery time for a delayed message in the
-/// schedule topic (store time + its level's delay), else the TAGS hash code.
-pub fn tag_code_of(topic: &str, properties: &[u8], store_timestamp: i64) -> i64 {
+/// schedule topic (store time + its level's delay, `delay_levels_ms` being the configured
+/// levels, [`StoreConfig::delay_levels_ms`]), else the TAGS hash code. A level past the last
+/// one counts as the last (as RocketMQ clamps it); an empty table as no delay.
+pub fn tag_code_of(
+    topic: &str,
+    properties: &[u8],
+    store_timestamp: i64,
+    delay_levels_ms: &[i64],
+) -> i64 {
     if topic == SCHEDULE_TOPIC
         && let Some(level) = ringmq_wire::record::property_value(properties, property::DELAY)
             .and_then(|l| l.parse::<usize>().ok())
     {
-        let idx = level.clamp(1, DELAY_LEVELS_MS.len()) - 1;
-        return store_timestamp + DELAY_LEVELS_MS[idx];
+        let delay = match delay_levels_ms.len() {
+            0 => 0,
+            n => delay_levels_ms[level.clamp(1, n) - 1],
+        };
+        return store_timestamp + delay;
     }
     tag_hash_code(ringmq_wire::record::property_value(
         properties,
@@ -188,7 +198,12 @@ pub(super) async fn recover<F: StoreFs>(
                             CqEntry {
                                 phys: offset,
                                 size: layout.total_size as u32,
-                                tag_code: tag_code_of(topic, props, layout.store_timestamp),
+                                tag_code: tag_code_of(
+                                    topic,
+                                    props,
+                                    layout.store_timestamp,
+                                    &config.delay_levels_ms,
+                                ),
                             },
                         );
                         if config.index_enabled && (offset as i64) > index_end {

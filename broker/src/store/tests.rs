@@ -411,8 +411,39 @@ fn crash_phase(
                         .count();
                 }
             }
-            _ => {
+            _ if rng.below(2) == 0 => {
                 let _ = block_on(store.persist_step());
+            }
+            _ => {
+                // As in ring mode: the persist job (queue/index/checkpoint writes) is out
+                // while appends and commits go on; a crash may tear any of its writes.
+                let Ok(Some(job)) = block_on(store.begin_persist(false)) else {
+                    continue;
+                };
+                for _ in 0..rng.below(4) {
+                    let body = vec![step as u8; rng.below(900) as usize];
+                    let mut m = AppendMessage::new(topics[0], 0, &body);
+                    let p = props("t", "", &format!("u{step}"));
+                    m.properties = &p;
+                    if let Ok(t) = store.append(&m) {
+                        let rec = (
+                            t.physical_offset,
+                            topics[0].to_owned(),
+                            0,
+                            t.queue_offset,
+                            body,
+                        );
+                        appended.push((t, rec));
+                    }
+                }
+                if block_on(store.commit_step()).is_ok() {
+                    acked = appended
+                        .iter()
+                        .take_while(|a| store.is_acknowledged(&a.0))
+                        .count();
+                }
+                let done = block_on(job.run());
+                let _ = store.finish_persist(done);
             }
         }
     }
@@ -644,4 +675,48 @@ proptest! {
             prop_assert!(store.commit_log().min_offset() > 0, "unpinned old segments are deleted");
         }
     }
+}
+
+/// Regression: recovery rebuilt the tag slot (delivery time) of `SCHEDULE_TOPIC_XXXX` records
+/// with RocketMQ's default delay levels whatever the configured ones were.
+#[test]
+fn recovery_rebuilds_schedule_slots_with_the_configured_delay_levels() {
+    let fs = SimFs::new(7);
+    let config = StoreConfig {
+        delay_levels_ms: vec![3_000, 7_000, 11_000],
+        ..sim_config(FlushMode::Sync)
+    };
+    let mut store = block_on(Store::open(fs.clone(), config.clone())).unwrap();
+    let mut tickets = Vec::new();
+    for level in ["1", "2", "3", "9"] {
+        let mut p = Properties::new();
+        p.insert(property::DELAY, level);
+        let p = p.encode().unwrap().into_bytes();
+        let mut m = AppendMessage::new(recovery::SCHEDULE_TOPIC, 0, b"later");
+        m.properties = &p;
+        tickets.push(store.append(&m).unwrap());
+    }
+    block_on(store.commit_step()).unwrap();
+    // Crash before any ConsumeQueue persist: recovery rebuilds every slot from the CommitLog.
+    drop(store);
+    fs.reboot(RebootKind::ProcessKill);
+    let store = block_on(Store::open(fs.clone(), config)).unwrap();
+    assert!(store.recovered_from_crash);
+    let res = block_on(store.get_message(&GetMessage {
+        topic: recovery::SCHEDULE_TOPIC,
+        queue_id: 0,
+        offset: 0,
+        max_count: 16,
+        max_bytes: usize::MAX,
+        tag_codes: None,
+        file_ranges: false,
+    }))
+    .unwrap();
+    let slots: Vec<i64> = res.records.iter().map(|r| r.tag_code).collect();
+    let want: Vec<i64> = tickets
+        .iter()
+        .zip([3_000, 7_000, 11_000, 11_000])
+        .map(|(t, delay)| t.store_timestamp + delay)
+        .collect();
+    assert_eq!(slots, want);
 }
