@@ -20,8 +20,10 @@ use ringmq_client::{
     ProducerConfig, PushConsumer, PushConsumerConfig,
 };
 use ringmq_namesrv::{NameServer, NameServerConfig};
-use ringmq_wire::ResponseCode;
 use ringmq_wire::body::topic::TopicConfig;
+use ringmq_wire::header::CommandHeader;
+use ringmq_wire::header::send::SendMessageRequestHeader;
+use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
 
 /// Generous: the machine is shared and oversubscribed.
 const WAIT: Duration = Duration::from_secs(30);
@@ -245,17 +247,39 @@ fn relays_queries_and_runtime_config_against_a_real_broker() {
     assert!(!out.status.success());
     assert!(text(&out).contains("flushDiskType"), "{}", text(&out));
     runtime.block_on(async {
-        // The producer's cached route still says writable: the broker refuses.
-        let refused = producer
-            .send(Message::new(TOPIC, "refused"))
-            .await
-            .expect_err("read-only broker");
-        assert_eq!(
-            refused.response_code(),
-            Some(ResponseCode::NoPermission.as_i32()),
-            "{refused}"
-        );
+        // A send straight to the broker (as from a producer whose route is stale) is
+        // refused.
         let admin = Admin::new(client(&ns, "admin2"));
+        let mut send = RemotingCommand::request(RequestCode::SendMessage);
+        SendMessageRequestHeader {
+            producer_group: PRODUCER_GROUP.into(),
+            topic: TOPIC.into(),
+            default_topic: "TBW102".into(),
+            default_topic_queue_nums: 4,
+            queue_id: 0,
+            sys_flag: 0,
+            born_timestamp: 0,
+            flag: 0,
+            properties: None,
+            reconsume_times: None,
+            unit_mode: None,
+            batch: None,
+            max_reconsume_times: None,
+            rpc: Default::default(),
+        }
+        .encode_into(&mut send);
+        let refused = admin
+            .instance()
+            .remoting()
+            .invoke(&addr, send.with_body(&b"refused"[..]), WAIT)
+            .await
+            .expect("an answer");
+        assert_eq!(
+            refused.code,
+            ResponseCode::NoPermission.as_i32(),
+            "{:?}",
+            refused.remark
+        );
         wait_until("the route to show the broker read-only", || async {
             let route = admin.topic_route(TOPIC).await.ok()?;
             route.queue_datas.iter().all(|q| q.perm == 4).then_some(())

@@ -264,6 +264,8 @@ pub fn apply_from_other_shard<S: ShardStore>(
 }
 
 /// Makes `next` this shard's configuration, with the side effects of the changed keys.
+/// Keys read where they are used take effect at their next use; a new
+/// `transactionCheckInterval` after the check already scheduled with the old one.
 fn install<S: ShardStore>(
     state: &mut ShardState<S>,
     next: BrokerConfig,
