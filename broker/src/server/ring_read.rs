@@ -366,3 +366,123 @@ pub fn read_span(path: &Path, offset: u64, len: u32) -> Result<ReadFuture<Bytes>
         Ok(Bytes::from(raw))
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+    use std::sync::Arc;
+
+    use ringmq_wire::header::CommandHeader;
+    use ringmq_wire::header::query::ViewMessageRequestHeader;
+    use ringmq_wire::header::send::SendMessageResponseHeader;
+    use ringmq_wire::msgid::parse_offset_msg_id;
+    use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
+
+    use crate::config::BrokerConfig;
+    use crate::runtime::{RuntimeConfig, Shard, spawn_local, yield_now};
+    use crate::server::handler::testing::{CONN, records, request_with, send_request};
+    use crate::server::mem_store::test_addr;
+    use crate::server::state::{ShardIdentity, ShardState};
+    use crate::server::store_adapter::RealStore;
+    use crate::store::StoreConfig;
+    use crate::store::uring::UringFs;
+
+    /// Ticks the state until a response with `opaque` is in the outbox.
+    async fn answer_of(
+        state: &mut ShardState<RealStore<UringFs>>,
+        opaque: i32,
+        now: u64,
+    ) -> RemotingCommand {
+        for _ in 0..100_000 {
+            state.tick(now);
+            if let Some(out) = state
+                .take_outbox()
+                .into_iter()
+                .find(|o| o.command.opaque == opaque)
+            {
+                return out.command;
+            }
+            yield_now().await;
+        }
+        panic!("no answer to request {opaque}");
+    }
+
+    #[test]
+    fn cold_records_are_read_on_the_ring_and_damage_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Ok(shard) = Shard::new(&RuntimeConfig::for_tests()) else {
+            eprintln!("skipping: io_uring unavailable");
+            return;
+        };
+        shard.block_on(async {
+            let mut store_config = StoreConfig::for_tests(dir.path());
+            store_config.tail_cache_bytes = 0;
+            store_config.store_host = test_addr(10911);
+            let log_dir = store_config.commit_log_dir();
+            let store = RealStore::open_on_ring(UringFs::new(), store_config).expect("store");
+            let config = BrokerConfig::standalone();
+            let identity = ShardIdentity::of(&config, 0, test_addr(10911));
+            let now = 1_700_000_000_000;
+            let mut state = ShardState::new(identity, Arc::new(config), store, now);
+            state
+                .deferred
+                .install(Rc::new(|task| drop(spawn_local(task))), Rc::new(|| {}));
+            let send = send_request("T", 0, b"cold-body", &[]);
+            let opaque = send.opaque;
+            let sent = match state.handle(CONN, send, now) {
+                Some(response) => response,
+                None => {
+                    state.after_requests(now);
+                    answer_of(&mut state, opaque, now).await
+                }
+            };
+            assert_eq!(sent.code, 0);
+            let id = SendMessageResponseHeader::decode(&sent)
+                .expect("header")
+                .msg_id;
+            let (_, offset) = parse_offset_msg_id(&id).expect("id");
+            let view = || {
+                request_with(
+                    RequestCode::ViewMessageById,
+                    &ViewMessageRequestHeader {
+                        topic: None,
+                        offset,
+                    },
+                )
+            };
+            // On disk and not cached: the read goes to the ring, the answer comes later.
+            assert!(matches!(
+                super::locate(state.store.inner(), offset as u64),
+                Ok(super::Located::Disk(_))
+            ));
+            let request = view();
+            let opaque = request.opaque;
+            assert!(state.handle(CONN, request, now).is_none(), "deferred");
+            let viewed = answer_of(&mut state, opaque, now).await;
+            assert_eq!(viewed.code, 0, "{:?}", viewed.remark);
+            assert_eq!(&records(&viewed.body)[0].body()[..], b"cold-body");
+
+            // A flipped body byte is caught by the CRC check: an error, never the bytes.
+            let segment = log_dir.join(crate::store::commit_log::file_name(0));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&segment)
+                .expect("segment");
+            // IPv4 hosts: the body starts 88 bytes into the record (spec §2.7).
+            let body_at = offset as u64 + 88 + 2;
+            let mut byte = [0u8; 1];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut byte, body_at).expect("read");
+            byte[0] ^= 0xFF;
+            std::os::unix::fs::FileExt::write_all_at(&file, &byte, body_at).expect("write");
+            let request = view();
+            let opaque = request.opaque;
+            assert!(state.handle(CONN, request, now).is_none(), "deferred");
+            let damaged = answer_of(&mut state, opaque, now).await;
+            assert_eq!(damaged.code, ResponseCode::SystemError.as_i32());
+            assert!(damaged.body.is_empty());
+            let remark = damaged.remark.unwrap_or_default();
+            assert!(remark.contains("damaged record"), "{remark}");
+        });
+    }
+}
