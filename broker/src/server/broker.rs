@@ -37,6 +37,9 @@ pub enum BrokerError {
     /// The shard runtime could not start (io_uring unavailable, …).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The overlay of runtime config changes next to the data cannot be applied.
+    #[error("{0}")]
+    Overlay(String),
     /// A shard could not open its store or bind its ports; the shards that did start were
     /// stopped cleanly.
     #[error("shard {shard} failed to start: {reason}")]
@@ -89,8 +92,15 @@ impl Broker {
     /// has opened (recovered) its store and bound its ports. If any shard cannot, the shards
     /// that did start are stopped cleanly (stores closed) and the first failure is returned,
     /// naming the shard and the port or store path.
-    pub fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+    pub fn start(mut config: BrokerConfig) -> Result<Broker, BrokerError> {
         config.validate()?;
+        // Keys changed at runtime (UPDATE_BROKER_CONFIG) survive restarts in an overlay.
+        let overlay = crate::server::handler::broker_config::apply_overlay(&mut config)
+            .map_err(|e| BrokerError::Overlay(e.to_string()))?;
+        if !overlay.is_empty() {
+            tracing::info!(target: "ringmq::server::broker", ?overlay,
+                "runtime config changes applied from the overlay file");
+        }
         let shards = config.resolved_shards()?;
         let runtime_config = RuntimeConfig {
             shards: Some(shards),
@@ -330,6 +340,18 @@ async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext, mut ready: Read
                 server.kick();
             }
         }));
+    {
+        // Query reads run as tasks of this shard; their completion ticks the server.
+        let weak = Rc::downgrade(&server);
+        server.service.borrow_mut().state.deferred.install(
+            Rc::new(|task| drop(spawn_local(task))),
+            Rc::new(move || {
+                if let Some(server) = weak.upgrade() {
+                    server.kick();
+                }
+            }),
+        );
+    }
     install_admin(&server, ctx.shards.clone(), shard);
     install_shutdown(&server);
     spawn_local(persist_loop(
@@ -431,7 +453,7 @@ async fn persist_loop<S: ShardStore + 'static>(server: Rc<ShardServer<S>>, meta_
 }
 
 /// Registers this shard with every NameServer now and every `register_period_ms`, and
-/// early (within a second) when its topic table changed. The connection to each NameServer
+/// at once when its topic table changed. The connection to each NameServer
 /// is kept open between registrations: a NameServer drops a broker whose channel closes.
 async fn register_loop<S: ShardStore + 'static>(
     server: Rc<ShardServer<S>>,
@@ -456,7 +478,13 @@ async fn register_loop<S: ShardStore + 'static>(
                 register_once(addr, slot, &request, config.broker.register_timeout_ms).await;
             }
         }
-        sleep(Duration::from_millis(1_000)).await;
+        // Sleep until the next periodic registration, or less: a topic change wakes us.
+        let wait = period.saturating_sub(now_ms().saturating_sub(last)).max(1);
+        let _ = timeout(
+            Duration::from_millis(wait),
+            std::future::poll_fn(|cx| server.service.borrow_mut().state.poll_register_request(cx)),
+        )
+        .await;
     }
 }
 

@@ -437,6 +437,34 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
         Ok(found.into_iter().map(|m| m.raw).collect())
     }
 
+    fn read_record(&self, physical_offset: i64) -> crate::server::store::RecordRead {
+        crate::server::ring_read::read_record(
+            &self.store,
+            self.ring.is_some(),
+            physical_offset,
+            || self.read_at(physical_offset),
+        )
+    }
+
+    fn query_by_key_read(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> crate::server::store::RecordsRead {
+        crate::server::ring_read::query_by_key_read(
+            &self.store,
+            self.ring.is_some(),
+            topic,
+            key,
+            max,
+            (begin_ms, end_ms),
+            || self.query_by_key(topic, key, max, begin_ms, end_ms),
+        )
+    }
+
     fn commit_log_min_offset(&self) -> i64 {
         signed(self.store.commit_log().min_offset())
     }

@@ -385,6 +385,20 @@ impl<F: StoreFs> Store<F> {
         }
     }
 
+    /// CommitLog offsets of the records indexed under `topic#key` within `[begin_ms,
+    /// end_ms]`, newest first, at most `max`: candidates only (hash collisions included),
+    /// for callers that read and check the records themselves (the server's ring reads).
+    pub async fn key_candidates(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<u64>> {
+        self.index.query(topic, key, max, begin_ms, end_ms).await
+    }
+
     /// Whether retention must keep the segment starting at `start` (a reader holds it).
     pub fn is_segment_pinned(&self, start: u64) -> bool {
         self.pins.is_pinned(start)
