@@ -198,6 +198,7 @@ pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr)
     let mut store_config = StoreConfig::new(config.shard_store_path(shard));
     store_config.segment_bytes = config.store.segment_bytes;
     store_config.tail_cache_bytes = config.store.tail_cache_bytes;
+    store_config.consume_queue_cache_bytes = config.store.consume_queue_cache_bytes;
     store_config.flush_mode = match config.store.flush_mode {
         FlushMode::Async => store::FlushMode::Async,
         FlushMode::Sync => store::FlushMode::Sync,

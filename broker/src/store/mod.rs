@@ -166,6 +166,8 @@ pub struct Store<F: StoreFs> {
     shut_down: bool,
     /// A job from [`Store::begin_persist`] is out.
     persist_in_flight: bool,
+    /// Recently read pages of queue entries no longer held in memory.
+    cq_pages: consume_queue::CqPageCache,
     /// Whether the last open found the `abort` file (the previous run crashed).
     pub recovered_from_crash: bool,
     /// Held for the store's lifetime: the directory's `lock` file.
@@ -242,6 +244,7 @@ impl<F: StoreFs> Store<F> {
             disk_full: false,
             shut_down: false,
             persist_in_flight: false,
+            cq_pages: consume_queue::CqPageCache::default(),
             recovered_from_crash: crashed,
             _lock: lock,
             config,
@@ -516,7 +519,43 @@ impl<F: StoreFs> Store<F> {
             }
         }
         self.index.persisted(targets.index, ok);
+        if ok {
+            self.evict_queue_entries();
+        }
         done.result
+    }
+
+    /// Keeps the queues' in-memory entries within `consume_queue_cache_bytes`: past it, each
+    /// queue above an equal share drops its oldest written and acknowledged entries (they
+    /// are read back from the files when needed). Runs after each persist, when more
+    /// entries have become evictable.
+    fn evict_queue_entries(&mut self) {
+        let budget = self.config.consume_queue_cache_bytes / consume_queue::CQ_ENTRY_BYTES as usize;
+        let (mut total, mut count) = (0usize, 0usize);
+        for q in self.queues.values().flat_map(|qs| qs.values()) {
+            total += q.in_memory();
+            count += 1;
+        }
+        if total <= budget || count == 0 {
+            return;
+        }
+        let share = budget / count;
+        let limit = self.ack_offset();
+        let mut dropped = 0;
+        for q in self.queues.values_mut().flat_map(|qs| qs.values_mut()) {
+            dropped += q.evict(share, limit);
+        }
+        tracing::debug!(target: "store", dropped, queues = count, budget_entries = budget,
+            "consume queue entries evicted from memory");
+    }
+
+    /// ConsumeQueue entries held in memory, all queues together.
+    pub fn queue_entries_in_memory(&self) -> usize {
+        self.queues
+            .values()
+            .flat_map(|qs| qs.values())
+            .map(|q| q.in_memory())
+            .sum()
     }
 
     /// Whether a job from [`Self::begin_persist`] is still out.

@@ -296,6 +296,53 @@ impl StoreFile for UringFile {
         }
     }
 
+    async fn write_and_sync_ring(
+        &self,
+        buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+    ) -> (AlignedBuf, io::Result<()>) {
+        let len = len.min(buf.capacity());
+        let Some(ring) = self
+            .ring
+            .as_ref()
+            .filter(|_| self.ring_ok.get() && len <= RING_WRITE_PIECE_BYTES)
+        else {
+            let (buf, r) = self.write_at_ring(buf, len, offset).await;
+            return match r {
+                Ok(()) => (buf, self.sync_data_ring().await),
+                Err(e) => (buf, Err(e)),
+            };
+        };
+        let fixed = self.fixed.borrow().get(&(buf.as_ptr() as usize)).copied();
+        let piece = Piece {
+            buf: Rc::new(buf),
+            at: 0,
+            len,
+            fixed,
+        };
+        let (result, piece) = ring.write_all_and_sync_data_at(piece, offset).await;
+        let Ok(buf) = Rc::try_unwrap(piece.buf) else {
+            // Cannot happen: the only other holder was the completed operation.
+            return (
+                AlignedBuf::zeroed(len.max(super::io::IO_ALIGN)),
+                Err(io::Error::other("write buffer still lent after its write")),
+            );
+        };
+        match result {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // O_DIRECT refused for this file: blocking buffered writes from now on.
+                self.ring_ok.set(false);
+                let (buf, r) = self.std.write_at(buf, len, offset).await;
+                match r {
+                    Ok(()) => (buf, self.std.sync_data().await),
+                    Err(e) => (buf, Err(e)),
+                }
+            }
+            other => (buf, other),
+        }
+    }
+
     async fn sync_data_ring(&self) -> io::Result<()> {
         match self.ring.as_ref() {
             Some(ring) => ring.sync_data().await,
@@ -530,6 +577,8 @@ mod tests {
                     .join("RingTopic")
                     .join(qid.to_string()),
                 cfg.cq_entries_per_file,
+                0,
+                usize::MAX,
                 0,
             ))
             .expect("load queue");
