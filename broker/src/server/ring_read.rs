@@ -346,3 +346,23 @@ pub fn query_by_key_read<F: StoreFs>(
         Ok(records)
     }))
 }
+
+/// A ring read of `len` bytes at `offset` of the segment file `path` (a
+/// [`crate::server::store::FileSpan`] of a queue read); the file is opened now, so the read
+/// survives the segment's deletion.
+pub fn read_span(path: &Path, offset: u64, len: u32) -> Result<ReadFuture<Bytes>, StoreError> {
+    let file = runtime::File::open(path).map_err(|e| StoreError::Failed {
+        context: format!("opening {} for a query read: {e}", path.display()),
+    })?;
+    let disk = OnDisk {
+        file: Rc::new(file),
+        path: Rc::from(path),
+        file_pos: offset,
+        phys: 0,
+        max_len: len as usize,
+    };
+    Ok(Box::pin(async move {
+        let raw = read_exact(&disk, disk.file_pos, disk.max_len).await?;
+        Ok(Bytes::from(raw))
+    }))
+}

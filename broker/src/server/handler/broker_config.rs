@@ -336,10 +336,17 @@ fn read_overlay(path: &Path) -> Result<Vec<(String, String)>, OverlayError> {
     Ok(parsed.into_iter().collect())
 }
 
+/// Serialises overlay updates of the process: with `updateBrokerConfig -c`, every shard of a
+/// broker receives the same request at once, and each merges it into the one file.
+static OVERLAY_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Merges `entries` into the overlay file (atomic replace: temporary file, fsync, rename,
-/// directory fsync).
+/// directory fsync), one writer at a time in the process.
 fn write_overlay(path: &Path, entries: &[(String, String)]) -> Result<(), OverlayError> {
     use std::io::Write;
+    let _guard = OVERLAY_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut all: std::collections::BTreeMap<String, String> =
         read_overlay(path)?.into_iter().collect();
     for (k, v) in entries {

@@ -139,3 +139,35 @@ fn a_bad_overlay_names_the_file_and_key() {
         "{text}"
     );
 }
+
+#[test]
+fn shards_writing_the_overlay_at_once_lose_no_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(OVERLAY_FILE);
+    let keys = [
+        ("longPollingEnable", "false"),
+        ("shortPollingTimeMills", "2000"),
+        ("transactionCheckMax", "7"),
+        ("brokerPermission", "4"),
+    ];
+    std::thread::scope(|scope| {
+        for (key, value) in keys {
+            let path = path.clone();
+            scope.spawn(move || {
+                for _ in 0..20 {
+                    write_overlay(&path, &[(key.to_owned(), value.to_owned())]).expect("write");
+                }
+            });
+        }
+    });
+    let written: std::collections::BTreeMap<String, String> =
+        read_overlay(&path).expect("read").into_iter().collect();
+    for (key, value) in keys {
+        assert_eq!(written.get(key).map(String::as_str), Some(value), "{key}");
+    }
+    let mut config = BrokerConfig::standalone();
+    config.store.path = dir.path().to_owned();
+    apply_overlay(&mut config).expect("the merged overlay applies");
+    assert_eq!(config.broker.permission, 4);
+    assert_eq!(config.transaction.check_max, 7);
+}

@@ -24,6 +24,7 @@ pub mod pull;
 pub mod query;
 pub mod relay;
 pub mod schedule;
+pub mod search_offset;
 pub mod send;
 pub mod send_back;
 pub mod transaction;
@@ -56,7 +57,9 @@ pub fn dispatch<S: ShardStore>(
         Some(C::UnlockBatchMq) => consumer::unlock_batch(state, request),
         Some(C::QueryConsumerOffset) => offset::query_consumer_offset(state, request),
         Some(C::UpdateConsumerOffset) => offset::update_consumer_offset(state, request),
-        Some(C::SearchOffsetByTimestamp) => offset::search_offset_by_timestamp(state, request),
+        Some(C::SearchOffsetByTimestamp) => {
+            search_offset::search_offset_by_timestamp(state, conn, request)
+        }
         Some(C::GetMaxOffset) => offset::get_max_offset(state, request),
         Some(C::GetMinOffset) => offset::get_min_offset(state, request),
         Some(C::GetEarliestMsgStoretime) => offset::get_earliest_msg_storetime(state, request),

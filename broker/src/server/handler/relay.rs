@@ -286,6 +286,8 @@ fn call_consumer<S: ShardStore>(
         )));
     }
     let mut call = RemotingCommand::request(code);
+    // Java clients older than 5.x have no RUST language code (fastjson reads it as null).
+    call.language = ringmq_wire::LanguageCode::Java;
     call.ext_fields = request.ext_fields.clone();
     call.body = body;
     let opaque = call.opaque;
