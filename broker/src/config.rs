@@ -166,7 +166,15 @@ pub struct StoreSection {
     /// read and copied on the shard thread (`false`, the default: on this hardware splice
     /// measured ~8× the broker CPU per message; see docs/benchmarks.md, cold backlog).
     pub splice_pulls: bool,
+    /// Memory each shard gives to ConsumeQueue entries (20 B per message, all queues
+    /// together); older entries are read back from the queue files when a consumer or a
+    /// time lookup needs them.
+    pub consume_queue_cache_bytes: usize,
 }
+
+/// Largest `store.consume_queue_cache_bytes`: held in memory per shard, so a typo must not
+/// let it pass the machine's memory.
+pub const CONSUME_QUEUE_CACHE_BYTES_MAX: usize = 16 << 30;
 
 /// Largest `store.tail_cache_bytes`: the cache is allocated as records arrive, per shard, so
 /// a typo (an extra digit) must not let it grow past the machine's memory.
@@ -182,6 +190,7 @@ impl Default for StoreSection {
             flush_consumer_offset_interval_ms: 5_000,
             tail_cache_bytes: 64 << 20,
             splice_pulls: false,
+            consume_queue_cache_bytes: crate::store::config::CONSUME_QUEUE_CACHE_BYTES_DEFAULT,
         }
     }
 }
@@ -596,6 +605,13 @@ impl BrokerConfig {
             return invalid(
                 "store.tail_cache_bytes",
                 s.tail_cache_bytes,
+                "use at most 16 GiB per shard (it is held in memory)",
+            );
+        }
+        if s.consume_queue_cache_bytes > CONSUME_QUEUE_CACHE_BYTES_MAX {
+            return invalid(
+                "store.consume_queue_cache_bytes",
+                s.consume_queue_cache_bytes,
                 "use at most 16 GiB per shard (it is held in memory)",
             );
         }

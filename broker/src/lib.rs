@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod config;
 pub mod features;
+pub mod ops;
 pub mod runtime;
 pub mod server;
 pub mod store;

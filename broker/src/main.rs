@@ -1,7 +1,9 @@
 //! `ringmq-broker`: the broker binary.
 //!
-//! `start -c broker.toml` serves; `standalone` serves with an embedded NameServer for a first
-//! try; `store verify|dump` inspect a data directory offline.
+//! `start -c broker.toml` serves; `check -c broker.toml` validates a config without starting;
+//! `standalone` serves with an embedded NameServer for a first try; `store verify|dump`
+//! inspect a data directory offline. Under a systemd `Type=notify` unit the broker reports
+//! `READY=1` once every shard listens and `STOPPING=1` when it begins a clean stop.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,14 @@ enum Command {
     /// Start a broker from a TOML config file (see docs/configuration.md); stops cleanly on
     /// SIGTERM or Ctrl-C.
     Start {
+        /// Path of the broker config file.
+        #[arg(short = 'c', long = "config")]
+        config: std::path::PathBuf,
+    },
+    /// Validate a broker config file without starting anything: every problem is printed
+    /// with its key and the fix; exit status 0 (good) or 1. Also checks the overlay of
+    /// runtime changes next to the data (`updateBrokerConfig`).
+    Check {
         /// Path of the broker config file.
         #[arg(short = 'c', long = "config")]
         config: std::path::PathBuf,
@@ -115,6 +125,16 @@ fn main() -> ExitCode {
                 .map_err(|e| anyhow::anyhow!("{e}"))
                 .map(|c| (c, None))
         }),
+        Command::Check { config } => {
+            let report = ringmq_broker::ops::check::check_file(&config);
+            if report.ok() {
+                print!("{}", report.render());
+                ExitCode::SUCCESS
+            } else {
+                eprint!("{}", report.render());
+                ExitCode::from(1)
+            }
+        }
         Command::Standalone(args) => serve(|| standalone(args)),
         Command::Store { command } => store_command(command),
         Command::Admin(args) => ringmq_broker::admin::run(args),
@@ -152,8 +172,13 @@ fn serve(
         config.broker.base_port,
         config.broker.namesrv_addrs.join(";"),
     );
+    notify_systemd(&format!(
+        "READY=1\nSTATUS=serving {shards} shard(s) from port {}",
+        config.broker.base_port
+    ));
     let signal = signals.wait();
     tracing::info!(signal, "stopping");
+    notify_systemd("STOPPING=1\nSTATUS=stopping: persisting and closing the stores");
     let result = broker.shutdown();
     drop(namesrv);
     match result {
@@ -162,6 +187,16 @@ fn serve(
             ExitCode::SUCCESS
         }
         Err(e) => fail(&format!("shutdown incomplete: {e}")),
+    }
+}
+
+/// Tells systemd (`Type=notify`, `NOTIFY_SOCKET` set) about the service state; a failure is
+/// logged, never fatal: systemd then times the start out and says so.
+fn notify_systemd(state: &str) {
+    match ringmq_broker::ops::notify::notify(state) {
+        Ok(true) => tracing::debug!(state, "systemd notified"),
+        Ok(false) => {}
+        Err(error) => tracing::warn!(%error, state, "cannot notify systemd (NOTIFY_SOCKET)"),
     }
 }
 

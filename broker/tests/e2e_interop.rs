@@ -1,8 +1,15 @@
-//! Interop with a stock RocketMQ client: the pure-JavaScript `ali-ons` (installed by
-//! `.ci/install-deps` from `tests/interop/package-lock.json`) produces 1 000 messages with
-//! tags, keys and a user property into a real 2-shard `ringmq-broker`, and two `ali-ons`
-//! push consumers in one group consume them: every message arrives exactly once, with its
-//! tag, key, property and body, and both consumers get a share.
+//! Interop with stock RocketMQ clients, installed by `.ci/install-deps`:
+//! - the pure-JavaScript `ali-ons` (from `tests/interop/package-lock.json`) produces 1 000
+//!   messages with tags, keys and a user property into a real 2-shard `ringmq-broker`, and
+//!   two `ali-ons` push consumers in one group consume them;
+//! - Apache's C++ client (rocketmq-client-cpp 2.x, driven from Python through the `rocketmq`
+//!   wheel that bundles `librocketmq.so`, installed under `tests/interop/py`) produces 300
+//!   messages, half one by one and half in batches of 10 (which it sends as SEND_MESSAGE with
+//!   `batch=true`), and two C++ push consumers in one group subscribe to two of the three
+//!   tags.
+//!
+//! Every message arrives exactly once, with its tag, key, property and body, and both
+//! consumers get a share.
 
 mod support;
 
@@ -28,6 +35,33 @@ fn interop_dir() -> PathBuf {
         "ali-ons is not installed: run `.ci/install-deps` (npm ci --prefix tests/interop)"
     );
     dir
+}
+
+fn cpp_client_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
+    assert!(
+        dir.join("py/rocketmq/librocketmq.so").exists(),
+        "the RocketMQ C++ client is not installed: run `.ci/install-deps` \
+         (pip install --target tests/interop/py rocketmq==0.4.4)"
+    );
+    dir
+}
+
+fn python(script: &str, env: &[(&str, String)]) -> Child {
+    let dir = cpp_client_dir();
+    let mut command = Command::new("python3");
+    command
+        .arg(dir.join("cpp").join(script))
+        .current_dir(&dir)
+        .env("RMQ_PY", dir.join("py"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+        .spawn()
+        .expect("spawn python3 (install python3 to run the interop tests)")
 }
 
 fn node(script: &str, env: &[(&str, String)]) -> Child {
@@ -69,7 +103,7 @@ fn collect(
     child
 }
 
-fn create_topic(namesrv: &str, cluster: &str, queues_per_shard: i32, shards: usize) {
+fn create_topic(namesrv: &str, cluster: &str, topic: &str, queues_per_shard: i32, shards: usize) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let admin = Admin::new(ClientInstance::new(ClientConfig::new(namesrv)).unwrap());
@@ -79,12 +113,12 @@ fn create_topic(namesrv: &str, cluster: &str, queues_per_shard: i32, shards: usi
         })
         .await;
         let written = admin
-            .create_topic_in_cluster(cluster, &TopicConfig::new(TOPIC, queues_per_shard))
+            .create_topic_in_cluster(cluster, &TopicConfig::new(topic, queues_per_shard))
             .await
             .expect("updateTopic");
         assert_eq!(written.len(), shards);
         wait_for_async("the topic's route on every shard", || async {
-            let route = admin.topic_route(TOPIC).await.ok()?;
+            let route = admin.topic_route(topic).await.ok()?;
             (route.queue_datas.len() == shards).then_some(())
         })
         .await;
@@ -111,7 +145,7 @@ fn ali_ons_produces_and_two_consumers_share_every_message_exactly_once() {
         ..BrokerOptions::default()
     };
     let _broker = Broker::start(&namesrv.addr, options);
-    create_topic(&namesrv.addr, "E2eCluster", 4, 2);
+    create_topic(&namesrv.addr, "E2eCluster", TOPIC, 4, 2);
 
     // Two consumers of one group, started before the messages exist, so that the group's
     // rebalance has settled before the first message and nothing is delivered twice.
@@ -200,6 +234,144 @@ fn ali_ons_produces_and_two_consumers_share_every_message_exactly_once() {
         );
     }
     assert_eq!(by_seq.len(), MESSAGES, "every message delivered");
+    for (seq, message) in by_seq {
+        assert_eq!(message["tags"], format!("Tag{}", seq % 3), "tag of {seq}");
+        assert_eq!(message["keys"], format!("key-{seq}"), "key of {seq}");
+        assert_eq!(
+            message["body"],
+            format!("hello ringmq {seq}"),
+            "body of {seq}"
+        );
+    }
+}
+
+#[test]
+fn cpp_client_produces_and_two_tag_filtered_consumers_share_every_message_exactly_once() {
+    const COUNT: usize = 300;
+    const CPP_TOPIC: &str = "CppInteropTopic";
+    let namesrv = Namesrv::start();
+    let options = BrokerOptions {
+        name: "interop-cpp".into(),
+        ..BrokerOptions::default()
+    };
+    let broker = Broker::start(&namesrv.addr, options);
+    create_topic(&namesrv.addr, "E2eCluster", CPP_TOPIC, 4, 2);
+
+    let consumer_env = |instance: &str| {
+        vec![
+            ("NAMESRV", namesrv.addr.clone()),
+            ("TOPIC", CPP_TOPIC.to_string()),
+            ("GROUP", "cpp_interop_group".to_string()),
+            ("EXPRESSION", "Tag0 || Tag1".to_string()),
+            ("INSTANCE", instance.to_string()),
+            ("TIMEOUT_MS", "300000".to_string()),
+            ("STOP_AFTER_IDLE_MS", "300000".to_string()),
+        ]
+    };
+    let a_out = Arc::new(Mutex::new(Vec::new()));
+    let b_out = Arc::new(Mutex::new(Vec::new()));
+    let mut consumer_a = collect(
+        python("consume.py", &consumer_env("cpp-a")),
+        "cpp-consumer-a",
+        a_out.clone(),
+    );
+    let mut consumer_b = collect(
+        python("consume.py", &consumer_env("cpp-b")),
+        "cpp-consumer-b",
+        b_out.clone(),
+    );
+    // Both members registered with every shard, then one more rebalance round (the C++
+    // client rebalances every 20 s and on NOTIFY_CONSUMER_IDS_CHANGED) before any message
+    // exists, so no queue changes hands while messages flow.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let admin = Admin::new(ClientInstance::new(ClientConfig::new(&namesrv.addr)).unwrap());
+        for shard in 0..2 {
+            let addr = broker.shard_addr(shard);
+            wait_for_async("both C++ consumers in the group on every shard", || async {
+                let connection = admin
+                    .consumer_connection_on(&addr, "cpp_interop_group")
+                    .await
+                    .ok()?;
+                (connection.connection_set.len() == 2).then_some(())
+            })
+            .await;
+        }
+    });
+    std::thread::sleep(Duration::from_secs(5));
+
+    let producer_out = Arc::new(Mutex::new(Vec::new()));
+    let mut producer = collect(
+        python(
+            "produce.py",
+            &[
+                ("NAMESRV", namesrv.addr.clone()),
+                ("TOPIC", CPP_TOPIC.to_string()),
+                ("COUNT", COUNT.to_string()),
+            ],
+        ),
+        "cpp-producer",
+        producer_out.clone(),
+    );
+    let status = producer.wait().expect("producer exit");
+    assert!(status.success(), "the C++ producer failed: {status}");
+    let sent: Vec<_> = producer_out
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|v| v.get("seq").is_some())
+        .cloned()
+        .collect();
+    assert_eq!(sent.len(), COUNT, "every send reports a result");
+    assert!(
+        sent.iter().all(|v| v["status"] == "SEND_OK"),
+        "every send is SEND_OK"
+    );
+
+    let expected: Vec<usize> = (0..COUNT).filter(|seq| seq % 3 != 2).collect();
+    let messages = |out: &Arc<Mutex<Vec<serde_json::Value>>>| -> Vec<serde_json::Value> {
+        out.lock()
+            .unwrap()
+            .iter()
+            .filter(|v| v.get("seq").is_some())
+            .cloned()
+            .collect()
+    };
+    wait_for(
+        "every Tag0/Tag1 message consumed",
+        Duration::from_secs(120),
+        || (messages(&a_out).len() + messages(&b_out).len() >= expected.len()).then_some(()),
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = consumer_a.kill();
+    let _ = consumer_b.kill();
+    let _ = consumer_a.wait();
+    let _ = consumer_b.wait();
+
+    let a = messages(&a_out);
+    let b = messages(&b_out);
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "both group members consume: a={} b={}",
+        a.len(),
+        b.len()
+    );
+    let mut by_seq: BTreeMap<usize, serde_json::Value> = BTreeMap::new();
+    for message in a.iter().chain(b.iter()) {
+        let seq: usize = message["seq"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("seq property");
+        assert!(
+            by_seq.insert(seq, message.clone()).is_none(),
+            "message {seq} delivered twice"
+        );
+    }
+    assert_eq!(
+        by_seq.keys().copied().collect::<Vec<_>>(),
+        expected,
+        "exactly the Tag0 and Tag1 messages are delivered"
+    );
     for (seq, message) in by_seq {
         assert_eq!(message["tags"], format!("Tag{}", seq % 3), "tag of {seq}");
         assert_eq!(message["keys"], format!("key-{seq}"), "key of {seq}");

@@ -18,6 +18,8 @@
 //! | updateSubGroup / deleteSubGroup | [`Admin::create_subscription_group`], [`Admin::delete_subscription_group`] (and `_in_cluster`) |
 //! | consumerProgress | [`Admin::consume_stats`] |
 //! | consumerConnection | [`Admin::consumer_connection`] |
+//! | consumerStatus | [`Admin::consumer_running_info`] (relayed by the broker to the client) |
+//! | producerConnection | [`Admin::producer_connection`] |
 //! | brokerStatus | [`Admin::broker_runtime_info`] |
 //! | getBrokerConfig / updateBrokerConfig | [`Admin::broker_config`], [`Admin::update_broker_config`] |
 //! | wipeWritePerm / addWritePerm | [`Admin::wipe_write_perm`], [`Admin::add_write_perm`] |
@@ -826,6 +828,9 @@ impl Admin {
 
 /// The consumer group admin tools pull as (RocketMQ's `TOOLS_CONSUMER`).
 pub const TOOLS_CONSUMER_GROUP: &str = "TOOLS_CONSUMER";
+
+mod clients;
+pub use clients::RELAYED_CALL_TIMEOUT;
 
 #[cfg(test)]
 mod tests;

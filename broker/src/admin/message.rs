@@ -26,6 +26,13 @@ pub struct QueryMsgById {
     /// Topic (accepted for 5.x compatibility; the id names the broker).
     #[arg(short = 't', long = "topic")]
     topic: Option<String>,
+    /// With `-d`: the consumer group of the client that consumes the message now.
+    #[arg(short = 'g', long = "consumerGroup", requires = "client_id")]
+    group: Option<String>,
+    /// With `-g`: the client (its client id) asked to consume the message now
+    /// (`CONSUME_MESSAGE_DIRECTLY`, relayed by the broker that stores it).
+    #[arg(short = 'd', long = "clientId", requires = "group")]
+    client_id: Option<String>,
 }
 
 impl AdminCommand for QueryMsgById {
@@ -43,10 +50,41 @@ impl AdminCommand for QueryMsgById {
         {
             let m = admin.view_message_by_id(id).await?;
             text.push_str(&format::message_detail(&m));
-            found.push(format::message_json(&m));
+            let mut detail = format::message_json(&m);
+            if let (Some(group), Some(client)) = (&self.group, &self.client_id) {
+                let result = admin
+                    .consume_message_directly(
+                        group.trim(),
+                        client.trim(),
+                        id,
+                        self.topic.as_deref().map(str::trim),
+                    )
+                    .await?;
+                text.push_str(&format!("{}\n", consume_directly_line(&result)));
+                detail["consumeMessageDirectlyResult"] = result;
+            }
+            found.push(detail);
         }
         Ok(Report::new(text, json!({ "messages": found })))
     }
+}
+
+/// mqadmin prints the client's `ConsumeMessageDirectlyResult` with its `toString`.
+fn consume_directly_line(result: &serde_json::Value) -> String {
+    let field = |name: &str| {
+        result.get(name).map_or("null".to_owned(), |v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    format!(
+        "ConsumeMessageDirectlyResult [order={}, autoCommit={}, consumeResult={}, remark={}, spentTimeMills={}]",
+        field("order"),
+        field("autoCommit"),
+        field("consumeResult"),
+        field("remark"),
+        field("spentTimeMills")
+    )
 }
 
 /// `queryMsgByKey`: messages by business key, through the brokers' index.

@@ -15,6 +15,7 @@
 //! Runs on the calling thread, inside a single-threaded tokio runtime built per command
 //! (the client library runs on tokio; the broker's shards are not involved).
 
+mod client;
 mod cluster;
 mod common;
 pub mod format;
@@ -92,6 +93,14 @@ const COMMANDS: &[Entry] = &[
         "Query consumer's socket connection, client version and subscription.",
     ),
     entry::<group::ConsumerProgress>("consumerProgress", "Query consumer's progress, speed."),
+    entry::<client::ConsumerStatus>(
+        "consumerStatus",
+        "Query and display consumer's internal data structures.",
+    ),
+    entry::<client::ProducerConnectionCmd>(
+        "producerConnection",
+        "Query producer's socket connection and client version.",
+    ),
     entry::<cluster::ClusterList>("clusterList", "List cluster infos."),
     entry::<topic::TopicList>("topicList", "Fetch all topic list from name server."),
     entry::<cluster::WipeWritePerm>(

@@ -147,6 +147,88 @@ impl File {
         simple(entry, self.fd.clone()).await.map(drop)
     }
 
+    /// Writes all of `buf` at `pos`, then `fdatasync`s, submitted together as one linked
+    /// chain (`Write`/`WriteFixed` with `IO_LINK`, then `Fsync(DATASYNC)`): the kernel starts
+    /// the sync as soon as the write completes, with no round trip through the shard in
+    /// between (what a single sync-mode appender waits for). A short write breaks the chain
+    /// (the sync is cancelled): the rest is then written and synced as separate operations.
+    /// For buffers of the pool (lease-tagged) the two operations are separate.
+    pub async fn write_all_and_sync_data_at<B: IoBuf>(
+        &self,
+        buf: B,
+        pos: u64,
+    ) -> (io::Result<()>, B) {
+        let total = buf.bytes_init();
+        if buf.lease_tag().is_some() || total == 0 {
+            let (r, buf) = self.write_all_at(buf, pos).await;
+            return match r {
+                Ok(()) => (self.sync_data().await, buf),
+                Err(e) => (Err(e), buf),
+            };
+        }
+        let fd = types::Fd(self.fd.as_raw_fd());
+        let len = clamp_len(total);
+        let write = match buf.fixed_index() {
+            Some(i) => opcode::WriteFixed::new(fd, buf.stable_ptr(), len, i)
+                .offset(pos)
+                .build(),
+            None => opcode::Write::new(fd, buf.stable_ptr(), len)
+                .offset(pos)
+                .build(),
+        }
+        .flags(io_uring::squeue::Flags::IO_LINK);
+        let sync = opcode::Fsync::new(fd)
+            .flags(types::FsyncFlags::DATASYNC)
+            .build();
+        // The buffer is shared with the chain's data, so that it comes back even when the
+        // chain cannot be queued, and stays alive in the driver if this future is dropped.
+        let holder = Rc::new(std::cell::RefCell::new(Some(buf)));
+        let chain = vec![
+            (write, (holder.clone(), self.fd.clone())),
+            (sync, (holder.clone(), self.fd.clone())),
+        ];
+        let take = |holder: &Rc<std::cell::RefCell<Option<B>>>| holder.borrow_mut().take();
+        let ops = match Op::submit_chain(chain) {
+            Ok(ops) => ops,
+            Err(e) => match take(&holder) {
+                Some(buf) => return (Err(e), buf),
+                None => unreachable!("the buffer is only taken after its completion"),
+            },
+        };
+        let mut completions = Vec::with_capacity(2);
+        for op in ops {
+            completions.push(op.await.0);
+        }
+        let Some(buf) = take(&holder) else {
+            unreachable!("the buffer is only taken here, once");
+        };
+        let (written, synced) = (completions[0], completions[1]);
+        match written.result() {
+            Ok(n) if n as usize == total => (synced.result().map(drop), buf),
+            Ok(0) => (Err(io::ErrorKind::WriteZero.into()), buf),
+            Ok(n) => {
+                // Short write: the sync was cancelled with the chain.
+                let n = n as usize;
+                let mut done = n;
+                let mut buf = buf;
+                while done < total {
+                    let (res, b) = self
+                        .write_range(buf, done, total - done, pos + done as u64)
+                        .await;
+                    buf = b;
+                    match res {
+                        Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                        Ok(m) => done += m,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return (Err(e), buf),
+                    }
+                }
+                (self.sync_data().await, buf)
+            }
+            Err(e) => (Err(e), buf),
+        }
+    }
+
     /// `fallocate(mode, offset, len)`; mode 0 allocates and extends the size, e.g.
     /// `libc::FALLOC_FL_KEEP_SIZE` does not extend it.
     pub async fn fallocate(&self, offset: u64, len: u64, mode: i32) -> io::Result<()> {

@@ -37,6 +37,9 @@ pub enum BrokerError {
     /// The shard runtime could not start (io_uring unavailable, …).
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The overlay of runtime config changes next to the data cannot be applied.
+    #[error("{0}")]
+    Overlay(String),
     /// A shard could not open its store or bind its ports; the shards that did start were
     /// stopped cleanly.
     #[error("shard {shard} failed to start: {reason}")]
@@ -89,8 +92,15 @@ impl Broker {
     /// has opened (recovered) its store and bound its ports. If any shard cannot, the shards
     /// that did start are stopped cleanly (stores closed) and the first failure is returned,
     /// naming the shard and the port or store path.
-    pub fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+    pub fn start(mut config: BrokerConfig) -> Result<Broker, BrokerError> {
         config.validate()?;
+        // Keys changed at runtime (UPDATE_BROKER_CONFIG) survive restarts in an overlay.
+        let overlay = crate::server::handler::broker_config::apply_overlay(&mut config)
+            .map_err(|e| BrokerError::Overlay(e.to_string()))?;
+        if !overlay.is_empty() {
+            tracing::info!(target: "ringmq::server::broker", ?overlay,
+                "runtime config changes applied from the overlay file");
+        }
         let shards = config.resolved_shards()?;
         let runtime_config = RuntimeConfig {
             shards: Some(shards),
@@ -188,6 +198,7 @@ pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr)
     let mut store_config = StoreConfig::new(config.shard_store_path(shard));
     store_config.segment_bytes = config.store.segment_bytes;
     store_config.tail_cache_bytes = config.store.tail_cache_bytes;
+    store_config.consume_queue_cache_bytes = config.store.consume_queue_cache_bytes;
     store_config.flush_mode = match config.store.flush_mode {
         FlushMode::Async => store::FlushMode::Async,
         FlushMode::Sync => store::FlushMode::Sync,
@@ -207,6 +218,12 @@ pub fn store_config(config: &BrokerConfig, shard: usize, store_host: SocketAddr)
         u32::from(config.retention.disk_space_clean_forcibly_ratio);
     store_config.disk_warning_percent = u32::from(config.retention.disk_space_warning_level_ratio);
     store_config.pull_messages_max = config.limits.max_pull_messages;
+    store_config.delay_levels_ms = config
+        .schedule
+        .delay_levels_ms()
+        .into_iter()
+        .map(|ms| i64::try_from(ms).unwrap_or(i64::MAX))
+        .collect();
     store_config
 }
 
@@ -323,6 +340,18 @@ async fn run_shard(config: Arc<BrokerConfig>, ctx: ShardContext, mut ready: Read
                 server.kick();
             }
         }));
+    {
+        // Query reads run as tasks of this shard; their completion ticks the server.
+        let weak = Rc::downgrade(&server);
+        server.service.borrow_mut().state.deferred.install(
+            Rc::new(|task| drop(spawn_local(task))),
+            Rc::new(move || {
+                if let Some(server) = weak.upgrade() {
+                    server.kick();
+                }
+            }),
+        );
+    }
     install_admin(&server, ctx.shards.clone(), shard);
     install_shutdown(&server);
     spawn_local(persist_loop(
@@ -424,7 +453,7 @@ async fn persist_loop<S: ShardStore + 'static>(server: Rc<ShardServer<S>>, meta_
 }
 
 /// Registers this shard with every NameServer now and every `register_period_ms`, and
-/// early (within a second) when its topic table changed. The connection to each NameServer
+/// at once when its topic table changed. The connection to each NameServer
 /// is kept open between registrations: a NameServer drops a broker whose channel closes.
 async fn register_loop<S: ShardStore + 'static>(
     server: Rc<ShardServer<S>>,
@@ -449,7 +478,13 @@ async fn register_loop<S: ShardStore + 'static>(
                 register_once(addr, slot, &request, config.broker.register_timeout_ms).await;
             }
         }
-        sleep(Duration::from_millis(1_000)).await;
+        // Sleep until the next periodic registration, or less: a topic change wakes us.
+        let wait = period.saturating_sub(now_ms().saturating_sub(last)).max(1);
+        let _ = timeout(
+            Duration::from_millis(wait),
+            std::future::poll_fn(|cx| server.service.borrow_mut().state.poll_register_request(cx)),
+        )
+        .await;
     }
 }
 

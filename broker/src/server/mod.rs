@@ -22,6 +22,7 @@
 pub mod body;
 pub mod broker;
 pub mod consumer;
+pub mod deferred;
 pub mod group;
 pub mod handler;
 pub mod lock;
@@ -31,6 +32,7 @@ pub mod net;
 pub mod offset;
 pub mod producer;
 pub mod register;
+pub mod ring_read;
 pub mod service;
 pub mod splice;
 pub mod state;

@@ -63,9 +63,18 @@ pub fn ha_addr(store_host: SocketAddr) -> SocketAddr {
 /// The `REGISTER_BROKER` request for this shard: its identity, all its topics and the
 /// topic table's data version.
 pub fn register_request<S: ShardStore>(state: &ShardState<S>) -> RemotingCommand {
+    let mut wrapper = topic_wrapper(state);
+    // RocketMQ's registerBrokerAll: a broker without read or write permission registers
+    // every topic with its permission masked by the broker's.
+    let broker_perm = state.config.broker.permission as i32;
+    if broker_perm & 6 != 6 {
+        for topic in wrapper.topic_config_table.values_mut() {
+            topic.perm &= broker_perm;
+        }
+    }
     let body = RegisterBrokerBody {
         filter_server_list: Vec::new(),
-        topic_config_serialize_wrapper: topic_wrapper(state),
+        topic_config_serialize_wrapper: wrapper,
     };
     let compressed =
         body.topic_config_serialize_wrapper.topic_config_table.len() >= COMPRESS_TOPICS_MIN;

@@ -180,7 +180,8 @@ impl<S: ShardStore> ShardService<S> {
                 }
             };
             if command.is_response() {
-                // An answer to a request we sent (we only send oneway notifications).
+                // An answer to a request the broker sent (a relayed admin request).
+                self.state.handle_response(conn, command);
                 continue;
             }
             let remote = session.remote;

@@ -11,6 +11,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use ringmq_wire::header::CommandHeader;
 use ringmq_wire::header::consumer::NotifyConsumerIdsChangedRequestHeader;
@@ -128,6 +129,9 @@ pub enum AdminChange {
         /// Also forget its offsets.
         clean_offset: bool,
     },
+    /// Runtime broker configuration keys were changed (`UPDATE_BROKER_CONFIG`), as
+    /// RocketMQ key/value pairs already validated on the shard that received them.
+    BrokerConfigUpdated(Vec<(String, String)>),
 }
 
 /// Counters for `GET_BROKER_RUNTIME_INFO` and metrics.
@@ -184,11 +188,15 @@ pub struct ShardState<S> {
     pub filters: crate::features::filter::FilterCache,
     /// Pull response bodies to splice from the CommitLog files.
     pub bodies: crate::server::body::PendingBodies,
+    /// Query reads running as tasks on the shard's ring.
+    pub deferred: crate::server::deferred::Deferred<S>,
+    /// Admin requests relayed to consumer clients, waiting for their answer.
+    pub relays: handler::relay::RelayTable,
     awaiting: VecDeque<AwaitingAck>,
     pending_wakes: VecDeque<PendingWake>,
     outbox: Vec<Outgoing>,
     admin_out: Vec<AdminChange>,
-    register_soon: bool,
+    register_soon: RegisterSignal,
     last_scan_ms: u64,
     saved_versions: (i64, i64, u64),
 }
@@ -226,11 +234,13 @@ impl<S: ShardStore> ShardState<S> {
             config,
             filters: crate::features::filter::FilterCache::new(),
             bodies: Default::default(),
+            deferred: Default::default(),
+            relays: Default::default(),
             awaiting: VecDeque::new(),
             pending_wakes: VecDeque::new(),
             outbox: Vec::new(),
             admin_out: Vec::new(),
-            register_soon: false,
+            register_soon: RegisterSignal::default(),
             last_scan_ms: now_ms,
             saved_versions: (0, 0, 0),
         }
@@ -315,10 +325,30 @@ impl<S: ShardStore> ShardState<S> {
         if oneway { None } else { response }
     }
 
+    /// A response arrived from a client (to a request the broker sent it): answers the
+    /// relay waiting for it, if any.
+    pub fn handle_response(&mut self, conn: ConnId, response: RemotingCommand) {
+        if !handler::relay::on_client_response(self, conn, response) {
+            tracing::trace!(target: "ringmq::server::state", conn = conn.0,
+                "response to a notification ignored");
+        }
+    }
+
+    /// Runs the continuations of deferred tasks that finished.
+    fn run_deferred(&mut self, now_ms: u64) {
+        while self.deferred.has_done() {
+            for continuation in self.deferred.take_done() {
+                continuation(self, now_ms);
+            }
+        }
+    }
+
     /// Housekeeping: releases durable send acknowledgements (and times out those that
     /// waited too long), answers expired long polls, expires silent clients. Call after
     /// store progress and at [`Self::next_deadline_ms`].
     pub fn tick(&mut self, now_ms: u64) {
+        self.run_deferred(now_ms);
+        handler::relay::expire(self, now_ms);
         schedule::deliver_due(self, now_ms);
         if let Err(error) = self.store.commit() {
             tracing::error!(target: "ringmq::server::store", shard = self.identity.shard, %error,
@@ -347,6 +377,7 @@ impl<S: ShardStore> ShardState<S> {
         }
         self.release_durable(now_ms);
         transaction::release_checks(self);
+        self.run_deferred(now_ms);
     }
 
     /// The next time [`Self::tick`] has work (a long-poll or acknowledgement deadline).
@@ -355,7 +386,8 @@ impl<S: ShardStore> ShardState<S> {
         let scan = Some(self.last_scan_ms + CLIENT_SCAN_INTERVAL_MS);
         let due = self.schedule.next_due_ms();
         let check = Some(self.transactions.next_check_ms());
-        [self.pulls.next_deadline_ms(), ack, scan, due, check]
+        let relay = self.relays.next_deadline_ms();
+        [self.pulls.next_deadline_ms(), ack, scan, due, check, relay]
             .into_iter()
             .flatten()
             .min()
@@ -374,7 +406,19 @@ impl<S: ShardStore> ShardState<S> {
     /// Whether the topic table changed so that the NameServers should be told now rather
     /// than at the next periodic registration; clears the flag.
     pub fn take_register_request(&mut self) -> bool {
-        std::mem::take(&mut self.register_soon)
+        std::mem::take(&mut self.register_soon.raised)
+    }
+
+    /// Ready once an early registration was asked for (the flag stays set for
+    /// [`take_register_request`](Self::take_register_request)); otherwise remembers the
+    /// waker so the registration loop wakes at once instead of at its next tick.
+    pub fn poll_register_request(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.register_soon.raised {
+            Poll::Ready(())
+        } else {
+            self.register_soon.waker = Some(cx.waker().clone());
+            Poll::Pending
+        }
     }
 
     /// Applies a change made on another shard of this process.
@@ -407,10 +451,13 @@ impl<S: ShardStore> ShardState<S> {
                 }
                 Ok(())
             }
+            AdminChange::BrokerConfigUpdated(entries) => {
+                handler::broker_config::apply_from_other_shard(self, &entries, now_ms)
+            }
         };
         match result {
             Ok(()) => {
-                self.register_soon = true;
+                self.register_soon.raise();
                 self.persist_meta_now();
             }
             Err(error) => {
@@ -426,6 +473,7 @@ impl<S: ShardStore> ShardState<S> {
         self.notify_ids_changed(events);
         self.producers.connection_closed(conn);
         self.pulls.connection_closed(conn);
+        handler::relay::connection_closed(self, conn);
         for ack in &mut self.awaiting {
             if ack.conn == conn {
                 ack.response = None;
@@ -441,14 +489,14 @@ impl<S: ShardStore> ShardState<S> {
     /// `SubscriptionGroupManager` do on every change.
     pub(crate) fn record_admin_change(&mut self, change: AdminChange) {
         self.admin_out.push(change);
-        self.register_soon = true;
+        self.register_soon.raise();
         self.persist_meta_now();
     }
 
     /// Asks for an early registration (a topic was auto-created) and persists the metadata
     /// at once, as RocketMQ does for topics created on a send.
     pub(crate) fn request_register(&mut self) {
-        self.register_soon = true;
+        self.register_soon.raise();
         self.persist_meta_now();
     }
 
@@ -569,6 +617,14 @@ impl<S: ShardStore> ShardState<S> {
         }
     }
 
+    /// Queues the response to a request that was deferred (its handler returned `None`).
+    pub(crate) fn respond_later(&mut self, conn: ConnId, response: RemotingCommand) {
+        self.outbox.push(Outgoing {
+            conn,
+            command: response,
+        });
+    }
+
     /// Queues a broker-initiated request (`CHECK_TRANSACTION_STATE`) for `conn`. Returns
     /// false (and drops it) when the outbox holds [`OUTBOX_NOTIFICATIONS_MAX`] entries.
     pub(crate) fn push_broker_request(&mut self, conn: ConnId, command: RemotingCommand) -> bool {
@@ -608,6 +664,23 @@ impl<S: ShardStore> ShardState<S> {
                     command: request,
                 });
             }
+        }
+    }
+}
+
+/// "Tell the NameServers now": set when the topic table changed, taken by the shard's
+/// registration loop, which it wakes.
+#[derive(Debug, Default)]
+struct RegisterSignal {
+    raised: bool,
+    waker: Option<Waker>,
+}
+
+impl RegisterSignal {
+    fn raise(&mut self) {
+        self.raised = true;
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
         }
     }
 }

@@ -135,7 +135,7 @@ pub enum StoreError {
 }
 
 /// What the handlers need from one shard's store.
-pub trait ShardStore {
+pub trait ShardStore: 'static {
     /// Appends one message; the returned offsets are final.
     fn append(&mut self, message: PutMessage) -> Result<Appended, StoreError>;
 
@@ -184,6 +184,27 @@ pub trait ShardStore {
         end_ms: i64,
     ) -> Result<Vec<Bytes>, StoreError>;
 
+    /// The record at `physical_offset` without blocking the shard on the disk: the bytes
+    /// when they are in memory, or a read for the shard to run as a task (see
+    /// [`crate::server::deferred`]). The default reads at once ([`ShardStore::read_at`]).
+    fn read_record(&self, physical_offset: i64) -> RecordRead {
+        RecordRead::Ready(self.read_at(physical_offset))
+    }
+
+    /// [`ShardStore::query_by_key`] without blocking the shard on record reads: the
+    /// records when every candidate is in memory, or a read to run as a task. The default
+    /// queries at once.
+    fn query_by_key_read(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> RecordsRead {
+        RecordsRead::Ready(self.query_by_key(topic, key, max, begin_ms, end_ms))
+    }
+
     /// The first CommitLog offset still stored.
     fn commit_log_min_offset(&self) -> i64;
 
@@ -227,6 +248,44 @@ pub trait ShardStore {
     /// Saves the broker metadata durably (atomic replacement of the previous snapshot).
     fn save_meta(&mut self, _snapshot: &MetaSnapshot) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// A future the shard runs as a task; it owns what it reads from (never the store).
+pub type ReadFuture<T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>>>>;
+
+/// One record read: done now, or to run on the shard's ring.
+pub enum RecordRead {
+    /// The bytes (in memory), or why there are none.
+    Ready(Result<Bytes, StoreError>),
+    /// A disk read to run as a task of the shard.
+    Pending(ReadFuture<Bytes>),
+}
+
+/// A read of several records (a query by key): done now, or to run on the shard's ring.
+pub enum RecordsRead {
+    /// The records, or why there are none.
+    Ready(Result<Vec<Bytes>, StoreError>),
+    /// Disk reads to run as a task of the shard.
+    Pending(ReadFuture<Vec<Bytes>>),
+}
+
+impl std::fmt::Debug for RecordRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordRead::Ready(r) => f.debug_tuple("Ready").field(r).finish(),
+            RecordRead::Pending(_) => f.write_str("Pending"),
+        }
+    }
+}
+
+impl std::fmt::Debug for RecordsRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordsRead::Ready(r) => f.debug_tuple("Ready").field(r).finish(),
+            RecordsRead::Pending(_) => f.write_str("Pending"),
+        }
     }
 }
 

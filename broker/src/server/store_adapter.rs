@@ -50,6 +50,8 @@ struct RingCommits {
     notify: Option<CommitNotify>,
     /// Set by [`ShardStore::drain_commits`]: no more background jobs.
     draining: bool,
+    /// Where a finished persist job (queues, index, checkpoint) parks its outcome.
+    persisted: Rc<RefCell<Option<crate::store::PersistDone>>>,
 }
 
 /// The real store of one shard behind the [`ShardStore`] interface.
@@ -90,6 +92,7 @@ impl<F: StoreFs + 'static> RealStore<F> {
                 done: Rc::new(RefCell::new(None)),
                 notify: None,
                 draining: false,
+                persisted: Rc::new(RefCell::new(None)),
             }),
             last_path: RefCell::new(None),
         })
@@ -121,6 +124,32 @@ impl<F: StoreFs + 'static> RealStore<F> {
             self.store.finish_commit(done).map_err(convert)?;
         }
         Ok(self.store.commit_in_flight())
+    }
+
+    /// Ring mode: hands a finished persist job back, and starts the next one (queue and
+    /// index writes, checkpoint) as a task of the shard if none is out. Returns whether a
+    /// persist job is in flight.
+    fn persist_on_ring(&mut self, start: bool) -> Result<bool, StoreError> {
+        let Some(ring) = self.ring.as_ref() else {
+            return Ok(false);
+        };
+        let parked = ring.persisted.clone();
+        let done = parked.borrow_mut().take();
+        if let Some(done) = done {
+            self.store.finish_persist(done).map_err(convert)?;
+        }
+        if self.store.persist_in_flight() || !start {
+            return Ok(self.store.persist_in_flight());
+        }
+        // Ready at once in ring mode: the CommitLog sync is asked of the next commit job.
+        let Some(job) = block_on(self.store.begin_persist(true)).map_err(convert)? else {
+            return Ok(false);
+        };
+        crate::runtime::spawn_local(async move {
+            let outcome = job.run().await;
+            *parked.borrow_mut() = Some(outcome);
+        });
+        Ok(true)
     }
 
     /// Ring mode: finishes the previous job if it is done and starts the next one.
@@ -408,6 +437,34 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
         Ok(found.into_iter().map(|m| m.raw).collect())
     }
 
+    fn read_record(&self, physical_offset: i64) -> crate::server::store::RecordRead {
+        crate::server::ring_read::read_record(
+            &self.store,
+            self.ring.is_some(),
+            physical_offset,
+            || self.read_at(physical_offset),
+        )
+    }
+
+    fn query_by_key_read(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> crate::server::store::RecordsRead {
+        crate::server::ring_read::query_by_key_read(
+            &self.store,
+            self.ring.is_some(),
+            topic,
+            key,
+            max,
+            (begin_ms, end_ms),
+            || self.query_by_key(topic, key, max, begin_ms, end_ms),
+        )
+    }
+
     fn commit_log_min_offset(&self) -> i64 {
         signed(self.store.commit_log().min_offset())
     }
@@ -441,17 +498,31 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
             // The periodic CommitLog sync blocks again from here on: the shard is stopping.
             self.store.set_ring_mode(false);
         }
-        match self.harvest() {
+        let persisting = match self.persist_on_ring(false) {
             Ok(in_flight) => in_flight,
             Err(error) => {
-                tracing::error!(target: "ringmq::server::store", %error, "group commit failed");
+                tracing::error!(target: "ringmq::server::store", %error, "persist failed");
                 false
+            }
+        };
+        match self.harvest() {
+            Ok(in_flight) => in_flight || persisting,
+            Err(error) => {
+                tracing::error!(target: "ringmq::server::store", %error, "group commit failed");
+                persisting
             }
         }
     }
 
     fn persist(&mut self) -> Result<(), StoreError> {
-        block_on(self.store.persist_step()).map_err(convert)?;
+        match self.ring.as_ref().map(|r| r.draining) {
+            Some(false) => {
+                self.persist_on_ring(true)?;
+            }
+            // Stopping: the shutdown waits for a persist job still out (drain_commits).
+            Some(true) if self.persist_on_ring(false)? => {}
+            _ => block_on(self.store.persist_step()).map_err(convert)?,
+        }
         // In ring mode the CommitLog sync was asked of the next job: start it if idle.
         if self.ring.is_some() {
             self.commit()?;

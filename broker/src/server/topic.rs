@@ -233,6 +233,13 @@ impl TopicConfigManager {
         self.data_version
     }
 
+    /// Moves the data version without changing the table: what the broker registers changed
+    /// otherwise (its permission), and NameServers take a registration only with a new
+    /// version.
+    pub fn touch(&mut self, now_ms: u64) {
+        bump(&mut self.data_version, now_ms);
+    }
+
     /// Whether topics are auto-created on send.
     pub fn auto_create_topic(&self) -> bool {
         self.settings.auto_create_topic

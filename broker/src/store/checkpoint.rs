@@ -15,9 +15,11 @@
 //! The layout is ours (RocketMQ's holds only the timestamps); nothing outside reads it.
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::error::{StoreError, StoreResult};
 use super::io::{AlignedBuf, IO_ALIGN, OpenMode, StoreFile, StoreFs};
+use super::persist_job::CheckpointWrite;
 
 const MAGIC: u32 = u32::from_be_bytes(*b"RQCP");
 const VERSION: u32 = 1;
@@ -83,7 +85,7 @@ impl Checkpoint {
 #[derive(Debug)]
 pub struct CheckpointFile<File> {
     path: PathBuf,
-    file: File,
+    file: Rc<File>,
     last: Checkpoint,
 }
 
@@ -109,7 +111,7 @@ impl<File: StoreFile> CheckpointFile<File> {
             .unwrap_or_default();
         Ok(CheckpointFile {
             path: path.to_path_buf(),
-            file,
+            file: Rc::new(file),
             last,
         })
     }
@@ -119,20 +121,48 @@ impl<File: StoreFile> CheckpointFile<File> {
         self.last
     }
 
-    /// Writes and syncs a new checkpoint into the older slot.
-    pub async fn store(&mut self, mut value: Checkpoint) -> StoreResult<()> {
-        value.sequence = self.last.sequence + 1;
-        let slot = (value.sequence % 2) * IO_ALIGN as u64;
-        let buf = AlignedBuf::from_slice(&value.encode());
-        let (_, res) = self.file.write_at(buf, IO_ALIGN, slot).await;
+    /// Writes and syncs a new checkpoint into the older slot (blocking-safe; the store's
+    /// persist jobs use [`Self::prepare`] and [`Self::stored`]).
+    pub async fn store(&mut self, value: Checkpoint) -> StoreResult<()> {
+        let PreparedCheckpoint { write, value } = self.prepare(value);
+        let (_, res) = self.file.write_at(write.buf, write.len, write.offset).await;
         res.map_err(|e| StoreError::io("write", &self.path, e))?;
         self.file
             .sync_data()
             .await
             .map_err(|e| StoreError::io("fdatasync", &self.path, e))?;
-        self.last = value;
+        self.stored(value);
         Ok(())
     }
+
+    /// Submit half: the write of `value` (its sequence assigned) into the older slot.
+    pub(super) fn prepare(&self, mut value: Checkpoint) -> PreparedCheckpoint<File> {
+        value.sequence = self.last.sequence + 1;
+        PreparedCheckpoint {
+            write: CheckpointWrite {
+                file: self.file.clone(),
+                path: self.path.clone(),
+                buf: AlignedBuf::from_slice(&value.encode()),
+                len: IO_ALIGN,
+                offset: (value.sequence % 2) * IO_ALIGN as u64,
+            },
+            value,
+        }
+    }
+
+    /// Complete half: `value` (from [`Self::prepare`]) is on disk.
+    pub(super) fn stored(&mut self, value: Checkpoint) {
+        if value.sequence > self.last.sequence {
+            self.last = value;
+        }
+    }
+}
+
+/// A checkpoint write prepared by [`CheckpointFile::prepare`].
+#[derive(Debug)]
+pub(super) struct PreparedCheckpoint<File> {
+    pub(super) write: CheckpointWrite<File>,
+    pub(super) value: Checkpoint,
 }
 
 #[cfg(test)]

@@ -119,7 +119,28 @@ impl<F: StoreFs> CommitJob<F> {
             done.result = Err(e);
             return done;
         }
-        let results = if ring {
+        // Sync mode, one write (one appender, or a small batch): write and sync go to the
+        // ring as one linked chain, so the sync starts without a round trip through the
+        // shard.
+        let linked = ring
+            && writes.len() == 1
+            && syncs.len() == 1
+            && Rc::ptr_eq(&writes[0].file, &syncs[0].0);
+        let results = if linked {
+            let mut out = Vec::with_capacity(1);
+            for w in writes {
+                let (buf, r) = w
+                    .file
+                    .write_and_sync_ring(w.buf, w.write_len, w.file_pos)
+                    .await;
+                // The write or the sync failed: the log stops either way.
+                out.push((
+                    buf,
+                    r.map_err(|e| StoreError::io("write + fdatasync", &w.path, e)),
+                ));
+            }
+            out
+        } else if ring {
             join_all(writes.into_iter().map(write_one_ring).collect()).await
         } else {
             let mut out = Vec::with_capacity(writes.len());
@@ -147,7 +168,7 @@ impl<F: StoreFs> CommitJob<F> {
         if done.result.is_err() {
             return done;
         }
-        for (file, path) in &syncs {
+        for (file, path) in syncs.iter().filter(|_| !linked) {
             let r = if ring {
                 file.sync_data_ring().await
             } else {

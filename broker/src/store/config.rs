@@ -78,7 +78,18 @@ pub struct StoreConfig {
     pub delete_files_batch_max: usize,
     /// Pull responses carry at most this many messages.
     pub pull_messages_max: usize,
+    /// Memory for ConsumeQueue entries of all queues together (20 B each): past it, the
+    /// oldest written entries are dropped from memory and read back from the queue files
+    /// when needed (`[store] consume_queue_cache_bytes`, 64 MiB ≈ 3.3 M entries).
+    pub consume_queue_cache_bytes: usize,
+    /// Delay of each level in ms, level n at index n − 1 (`[schedule] message_delay_level`):
+    /// what the ConsumeQueue tag slot of a `SCHEDULE_TOPIC_XXXX` record (its delivery time)
+    /// is rebuilt from after a crash. RocketMQ's 18 default levels unless configured.
+    pub delay_levels_ms: Vec<i64>,
 }
+
+/// Default of [`StoreConfig::consume_queue_cache_bytes`].
+pub const CONSUME_QUEUE_CACHE_BYTES_DEFAULT: usize = 64 << 20;
 
 /// Hard cap on messages per read, whatever the request asks: bounds one response's memory.
 pub const PULL_MESSAGES_MAX: usize = 1024;
@@ -109,6 +120,8 @@ impl StoreConfig {
             disk_warning_percent: 90,
             delete_files_batch_max: 10,
             pull_messages_max: 32,
+            delay_levels_ms: super::recovery::DELAY_LEVELS_MS.to_vec(),
+            consume_queue_cache_bytes: CONSUME_QUEUE_CACHE_BYTES_DEFAULT,
         }
     }
 
@@ -150,6 +163,9 @@ impl StoreConfig {
                 "max_body_bytes {} is above 4 MiB",
                 self.max_body_bytes
             ));
+        }
+        if self.delay_levels_ms.is_empty() || self.delay_levels_ms.iter().any(|d| *d < 0) {
+            return fail("delay_levels_ms must hold at least one non-negative delay".into());
         }
         if self.cq_entries_per_file == 0 || self.index.slots == 0 || self.index.entries < 2 {
             return fail("consume queue and index sizes must be positive".into());

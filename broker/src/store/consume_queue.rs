@@ -5,22 +5,83 @@
 //! files of `entries_per_file` entries (300 000 by default) named by their 20-digit start
 //! byte offset, under `consumequeue/<topic>/<queueId>/`.
 //!
-//! Entries are produced in memory at append time and written behind the CommitLog by
-//! [`ConsumeQueue::persist`]; they can always be rebuilt from the CommitLog. All entries of
-//! the retained range are kept in memory (20 bytes per message).
+//! Entries are produced in memory at append time and written behind the CommitLog by a
+//! persist job ([`super::persist_job`]: [`ConsumeQueue::prepare_persist`], then
+//! [`ConsumeQueue::persisted_to`]); they can always be rebuilt from the CommitLog.
+//!
+//! Memory is bounded: only the hot tail of a queue is held in memory. Entries below
+//! [`ConsumeQueue::mem_from`] have been written (and acknowledged) and are read back from the
+//! files on demand, a page of [`CQ_PAGE_ENTRIES`] entries at a time, through a small cache
+//! shared by the store's queues ([`CqPageCache`]). The store evicts persisted entries when
+//! the queues together hold more than `consume_queue_cache_bytes`.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::commit_log::{file_name, parse_file_name};
 use super::error::{StoreError, StoreResult};
-use super::io::{AlignedBuf, OpenMode, StoreFile, StoreFs};
+use super::io::{OpenMode, StoreFile, StoreFs};
+use super::persist_job::PersistBatch;
 
 /// Bytes of one entry.
 pub const CQ_ENTRY_BYTES: u64 = 20;
 
 /// Entries per ConsumeQueue file by default (`mappedFileSizeConsumeQueue` / 20).
 pub const CQ_ENTRIES_PER_FILE: u64 = 300_000;
+
+/// Entries read from a queue file at once for entries no longer in memory (20 KiB).
+pub const CQ_PAGE_ENTRIES: u64 = 1024;
+
+/// Pages kept by a store's [`CqPageCache`] (1.25 MiB): enough for a few consumers catching
+/// up on old offsets and a binary search by time (≈ 20 pages for 300 000 entries).
+pub const CQ_PAGE_CACHE_PAGES: usize = 64;
+
+/// Identifies a queue in the page cache (never reused within a store's lifetime).
+pub type QueueUid = u64;
+
+/// One cached page: its queue, its first logical offset, its entries.
+type CachedPage = (QueueUid, u64, Rc<[CqEntry]>);
+
+/// Recently read pages of evicted queue entries, shared by the queues of one store, oldest
+/// dropped first. Pages are immutable: only entries below a queue's `mem_from` (written,
+/// synced behind the CommitLog) are read through it, and those never change until
+/// retention drops them (reads check the queue's minimum first).
+#[derive(Debug, Default)]
+pub struct CqPageCache {
+    pages: RefCell<VecDeque<CachedPage>>,
+}
+
+impl CqPageCache {
+    fn get(&self, uid: QueueUid, page: u64) -> Option<Rc<[CqEntry]>> {
+        let mut pages = self.pages.borrow_mut();
+        let at = pages.iter().position(|(u, p, _)| *u == uid && *p == page)?;
+        // Most recently used at the back.
+        let hit = pages.remove(at)?;
+        let entries = hit.2.clone();
+        pages.push_back(hit);
+        Some(entries)
+    }
+
+    fn put(&self, uid: QueueUid, page: u64, entries: Rc<[CqEntry]>) {
+        let mut pages = self.pages.borrow_mut();
+        if pages.len() >= CQ_PAGE_CACHE_PAGES {
+            pages.pop_front();
+        }
+        pages.push_back((uid, page, entries));
+    }
+
+    /// Pages cached (for tests and stats).
+    pub fn len(&self) -> usize {
+        self.pages.borrow().len()
+    }
+
+    /// Whether no page is cached.
+    pub fn is_empty(&self) -> bool {
+        self.pages.borrow().is_empty()
+    }
+}
 
 /// One ConsumeQueue entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,14 +126,17 @@ impl CqEntry {
 #[derive(Debug)]
 pub struct ConsumeQueue<File> {
     dir: PathBuf,
+    uid: QueueUid,
     min: u64,
+    /// Logical offset of `entries[0]`: entries in `[min, mem_from)` are only in the files.
+    mem_from: u64,
     entries: VecDeque<CqEntry>,
     persisted: u64,
     /// The files may hold non-zero bytes up to this logical offset (stale entries past the
     /// queue's end, left by a crash); `persist` zeroes them so they can never be read back.
     stale_until: u64,
     entries_per_file: u64,
-    files: BTreeMap<u64, File>,
+    files: BTreeMap<u64, Rc<File>>,
 }
 
 impl<File: StoreFile> ConsumeQueue<File> {
@@ -80,7 +144,9 @@ impl<File: StoreFile> ConsumeQueue<File> {
     pub fn new(dir: PathBuf, entries_per_file: u64, min: u64) -> Self {
         ConsumeQueue {
             dir,
+            uid: next_uid(),
             min,
+            mem_from: min,
             entries: VecDeque::new(),
             persisted: min,
             stale_until: min,
@@ -90,12 +156,17 @@ impl<File: StoreFile> ConsumeQueue<File> {
     }
 
     /// Loads a queue from its files; entries pointing below `cl_min` (deleted by retention)
-    /// are skipped. Stops at the first unwritten or invalid slot.
+    /// are skipped. Stops at the first unwritten or invalid slot. Memory: at most `keep`
+    /// entries pointing below `hot_from` stay in memory (the rest are read back from the
+    /// files when needed); entries at or past `hot_from` (the recovery scan start, which
+    /// may rewrite them) always do.
     pub async fn load<F: StoreFs<File = File>>(
         fs: &F,
         dir: PathBuf,
         entries_per_file: u64,
         cl_min: u64,
+        keep: usize,
+        hot_from: u64,
     ) -> StoreResult<Self> {
         let mut names: Vec<u64> = fs
             .list_dir(&dir)
@@ -109,6 +180,7 @@ impl<File: StoreFile> ConsumeQueue<File> {
         let mut started = false;
         let mut ended = false;
         let mut nonzero_until = 0u64;
+        let mut last_end: Option<u64> = None;
         for start_byte in names {
             let path = dir.join(file_name(start_byte));
             let file = fs
@@ -131,7 +203,7 @@ impl<File: StoreFile> ConsumeQueue<File> {
             let (buf, n) = file.read_at(vec![0; file_bytes as usize], 0).await;
             let n = n.map_err(|e| StoreError::io("read", &path, e))?;
             let first = start_byte / CQ_ENTRY_BYTES;
-            queue.files.insert(first, file);
+            queue.files.insert(first, Rc::new(file));
             for (i, raw) in buf[..n].chunks_exact(CQ_ENTRY_BYTES as usize).enumerate() {
                 let logical = first + i as u64;
                 if raw.iter().any(|b| *b != 0) {
@@ -151,17 +223,22 @@ impl<File: StoreFile> ConsumeQueue<File> {
                     }
                     started = true;
                     queue.min = logical;
+                    queue.mem_from = logical;
                 }
                 // Entries follow the CommitLog: one out of order ends the queue.
-                let in_order = queue
-                    .entries
-                    .back()
-                    .is_none_or(|last| entry.phys >= last.end());
+                let in_order = last_end.is_none_or(|end| entry.phys >= end);
                 if logical != queue.max_offset() || !in_order {
                     ended = true;
                     continue;
                 }
                 queue.entries.push_back(entry);
+                last_end = Some(entry.end());
+                if queue.entries.len() > keep
+                    && queue.entries.front().is_some_and(|e| e.phys < hot_from)
+                {
+                    queue.entries.pop_front();
+                    queue.mem_from += 1;
+                }
             }
         }
         queue.persisted = queue.max_offset();
@@ -176,23 +253,125 @@ impl<File: StoreFile> ConsumeQueue<File> {
 
     /// Logical offset the next entry gets.
     pub fn max_offset(&self) -> u64 {
-        self.min + self.entries.len() as u64
+        self.mem_from + self.entries.len() as u64
+    }
+
+    /// Logical offset of the first entry held in memory; older ones are in the files only.
+    pub fn mem_from(&self) -> u64 {
+        self.mem_from
+    }
+
+    /// Entries held in memory.
+    pub fn in_memory(&self) -> usize {
+        self.entries.len()
     }
 
     /// Number of entries whose record ends at or below `limit` (entries are in CommitLog
     /// order, so these are a prefix); the queue's visible max offset is `min + this`.
     pub fn visible_max_offset(&self, limit: u64) -> u64 {
+        // Evicted entries are acknowledged (see `evict`): only the memory tail can be ahead.
         let mut n = self.entries.len();
         while n > 0 && self.entries[n - 1].end() > limit {
             n -= 1;
         }
-        self.min + n as u64
+        self.mem_from + n as u64
     }
 
-    /// The entry at a logical offset.
+    /// The entry at a logical offset, if it is held in memory.
     pub fn get(&self, offset: u64) -> Option<CqEntry> {
-        let idx = offset.checked_sub(self.min)?;
+        let idx = offset.checked_sub(self.mem_from)?;
         self.entries.get(usize::try_from(idx).ok()?).copied()
+    }
+
+    /// The entry at a logical offset, from memory or, for evicted entries, from the queue's
+    /// file (a page at a time, through `cache`). `None` outside `[min, max)`.
+    pub async fn entry(&self, offset: u64, cache: &CqPageCache) -> StoreResult<Option<CqEntry>> {
+        if offset < self.min || offset >= self.max_offset() {
+            return Ok(None);
+        }
+        if offset >= self.mem_from {
+            return Ok(self.get(offset));
+        }
+        // Pages never straddle two files.
+        let first = offset / self.entries_per_file * self.entries_per_file;
+        let page = first + (offset - first) / CQ_PAGE_ENTRIES * CQ_PAGE_ENTRIES;
+        let at = (offset - page) as usize;
+        if let Some(entries) = cache.get(self.uid, page)
+            && let Some(entry) = entries.get(at)
+        {
+            return Ok(Some(*entry));
+        }
+        // Not cached, or cached when fewer of its entries were evicted: read it (again).
+        let entries = self.read_page(first, page).await?;
+        cache.put(self.uid, page, entries.clone());
+        match entries.get(at) {
+            Some(entry) => Ok(Some(*entry)),
+            None => Err(self.corrupt(offset, "entry missing from its queue file")),
+        }
+    }
+
+    /// Reads the page starting at logical offset `page` of the file starting at `first`:
+    /// its entries below `mem_from` (written and synced before they were evicted, so every
+    /// one must be valid). Slots below `min` are padding, never returned.
+    async fn read_page(&self, first: u64, page: u64) -> StoreResult<Rc<[CqEntry]>> {
+        let from = page.max(self.min);
+        let until = (page + CQ_PAGE_ENTRIES)
+            .min(first + self.entries_per_file)
+            .min(self.mem_from);
+        let path = self.dir.join(file_name(first * CQ_ENTRY_BYTES));
+        let Some(file) = self.files.get(&first) else {
+            return Err(self.corrupt(from, "queue file missing"));
+        };
+        let len = ((until - from) * CQ_ENTRY_BYTES) as usize;
+        let (raw, n) = file
+            .read_at(vec![0; len], (from - first) * CQ_ENTRY_BYTES)
+            .await;
+        let n = n.map_err(|e| StoreError::io("read", &path, e))?;
+        if n < len {
+            return Err(self.corrupt(from + (n as u64) / CQ_ENTRY_BYTES, "queue file too short"));
+        }
+        let padding = CqEntry {
+            phys: 0,
+            size: 0,
+            tag_code: 0,
+        };
+        let mut entries = vec![padding; (from - page) as usize];
+        entries.reserve(len / CQ_ENTRY_BYTES as usize);
+        for (i, raw) in raw[..len].chunks_exact(CQ_ENTRY_BYTES as usize).enumerate() {
+            match CqEntry::decode(raw) {
+                Some(entry) => entries.push(entry),
+                None => {
+                    return Err(self.corrupt(from + i as u64, "invalid entry in a written range"));
+                }
+            }
+        }
+        Ok(entries.into())
+    }
+
+    fn corrupt(&self, offset: u64, reason: &str) -> StoreError {
+        let first = offset / self.entries_per_file * self.entries_per_file;
+        StoreError::Corrupt {
+            what: "consume queue entry",
+            path: self.dir.join(file_name(first * CQ_ENTRY_BYTES)),
+            offset: (offset - first) * CQ_ENTRY_BYTES,
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Drops persisted entries from memory, oldest first, until at most `keep` remain; only
+    /// entries whose records end at or below `limit` (acknowledged) go, so the queue's
+    /// visible end is always in memory. Returns how many were dropped.
+    pub fn evict(&mut self, keep: usize, limit: u64) -> usize {
+        let mut dropped = 0;
+        while self.entries.len() > keep
+            && self.mem_from < self.persisted
+            && self.entries.front().is_some_and(|e| e.end() <= limit)
+        {
+            self.entries.pop_front();
+            self.mem_from += 1;
+            dropped += 1;
+        }
+        dropped
     }
 
     /// Appends an entry at [`Self::max_offset`].
@@ -210,6 +389,7 @@ impl<File: StoreFile> ConsumeQueue<File> {
     pub fn reset_to(&mut self, offset: u64) {
         assert!(self.entries.is_empty());
         self.min = offset;
+        self.mem_from = offset;
         self.persisted = offset;
     }
 
@@ -230,18 +410,42 @@ impl<File: StoreFile> ConsumeQueue<File> {
         self.persisted = self.persisted.min(self.max_offset());
     }
 
-    /// Drops entries from `offset` on.
+    /// Drops entries from `offset` on (evicted ones included: the files' bytes from there
+    /// on are rewritten or zeroed by the next persist).
     pub fn truncate_from(&mut self, offset: u64) {
-        let keep = offset.saturating_sub(self.min) as usize;
-        self.entries.truncate(keep);
+        if offset <= self.mem_from {
+            self.entries.clear();
+            self.mem_from = offset.max(self.min);
+        } else {
+            self.entries.truncate((offset - self.mem_from) as usize);
+        }
         self.persisted = self.persisted.min(self.max_offset());
     }
 
     /// Drops entries pointing below `cl_min` (retention) and the files holding only those.
-    pub fn drop_below<F: StoreFs<File = File>>(&mut self, fs: &F, cl_min: u64) -> StoreResult<()> {
-        while self.entries.front().is_some_and(|e| e.phys < cl_min) {
-            self.entries.pop_front();
-            self.min += 1;
+    pub async fn drop_below<F: StoreFs<File = File>>(
+        &mut self,
+        fs: &F,
+        cl_min: u64,
+        cache: &CqPageCache,
+    ) -> StoreResult<()> {
+        // Evicted entries first: binary search for the first one still pointing at or past
+        // `cl_min` (entries follow the CommitLog, so that is a prefix).
+        let (mut lo, mut hi) = (self.min, self.mem_from);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.entry(mid, cache).await? {
+                Some(e) if e.phys < cl_min => lo = mid + 1,
+                _ => hi = mid,
+            }
+        }
+        self.min = lo;
+        if self.min == self.mem_from {
+            while self.entries.front().is_some_and(|e| e.phys < cl_min) {
+                self.entries.pop_front();
+                self.mem_from += 1;
+            }
+            self.min = self.mem_from;
         }
         self.persisted = self.persisted.max(self.min);
         let per_file = self.entries_per_file;
@@ -265,22 +469,27 @@ impl<File: StoreFile> ConsumeQueue<File> {
         self.persisted < self.max_offset() || self.stale_until > self.persisted
     }
 
-    /// Writes the entries whose records end at or below `limit` to the files and syncs
-    /// them. Returns whether anything was written.
-    pub async fn persist<F: StoreFs<File = File>>(
+    /// Submit half of a persist ([`super::persist_job`]): opens (creating) the files the
+    /// entries whose records end at or below `limit` go to, and queues their writes — plus
+    /// zeros over stale bytes past the queue's end — into `batch`. Returns the logical
+    /// offset up to which entries are written once the job succeeds (give it to
+    /// [`Self::persisted_to`]), or `None` when there is nothing to write.
+    pub(super) fn prepare_persist<F: StoreFs<File = File>>(
         &mut self,
         fs: &F,
         limit: u64,
-    ) -> StoreResult<bool> {
+        batch: &mut PersistBatch<File>,
+    ) -> StoreResult<Option<u64>> {
         let upto = self.visible_max_offset(limit);
         if upto <= self.persisted && self.stale_until <= self.persisted {
-            return Ok(false);
+            return Ok(None);
         }
         // Written: entries up to `upto`, zeros over stale bytes past it.
         let write_until = upto.max(self.stale_until);
         fs.create_dir_all(&self.dir)
             .map_err(|e| StoreError::io("create directory", &self.dir, e))?;
         let mut at = self.persisted;
+        let mut raw = Vec::new();
         while at < write_until {
             let first = at / self.entries_per_file * self.entries_per_file;
             let end = write_until.min(first + self.entries_per_file);
@@ -295,11 +504,11 @@ impl<File: StoreFile> ConsumeQueue<File> {
                         },
                     )
                     .map_err(|e| StoreError::io("open", &path, e))?;
-                fs.sync_dir(&self.dir)
-                    .map_err(|e| StoreError::io("fsync directory", &self.dir, e))?;
-                slot.insert(file);
+                batch.sync_dir(&self.dir);
+                slot.insert(Rc::new(file));
             }
-            let mut raw = vec![0u8; ((end - at) * CQ_ENTRY_BYTES) as usize];
+            raw.clear();
+            raw.resize(((end - at) * CQ_ENTRY_BYTES) as usize, 0);
             for (i, chunk) in raw.chunks_exact_mut(CQ_ENTRY_BYTES as usize).enumerate() {
                 let logical = at + i as u64;
                 if logical < upto
@@ -308,20 +517,21 @@ impl<File: StoreFile> ConsumeQueue<File> {
                     entry.encode(chunk);
                 }
             }
-            let buf = AlignedBuf::from_slice(&raw);
-            let file = &self.files[&first];
-            let (_, res) = file
-                .write_at(buf, raw.len(), (at - first) * CQ_ENTRY_BYTES)
-                .await;
-            res.map_err(|e| StoreError::io("write", &path, e))?;
-            file.sync_data()
-                .await
-                .map_err(|e| StoreError::io("fdatasync", &path, e))?;
+            batch.write(
+                &self.files[&first],
+                &path,
+                &raw,
+                (at - first) * CQ_ENTRY_BYTES,
+            );
             at = end;
         }
-        self.persisted = upto.max(self.persisted);
+        Ok(Some(upto))
+    }
+
+    /// Complete half of a persist: the entries below `upto` are on disk.
+    pub(super) fn persisted_to(&mut self, upto: u64) {
+        self.persisted = upto.max(self.persisted).min(self.max_offset());
         self.stale_until = self.persisted;
-        Ok(true)
     }
 
     /// The directory of this queue.
@@ -329,13 +539,20 @@ impl<File: StoreFile> ConsumeQueue<File> {
         &self.dir
     }
 
-    /// Iterates over `(logical offset, entry)` from `from`.
+    /// Iterates over `(logical offset, entry)` of the in-memory entries from `from`.
     pub fn iter_from(&self, from: u64) -> impl Iterator<Item = (u64, CqEntry)> + '_ {
-        let skip = from.saturating_sub(self.min) as usize;
+        let skip = from.saturating_sub(self.mem_from) as usize;
         self.entries
             .iter()
             .enumerate()
             .skip(skip)
-            .map(|(i, e)| (self.min + i as u64, *e))
+            .map(|(i, e)| (self.mem_from + i as u64, *e))
     }
+}
+
+/// A fresh [`QueueUid`].
+fn next_uid() -> QueueUid {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }

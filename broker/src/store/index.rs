@@ -19,9 +19,11 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use super::error::{StoreError, StoreResult};
-use super::io::{AlignedBuf, IO_ALIGN, OpenMode, StoreFile, StoreFs};
+use super::io::{IO_ALIGN, OpenMode, StoreFile, StoreFs};
+use super::persist_job::{IndexTarget, PersistBatch};
 
 /// Bytes of the header.
 pub const INDEX_HEADER_BYTES: u64 = 40;
@@ -104,7 +106,7 @@ impl Entry {
 #[derive(Debug)]
 struct IndexFile<File> {
     path: PathBuf,
-    file: File,
+    file: Rc<File>,
     header: IndexHeader,
     /// Slot table of the active file; `None` for sealed files (read from disk).
     slots: Option<Vec<i32>>,
@@ -187,57 +189,57 @@ impl<File: StoreFile> IndexFile<File> {
         self.header.end_timestamp = store_ts;
     }
 
-    async fn persist(&mut self) -> StoreResult<()> {
+    /// Submit half of a persist: queues the pending entries, the dirty slot-table pages and
+    /// the header into `batch`. `None` when there is nothing to write.
+    fn prepare_persist(&mut self, batch: &mut PersistBatch<File>) -> Option<IndexTarget> {
         if self.pending.is_empty() && self.dirty_slot_pages.is_empty() {
-            return Ok(());
+            return None;
         }
-        let path = self.path.clone();
         if !self.pending.is_empty() {
             let mut raw = vec![0u8; self.pending.len() * INDEX_ENTRY_BYTES as usize];
             for (e, out) in self.pending.iter().zip(raw.chunks_exact_mut(20)) {
                 e.encode(out);
             }
             let pos = self.entry_pos(self.persisted_count);
-            let (_, r) = self
-                .file
-                .write_at(AlignedBuf::from_slice(&raw), raw.len(), pos)
-                .await;
-            r.map_err(|e| StoreError::io("write", &path, e))?;
+            batch.write(&self.file, &self.path, &raw, pos);
         }
+        let mut slot_pages = Vec::new();
         if let Some(slots) = &self.slots {
             let table_end = INDEX_HEADER_BYTES + u64::from(self.slot_count) * 4;
+            let mut raw = Vec::with_capacity(IO_ALIGN);
             for page in std::mem::take(&mut self.dirty_slot_pages) {
                 let from = (page * IO_ALIGN as u64).max(INDEX_HEADER_BYTES);
                 let to = ((page + 1) * IO_ALIGN as u64).min(table_end);
                 let first = ((from - INDEX_HEADER_BYTES) / 4) as usize;
                 let last = ((to - INDEX_HEADER_BYTES) / 4) as usize;
-                let mut raw = Vec::with_capacity((last - first) * 4);
+                raw.clear();
                 for s in &slots[first..last] {
                     raw.extend_from_slice(&s.to_be_bytes());
                 }
-                let (_, r) = self
-                    .file
-                    .write_at(AlignedBuf::from_slice(&raw), raw.len(), from)
-                    .await;
-                r.map_err(|e| StoreError::io("write", &path, e))?;
+                batch.write(&self.file, &self.path, &raw, from);
+                slot_pages.push(page);
             }
         }
-        let header = self.header.encode();
-        let (_, r) = self
-            .file
-            .write_at(AlignedBuf::from_slice(&header), 40, 0)
-            .await;
-        r.map_err(|e| StoreError::io("write", &path, e))?;
-        self.file
-            .sync_data()
-            .await
-            .map_err(|e| StoreError::io("fdatasync", &path, e))?;
-        self.persisted_count = self.header.index_count;
-        self.pending.clear();
-        if !self.active {
+        batch.write(&self.file, &self.path, &self.header.encode(), 0);
+        Some(IndexTarget {
+            path: self.path.clone(),
+            entries: self.pending.len(),
+            persisted_count: self.header.index_count,
+            slot_pages,
+        })
+    }
+
+    /// Complete half of a persist.
+    fn persisted(&mut self, target: IndexTarget, ok: bool) {
+        if !ok {
+            self.dirty_slot_pages.extend(target.slot_pages);
+            return;
+        }
+        self.pending.drain(..target.entries.min(self.pending.len()));
+        self.persisted_count = target.persisted_count;
+        if !self.active && self.pending.is_empty() && self.dirty_slot_pages.is_empty() {
             self.slots = None;
         }
-        Ok(())
     }
 }
 
@@ -328,7 +330,7 @@ impl<File: StoreFile> IndexService<File> {
             };
             let mut index = IndexFile {
                 path,
-                file,
+                file: Rc::new(file),
                 header,
                 slots: None,
                 dirty_slot_pages: BTreeSet::new(),
@@ -425,7 +427,7 @@ impl<File: StoreFile> IndexService<File> {
                 .map_err(|e| StoreError::io("open", &path, e))?;
             self.files.push(IndexFile {
                 path,
-                file,
+                file: Rc::new(file),
                 header: IndexHeader {
                     index_count: 1,
                     ..IndexHeader::default()
@@ -453,20 +455,30 @@ impl<File: StoreFile> IndexService<File> {
         }
     }
 
-    /// Writes pending entries, slots and headers of every file, and syncs them.
-    pub async fn persist<F: StoreFs<File = File>>(&mut self, fs: &F) -> StoreResult<()> {
+    /// Submit half of a persist: queues pending entries, slot pages and headers of every
+    /// file into `batch` (the directory synced first when a file is new).
+    pub(super) fn prepare_persist(&mut self, batch: &mut PersistBatch<File>) -> Vec<IndexTarget> {
         if self
             .files
             .iter()
             .any(|f| f.persisted_count == 1 && !f.pending.is_empty())
         {
-            fs.sync_dir(&self.dir)
-                .map_err(|e| StoreError::io("fsync directory", &self.dir, e))?;
+            batch.sync_dir(&self.dir);
         }
-        for f in &mut self.files {
-            f.persist().await?;
+        self.files
+            .iter_mut()
+            .filter_map(|f| f.prepare_persist(batch))
+            .collect()
+    }
+
+    /// Complete half of a persist: advances the files the job wrote (`ok`), or marks their
+    /// slot pages dirty again. Files dropped meanwhile are skipped.
+    pub(super) fn persisted(&mut self, targets: Vec<IndexTarget>, ok: bool) {
+        for target in targets {
+            if let Some(f) = self.files.iter_mut().find(|f| f.path == target.path) {
+                f.persisted(target, ok);
+            }
         }
-        Ok(())
     }
 
     /// CommitLog offsets of records indexed under `topic#key` stored within

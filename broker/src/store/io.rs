@@ -205,6 +205,22 @@ pub trait StoreFile {
         self.sync_data().await
     }
 
+    /// A write followed by `fdatasync` of the same file through the ring: what a sync-mode
+    /// commit of one small write does. [`super::uring::UringFs`] submits both together as a
+    /// linked chain, so the sync starts in the kernel the moment the write completes.
+    async fn write_and_sync_ring(
+        &self,
+        buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+    ) -> (AlignedBuf, io::Result<()>) {
+        let (buf, r) = self.write_at_ring(buf, len, offset).await;
+        match r {
+            Ok(()) => (buf, self.sync_data_ring().await),
+            Err(e) => (buf, Err(e)),
+        }
+    }
+
     /// `fallocate` through the ring (see [`StoreFile::write_at_ring`]).
     async fn allocate_ring(&self, len: u64) -> io::Result<()> {
         self.allocate(len).await

@@ -32,6 +32,7 @@ pub mod consume_queue;
 pub mod error;
 pub mod index;
 pub mod io;
+pub mod persist_job;
 mod read;
 pub mod recovery;
 pub mod retention;
@@ -51,6 +52,7 @@ pub use ack::PendingAcks;
 pub use commit_job::{CommitDone, CommitJob};
 pub use config::{FlushMode, StoreConfig};
 pub use error::{StoreError, StoreResult};
+pub use persist_job::{PersistDone, PersistJob};
 pub use read::{GetMessage, GetResult, GetStatus, ReadRecord, RecordData};
 
 use checkpoint::{Checkpoint, CheckpointFile};
@@ -191,6 +193,10 @@ pub struct Store<F: StoreFs> {
     disk_full: bool,
     /// Set by [`Store::shutdown`]: appends are refused from then on.
     shut_down: bool,
+    /// A job from [`Store::begin_persist`] is out.
+    persist_in_flight: bool,
+    /// Recently read pages of queue entries no longer held in memory.
+    cq_pages: consume_queue::CqPageCache,
     /// Whether the last open found the `abort` file (the previous run crashed).
     pub recovered_from_crash: bool,
     /// Held for the store's lifetime: the directory's `lock` file.
@@ -266,6 +272,8 @@ impl<F: StoreFs> Store<F> {
             last_store_timestamp: outcome.last_store_timestamp,
             disk_full: false,
             shut_down: false,
+            persist_in_flight: false,
+            cq_pages: consume_queue::CqPageCache::default(),
             recovered_from_crash: crashed,
             _lock: lock,
             config,
@@ -332,9 +340,14 @@ impl<F: StoreFs> Store<F> {
             Ok(())
         })?;
         self.last_store_timestamp = store_timestamp;
-        let tag_code = msg
-            .tag_code
-            .unwrap_or_else(|| recovery::tag_code_of(msg.topic, msg.properties, store_timestamp));
+        let tag_code = msg.tag_code.unwrap_or_else(|| {
+            recovery::tag_code_of(
+                msg.topic,
+                msg.properties,
+                store_timestamp,
+                &self.config.delay_levels_ms,
+            )
+        });
         let entry = CqEntry {
             phys: physical_offset,
             size: len as u32,
@@ -423,36 +436,137 @@ impl<F: StoreFs> Store<F> {
     }
 
     /// Persists what runs behind the CommitLog: syncs the CommitLog (the periodic flush of
-    /// async mode), writes ConsumeQueue and index entries, and stores the checkpoint. Call
-    /// every `flush_interval_ms`.
+    /// async mode), writes ConsumeQueue and index entries, changed config/offset snapshots,
+    /// and stores the checkpoint. Call every `flush_interval_ms`. Blocking-safe operations:
+    /// the broker's ring mode uses [`Self::begin_persist`] / [`Self::finish_persist`].
+    /// Fails if a persist job from [`Self::begin_persist`] is still out.
     pub async fn persist_step(&mut self) -> StoreResult<()> {
+        if self.persist_in_flight {
+            return Err(StoreError::Failed(
+                "persist_step while a persist job is in flight".into(),
+            ));
+        }
+        if let Some(job) = self.begin_persist(false).await? {
+            let done = job.run().await;
+            self.finish_persist(done)?;
+        }
+        Ok(())
+    }
+
+    /// Submit half of a persist (see [`persist_job`]): asks for the CommitLog sync (blocking
+    /// unless in ring mode, where the next commit job does it), writes changed metadata
+    /// snapshots, and takes everything else to write — queue entries of written records,
+    /// index pages, the checkpoint — into a job. `None` when there is nothing to do or a job
+    /// is already out (one at a time). With `ring`, the job must run as a task of the shard.
+    pub async fn begin_persist(&mut self, ring: bool) -> StoreResult<Option<PersistJob<F>>> {
+        if self.persist_in_flight {
+            return Ok(None);
+        }
         let written = self.log.written_offset();
         let synced = self.log.sync().await?;
-        for queues in self.queues.values_mut() {
-            for q in queues.values_mut() {
-                if q.is_dirty() {
-                    q.persist(&self.fs, written).await?;
+        self.meta.persist(&self.fs).await?;
+        let mut batch = persist_job::PersistBatch::default();
+        let mut targets = persist_job::PersistTargets::default();
+        for (topic, queues) in &mut self.queues {
+            for (qid, q) in queues.iter_mut() {
+                if q.is_dirty()
+                    && let Some(upto) = q.prepare_persist(&self.fs, written, &mut batch)?
+                {
+                    targets.queues.push((topic.clone(), *qid, upto));
                 }
             }
         }
         if self.config.index_enabled {
-            self.index.persist(&self.fs).await?;
+            targets.index = self.index.prepare_persist(&mut batch);
         }
-        self.meta.persist(&self.fs).await?;
         let previous = self.checkpoint.get();
-        if previous.commit_log_synced == synced && previous.dispatch_persisted == written {
-            return Ok(());
+        let checkpoint =
+            if previous.commit_log_synced == synced && previous.dispatch_persisted == written {
+                None
+            } else {
+                let prepared = self.checkpoint.prepare(Checkpoint {
+                    sequence: 0,
+                    physic_msg_timestamp: self.last_store_timestamp,
+                    logics_msg_timestamp: self.last_store_timestamp,
+                    index_msg_timestamp: self.last_store_timestamp,
+                    commit_log_synced: synced,
+                    dispatch_persisted: written,
+                });
+                targets.checkpoint = Some(prepared.value);
+                Some(prepared.write)
+            };
+        if batch.is_empty() && checkpoint.is_none() {
+            return Ok(None);
         }
-        self.checkpoint
-            .store(Checkpoint {
-                sequence: 0,
-                physic_msg_timestamp: self.last_store_timestamp,
-                logics_msg_timestamp: self.last_store_timestamp,
-                index_msg_timestamp: self.last_store_timestamp,
-                commit_log_synced: synced,
-                dispatch_persisted: written,
-            })
-            .await
+        self.persist_in_flight = true;
+        Ok(Some(PersistJob {
+            fs: self.fs.clone(),
+            ring,
+            batch,
+            checkpoint,
+            targets,
+        }))
+    }
+
+    /// Complete half of a persist: advances what the job wrote. A failed job changes
+    /// nothing (the next persist writes the same ranges again) and its error is returned.
+    pub fn finish_persist(&mut self, done: PersistDone) -> StoreResult<()> {
+        self.persist_in_flight = false;
+        let ok = done.result.is_ok();
+        let targets = done.targets;
+        if ok {
+            for (topic, qid, upto) in targets.queues {
+                if let Some(q) = self.queues.get_mut(&topic).and_then(|qs| qs.get_mut(&qid)) {
+                    q.persisted_to(upto);
+                }
+            }
+            if let Some(value) = targets.checkpoint {
+                self.checkpoint.stored(value);
+            }
+        }
+        self.index.persisted(targets.index, ok);
+        if ok {
+            self.evict_queue_entries();
+        }
+        done.result
+    }
+
+    /// Keeps the queues' in-memory entries within `consume_queue_cache_bytes`: past it, each
+    /// queue above an equal share drops its oldest written and acknowledged entries (they
+    /// are read back from the files when needed). Runs after each persist, when more
+    /// entries have become evictable.
+    fn evict_queue_entries(&mut self) {
+        let budget = self.config.consume_queue_cache_bytes / consume_queue::CQ_ENTRY_BYTES as usize;
+        let (mut total, mut count) = (0usize, 0usize);
+        for q in self.queues.values().flat_map(|qs| qs.values()) {
+            total += q.in_memory();
+            count += 1;
+        }
+        if total <= budget || count == 0 {
+            return;
+        }
+        let share = budget / count;
+        let limit = self.ack_offset();
+        let mut dropped = 0;
+        for q in self.queues.values_mut().flat_map(|qs| qs.values_mut()) {
+            dropped += q.evict(share, limit);
+        }
+        tracing::debug!(target: "store", dropped, queues = count, budget_entries = budget,
+            "consume queue entries evicted from memory");
+    }
+
+    /// ConsumeQueue entries held in memory, all queues together.
+    pub fn queue_entries_in_memory(&self) -> usize {
+        self.queues
+            .values()
+            .flat_map(|qs| qs.values())
+            .map(|q| q.in_memory())
+            .sum()
+    }
+
+    /// Whether a job from [`Self::begin_persist`] is still out.
+    pub fn persist_in_flight(&self) -> bool {
+        self.persist_in_flight
     }
 
     /// Clean shutdown: writes and syncs everything, stores the checkpoint and removes the

@@ -191,20 +191,24 @@ impl<F: StoreFs> Store<F> {
         let mut next = req.offset;
         let mut picked: Vec<(u64, CqEntry)> = Vec::new();
         let mut picked_bytes = 0usize;
-        for (scanned, (offset, entry)) in q.iter_from(req.offset).enumerate() {
-            if offset >= result.max_offset
-                || picked.len() >= max_count
-                || scanned >= FILTER_SCAN_MAX
-                || (!picked.is_empty() && picked_bytes + entry.size as usize > req.max_bytes)
-            {
+        let mut offset = req.offset;
+        let mut scanned = 0usize;
+        // Old offsets come from the queue's files (evicted entries, through the page cache).
+        while offset < result.max_offset && picked.len() < max_count && scanned < FILTER_SCAN_MAX {
+            let Some(entry) = q.entry(offset, &self.cq_pages).await? else {
+                break;
+            };
+            if !picked.is_empty() && picked_bytes + entry.size as usize > req.max_bytes {
                 break;
             }
-            next = offset + 1;
+            scanned += 1;
+            offset += 1;
+            next = offset;
             if filter.is_some_and(|codes| !codes.contains(&entry.tag_code)) {
                 continue;
             }
             picked_bytes += entry.size as usize;
-            picked.push((offset, entry));
+            picked.push((offset - 1, entry));
         }
         let mut i = 0;
         while i < picked.len() {
@@ -355,7 +359,9 @@ impl<F: StoreFs> Store<F> {
         let (mut lo, mut hi) = (q.min_offset(), q.visible_max_offset(self.ack_offset()));
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let Some(entry) = q.get(mid) else { break };
+            let Some(entry) = q.entry(mid, &self.cq_pages).await? else {
+                break;
+            };
             let ts = self.store_timestamp_at(entry.phys, entry.size).await?;
             if ts < timestamp_ms {
                 lo = mid + 1;
@@ -377,6 +383,20 @@ impl<F: StoreFs> Store<F> {
                 reason: "queue entry points at no valid record".into(),
             }),
         }
+    }
+
+    /// CommitLog offsets of the records indexed under `topic#key` within `[begin_ms,
+    /// end_ms]`, newest first, at most `max`: candidates only (hash collisions included),
+    /// for callers that read and check the records themselves (the server's ring reads).
+    pub async fn key_candidates(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<u64>> {
+        self.index.query(topic, key, max, begin_ms, end_ms).await
     }
 
     /// Whether retention must keep the segment starting at `start` (a reader holds it).

@@ -22,7 +22,7 @@ use super::Queues;
 use super::checkpoint::CheckpointFile;
 use super::commit_log::{file_name, list_segments};
 use super::config::StoreConfig;
-use super::consume_queue::{ConsumeQueue, CqEntry};
+use super::consume_queue::{CQ_ENTRY_BYTES, ConsumeQueue, CqEntry};
 use super::error::{StoreError, StoreResult};
 use super::index::IndexService;
 use super::io::{AlignedBuf, OpenMode, StoreFile, StoreFs};
@@ -40,14 +40,24 @@ pub const DELAY_LEVELS_MS: [i64; 18] = [
 ];
 
 /// The ConsumeQueue tag slot of a record: the delivery time for a delayed message in the
-/// schedule topic (store time + its level's delay), else the TAGS hash code.
-pub fn tag_code_of(topic: &str, properties: &[u8], store_timestamp: i64) -> i64 {
+/// schedule topic (store time + its level's delay, `delay_levels_ms` being the configured
+/// levels, [`StoreConfig::delay_levels_ms`]), else the TAGS hash code. A level past the last
+/// one counts as the last (as RocketMQ clamps it); an empty table as no delay.
+pub fn tag_code_of(
+    topic: &str,
+    properties: &[u8],
+    store_timestamp: i64,
+    delay_levels_ms: &[i64],
+) -> i64 {
     if topic == SCHEDULE_TOPIC
         && let Some(level) = ringmq_wire::record::property_value(properties, property::DELAY)
             .and_then(|l| l.parse::<usize>().ok())
     {
-        let idx = level.clamp(1, DELAY_LEVELS_MS.len()) - 1;
-        return store_timestamp + DELAY_LEVELS_MS[idx];
+        let delay = match delay_levels_ms.len() {
+            0 => 0,
+            n => delay_levels_ms[level.clamp(1, n) - 1],
+        };
+        return store_timestamp + delay;
     }
     tag_hash_code(ringmq_wire::record::property_value(
         properties,
@@ -64,29 +74,37 @@ pub(super) struct Outcome<File> {
     pub last_store_timestamp: i64,
 }
 
+/// Loads every queue; each keeps at most an equal share of the memory budget of entries
+/// pointing below `hot_from` (the scan start: entries from there on may be rewritten).
 async fn load_queues<F: StoreFs>(
     fs: &F,
     config: &StoreConfig,
     cl_min: u64,
+    hot_from: u64,
 ) -> StoreResult<Queues<F::File>> {
     let root = config.consume_queue_dir();
     let mut queues: Queues<F::File> = HashMap::new();
     let topics = fs
         .list_dir(&root)
         .map_err(|e| StoreError::io("list", &root, e))?;
+    let mut found = Vec::new();
     for topic in topics {
         let tdir = root.join(&topic);
         let Ok(ids) = fs.list_dir(&tdir) else {
             continue;
         };
         for id in ids {
-            let Ok(queue_id) = id.parse::<i32>() else {
-                continue;
-            };
-            let q =
-                ConsumeQueue::load(fs, tdir.join(&id), config.cq_entries_per_file, cl_min).await?;
-            queues.entry(topic.clone()).or_default().insert(queue_id, q);
+            if let Ok(queue_id) = id.parse::<i32>() {
+                found.push((topic.clone(), queue_id, tdir.join(&id)));
+            }
         }
+    }
+    let budget = config.consume_queue_cache_bytes / CQ_ENTRY_BYTES as usize;
+    let keep = budget / found.len().max(1);
+    for (topic, queue_id, dir) in found {
+        let q =
+            ConsumeQueue::load(fs, dir, config.cq_entries_per_file, cl_min, keep, hot_from).await?;
+        queues.entry(topic).or_default().insert(queue_id, q);
     }
     Ok(queues)
 }
@@ -109,10 +127,6 @@ pub(super) async fn recover<F: StoreFs>(
     let segs = list_segments(fs, &cl_dir)?;
     let seg_bytes = config.segment_bytes;
     let cl_min = segs.first().copied().unwrap_or(0);
-    let mut queues = load_queues(fs, config, cl_min).await?;
-    let mut index = IndexService::open(fs, &config.index_dir(), config.index).await?;
-    let index_end = index.end_phy_offset();
-
     let safe = cp.commit_log_synced.min(cp.dispatch_persisted);
     let seg_of = |o: u64| o / seg_bytes * seg_bytes;
     let scan_start = if segs.contains(&seg_of(safe)) {
@@ -120,6 +134,10 @@ pub(super) async fn recover<F: StoreFs>(
     } else {
         cl_min
     };
+    let mut queues = load_queues(fs, config, cl_min, scan_start).await?;
+    let mut index = IndexService::open(fs, &config.index_dir(), config.index).await?;
+    let index_end = index.end_phy_offset();
+
     // Queue entries from the scan start on are rebuilt from the CommitLog: whatever the files
     // hold there may predate a crash and point at bytes that now hold other records.
     for topic_queues in queues.values_mut() {
@@ -188,7 +206,12 @@ pub(super) async fn recover<F: StoreFs>(
                             CqEntry {
                                 phys: offset,
                                 size: layout.total_size as u32,
-                                tag_code: tag_code_of(topic, props, layout.store_timestamp),
+                                tag_code: tag_code_of(
+                                    topic,
+                                    props,
+                                    layout.store_timestamp,
+                                    &config.delay_levels_ms,
+                                ),
                             },
                         );
                         if config.index_enabled && (offset as i64) > index_end {

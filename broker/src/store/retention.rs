@@ -72,7 +72,7 @@ impl<F: StoreFs> Store<F> {
             let min = self.log.min_offset();
             for queues in self.queues.values_mut() {
                 for q in queues.values_mut() {
-                    q.drop_below(&self.fs, min)?;
+                    q.drop_below(&self.fs, min, &self.cq_pages).await?;
                 }
             }
             self.index.drop_below(&self.fs, min)?;

@@ -26,6 +26,9 @@ fn props(tag: &str, keys: &str, uniq: &str) -> Vec<u8> {
 fn sim_config(mode: FlushMode) -> StoreConfig {
     StoreConfig {
         flush_mode: mode,
+        // A tiny queue memory budget: the fault, retention and property tests read most
+        // queue entries back from the queue files.
+        consume_queue_cache_bytes: 16 * consume_queue::CQ_ENTRY_BYTES as usize,
         ..StoreConfig::for_tests("/shard-0")
     }
 }
@@ -411,8 +414,39 @@ fn crash_phase(
                         .count();
                 }
             }
-            _ => {
+            _ if rng.below(2) == 0 => {
                 let _ = block_on(store.persist_step());
+            }
+            _ => {
+                // As in ring mode: the persist job (queue/index/checkpoint writes) is out
+                // while appends and commits go on; a crash may tear any of its writes.
+                let Ok(Some(job)) = block_on(store.begin_persist(false)) else {
+                    continue;
+                };
+                for _ in 0..rng.below(4) {
+                    let body = vec![step as u8; rng.below(900) as usize];
+                    let mut m = AppendMessage::new(topics[0], 0, &body);
+                    let p = props("t", "", &format!("u{step}"));
+                    m.properties = &p;
+                    if let Ok(t) = store.append(&m) {
+                        let rec = (
+                            t.physical_offset,
+                            topics[0].to_owned(),
+                            0,
+                            t.queue_offset,
+                            body,
+                        );
+                        appended.push((t, rec));
+                    }
+                }
+                if block_on(store.commit_step()).is_ok() {
+                    acked = appended
+                        .iter()
+                        .take_while(|a| store.is_acknowledged(&a.0))
+                        .count();
+                }
+                let done = block_on(job.run());
+                let _ = store.finish_persist(done);
             }
         }
     }
@@ -600,6 +634,68 @@ proptest! {
         }
     }
 
+    /// With a queue memory budget of a few entries (most entries read back from queue files
+    /// of 50 entries), queues still match the log: every pull, every time lookup, after a
+    /// clean restart and after a crash; memory stays within the budget after each persist.
+    #[test]
+    fn queues_match_the_log_with_a_tiny_memory_budget(
+        budget in 0usize..6,
+        ops in proptest::collection::vec((0i32..3, 0usize..600, 0u8..4), 1..400)
+    ) {
+        let fs = SimFs::new(13);
+        let config = StoreConfig {
+            consume_queue_cache_bytes: budget * consume_queue::CQ_ENTRY_BYTES as usize,
+            cq_entries_per_file: 50,
+            ..sim_config(FlushMode::Sync)
+        };
+        let mut store = block_on(Store::open(fs.clone(), config.clone())).unwrap();
+        let mut times: Vec<(i32, u64, i64)> = Vec::new();
+        for (q, len, step) in &ops {
+            let t = store.append(&AppendMessage::new("T", *q, &vec![*step; *len])).unwrap();
+            times.push((*q, t.queue_offset, t.store_timestamp));
+            if *step >= 2 { block_on(store.commit_step()).unwrap(); }
+            if *step == 3 {
+                block_on(store.persist_step()).unwrap();
+                prop_assert!(store.queue_entries_in_memory() <= budget);
+            }
+        }
+        block_on(store.commit_step()).unwrap();
+        block_on(store.persist_step()).unwrap();
+        prop_assert!(store.queue_entries_in_memory() <= budget);
+        let all = read_all(&store);
+        prop_assert_eq!(all.len(), ops.len());
+        // Each record by its own offset, one at a time (old ones come from the files).
+        for (phys, topic, qid, offset, _) in &all {
+            let res = block_on(store.get_message(&GetMessage {
+                topic, queue_id: *qid, offset: *offset, max_count: 1,
+                max_bytes: usize::MAX, tag_codes: None, file_ranges: false,
+            })).unwrap();
+            prop_assert_eq!(res.records.len(), 1);
+            prop_assert_eq!(res.records[0].physical_offset, *phys);
+        }
+        // Time lookups binary-search over evicted entries: the first at or after a time.
+        for (q, offset, ts) in &times {
+            let found = block_on(store.offset_by_timestamp("T", *q, *ts)).unwrap();
+            prop_assert!(found <= *offset);
+            let first_at = times.iter().filter(|(q2, _, t2)| q2 == q && *t2 >= *ts).map(|x| x.1).min();
+            prop_assert_eq!(Some(found), first_at);
+        }
+        block_on(store.close()).unwrap();
+        let mut store = block_on(Store::open(fs.clone(), config.clone())).unwrap();
+        prop_assert_eq!(read_all(&store), all.clone());
+        // More appends, then a crash before any persist: recovery rebuilds the tail.
+        for i in 0..20u8 {
+            store.append(&AppendMessage::new("T", i32::from(i % 3), &[i; 100])).unwrap();
+        }
+        block_on(store.commit_step()).unwrap();
+        drop(store);
+        fs.reboot(RebootKind::ProcessKill);
+        let store = block_on(Store::open(fs, config)).unwrap();
+        let again = read_all(&store);
+        prop_assert_eq!(again.len(), all.len() + 20);
+        prop_assert_eq!(&again[..all.len()], &all[..]);
+    }
+
     /// Retention never deletes a segment that an outstanding file-range read pins, and the
     /// queue's min offset never passes a pinned record.
     #[test]
@@ -644,4 +740,48 @@ proptest! {
             prop_assert!(store.commit_log().min_offset() > 0, "unpinned old segments are deleted");
         }
     }
+}
+
+/// Regression: recovery rebuilt the tag slot (delivery time) of `SCHEDULE_TOPIC_XXXX` records
+/// with RocketMQ's default delay levels whatever the configured ones were.
+#[test]
+fn recovery_rebuilds_schedule_slots_with_the_configured_delay_levels() {
+    let fs = SimFs::new(7);
+    let config = StoreConfig {
+        delay_levels_ms: vec![3_000, 7_000, 11_000],
+        ..sim_config(FlushMode::Sync)
+    };
+    let mut store = block_on(Store::open(fs.clone(), config.clone())).unwrap();
+    let mut tickets = Vec::new();
+    for level in ["1", "2", "3", "9"] {
+        let mut p = Properties::new();
+        p.insert(property::DELAY, level);
+        let p = p.encode().unwrap().into_bytes();
+        let mut m = AppendMessage::new(recovery::SCHEDULE_TOPIC, 0, b"later");
+        m.properties = &p;
+        tickets.push(store.append(&m).unwrap());
+    }
+    block_on(store.commit_step()).unwrap();
+    // Crash before any ConsumeQueue persist: recovery rebuilds every slot from the CommitLog.
+    drop(store);
+    fs.reboot(RebootKind::ProcessKill);
+    let store = block_on(Store::open(fs.clone(), config)).unwrap();
+    assert!(store.recovered_from_crash);
+    let res = block_on(store.get_message(&GetMessage {
+        topic: recovery::SCHEDULE_TOPIC,
+        queue_id: 0,
+        offset: 0,
+        max_count: 16,
+        max_bytes: usize::MAX,
+        tag_codes: None,
+        file_ranges: false,
+    }))
+    .unwrap();
+    let slots: Vec<i64> = res.records.iter().map(|r| r.tag_code).collect();
+    let want: Vec<i64> = tickets
+        .iter()
+        .zip([3_000, 7_000, 11_000, 11_000])
+        .map(|(t, delay)| t.store_timestamp + delay)
+        .collect();
+    assert_eq!(slots, want);
 }

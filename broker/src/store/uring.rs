@@ -2,9 +2,10 @@
 //! broker.
 //!
 //! It is the std implementation ([`StdFs`]) for everything that is rare or must complete when
-//! polled (open, metadata, reads, the ConsumeQueue/index/checkpoint writes driven by
-//! [`super::io::block_on`]), plus the ring operations of the CommitLog's commit jobs
-//! ([`super::commit_job`]):
+//! polled (open, metadata, reads driven by [`super::io::block_on`], recovery, the blocking
+//! persist of a clean shutdown), plus the ring operations of the CommitLog's commit jobs
+//! ([`super::commit_job`]) and of the persist jobs ([`super::persist_job`]: ConsumeQueue,
+//! index and checkpoint writes and their `fdatasync`s, buffered, on the ring):
 //! * group-commit writes go to the ring as `O_DIRECT` writes of at most
 //!   [`RING_WRITE_PIECE_BYTES`] each, all pieces of a job in flight together (queue depth >
 //!   1 is what lets a preallocated file reach the disk's bandwidth), `WriteFixed` when the
@@ -60,8 +61,7 @@ impl UringFs {
     }
 }
 
-/// A file of [`UringFs`]: a std handle, and for direct (segment writer) files a duplicate of
-/// its descriptor driven by the ring.
+/// A file of [`UringFs`]: a std handle, and a duplicate of its descriptor driven by the ring.
 #[derive(Debug)]
 pub struct UringFile {
     std: StdFile,
@@ -110,11 +110,9 @@ impl StoreFs for UringFs {
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<UringFile> {
         let std = StdFs.open(path, mode)?;
-        let ring = if std.is_direct() {
-            Some(runtime::File::from_std(std.try_clone_handle()?))
-        } else {
-            None
-        };
+        // Every file gets a ring handle: segments for the commit jobs, queue, index and
+        // checkpoint files for the persist jobs (buffered writes and syncs on the ring).
+        let ring = Some(runtime::File::from_std(std.try_clone_handle()?));
         Ok(UringFile {
             std,
             ring,
@@ -293,6 +291,53 @@ impl StoreFile for UringFile {
                 tracing::info!(target: "store::uring", error = %e,
                     "ring O_DIRECT write refused; blocking buffered writes for this file");
                 self.std.write_at(buf, len, offset).await
+            }
+            other => (buf, other),
+        }
+    }
+
+    async fn write_and_sync_ring(
+        &self,
+        buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+    ) -> (AlignedBuf, io::Result<()>) {
+        let len = len.min(buf.capacity());
+        let Some(ring) = self
+            .ring
+            .as_ref()
+            .filter(|_| self.ring_ok.get() && len <= RING_WRITE_PIECE_BYTES)
+        else {
+            let (buf, r) = self.write_at_ring(buf, len, offset).await;
+            return match r {
+                Ok(()) => (buf, self.sync_data_ring().await),
+                Err(e) => (buf, Err(e)),
+            };
+        };
+        let fixed = self.fixed.borrow().get(&(buf.as_ptr() as usize)).copied();
+        let piece = Piece {
+            buf: Rc::new(buf),
+            at: 0,
+            len,
+            fixed,
+        };
+        let (result, piece) = ring.write_all_and_sync_data_at(piece, offset).await;
+        let Ok(buf) = Rc::try_unwrap(piece.buf) else {
+            // Cannot happen: the only other holder was the completed operation.
+            return (
+                AlignedBuf::zeroed(len.max(super::io::IO_ALIGN)),
+                Err(io::Error::other("write buffer still lent after its write")),
+            );
+        };
+        match result {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // O_DIRECT refused for this file: blocking buffered writes from now on.
+                self.ring_ok.set(false);
+                let (buf, r) = self.std.write_at(buf, len, offset).await;
+                match r {
+                    Ok(()) => (buf, self.std.sync_data().await),
+                    Err(e) => (buf, Err(e)),
+                }
             }
             other => (buf, other),
         }
@@ -484,6 +529,71 @@ mod tests {
             assert_eq!(store.commit_log().synced_offset(), t.end_offset());
             block_on(store.close()).expect("close");
         });
+    }
+
+    #[test]
+    fn ring_persist_writes_queues_and_checkpoint_while_appends_go_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = config(dir.path(), FlushMode::Async);
+        let shard = Shard::new(&RuntimeConfig::for_tests()).expect("shard");
+        let first_end = shard.block_on(async {
+            let mut store = block_on(Store::open(UringFs::new(), cfg.clone())).expect("open");
+            store.set_ring_mode(true);
+            let end = append_on_ring(&mut store, 0, 300).await;
+            let job = block_on(store.begin_persist(true))
+                .expect("begin")
+                .expect("a persist job");
+            assert!(job.on_ring());
+            assert!(job.write_count() >= 4, "3 queue files and the checkpoint");
+            // One persist job at a time.
+            assert!(
+                block_on(store.begin_persist(true))
+                    .expect("again")
+                    .is_none()
+            );
+            let handle = spawn_local(job.run());
+            // The shard goes on appending and committing while the job is out.
+            append_on_ring(&mut store, 300, 100).await;
+            let done = handle.await;
+            assert!(done.is_ok());
+            store.finish_persist(done).expect("finish");
+            assert!(!store.persist_in_flight());
+            // Crash: no close, the abort file stays.
+            drop(store);
+            end
+        });
+        let checkpoint = block_on(crate::store::checkpoint::CheckpointFile::<
+            crate::store::io::StdFile,
+        >::open(&StdFs, &cfg.checkpoint_path()))
+        .expect("checkpoint")
+        .get();
+        assert_eq!(checkpoint.dispatch_persisted, first_end);
+        for qid in 0..3u64 {
+            let queue = block_on(crate::store::consume_queue::ConsumeQueue::<
+                crate::store::io::StdFile,
+            >::load(
+                &StdFs,
+                cfg.consume_queue_dir()
+                    .join("RingTopic")
+                    .join(qid.to_string()),
+                cfg.cq_entries_per_file,
+                0,
+                usize::MAX,
+                0,
+            ))
+            .expect("load queue");
+            let want = (0..300u64).filter(|i| i % 3 == qid).count() as u64;
+            assert!(
+                queue.max_offset() >= want,
+                "queue {qid}: {}",
+                queue.max_offset()
+            );
+        }
+        let store = block_on(Store::open(StdFs, cfg)).expect("recover");
+        assert!(store.recovered_from_crash);
+        let mut want: Vec<String> = (0..400).map(body_of).collect();
+        want.sort();
+        assert_eq!(bodies(&store), want);
     }
 
     #[test]

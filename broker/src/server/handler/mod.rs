@@ -16,12 +16,15 @@ use crate::server::store::ShardStore;
 pub mod admin_group;
 pub mod admin_stats;
 pub mod admin_topic;
+pub mod broker_config;
 pub mod check_client;
 pub mod consumer;
 pub mod offset;
 pub mod pull;
 pub mod query;
+pub mod relay;
 pub mod schedule;
+pub mod search_offset;
 pub mod send;
 pub mod send_back;
 pub mod transaction;
@@ -54,12 +57,21 @@ pub fn dispatch<S: ShardStore>(
         Some(C::UnlockBatchMq) => consumer::unlock_batch(state, request),
         Some(C::QueryConsumerOffset) => offset::query_consumer_offset(state, request),
         Some(C::UpdateConsumerOffset) => offset::update_consumer_offset(state, request),
-        Some(C::SearchOffsetByTimestamp) => offset::search_offset_by_timestamp(state, request),
+        Some(C::SearchOffsetByTimestamp) => {
+            search_offset::search_offset_by_timestamp(state, conn, request)
+        }
         Some(C::GetMaxOffset) => offset::get_max_offset(state, request),
         Some(C::GetMinOffset) => offset::get_min_offset(state, request),
         Some(C::GetEarliestMsgStoretime) => offset::get_earliest_msg_storetime(state, request),
-        Some(C::QueryMessage) => query::query_message(state, request),
-        Some(C::ViewMessageById) => query::view_message_by_id(state, request),
+        Some(C::QueryMessage) => query::query_message(state, conn, request),
+        Some(C::ViewMessageById) => query::view_message_by_id(state, conn, request),
+        Some(C::GetConsumerRunningInfo) => {
+            relay::get_consumer_running_info(state, conn, request, now_ms)
+        }
+        Some(C::ConsumeMessageDirectly) => {
+            relay::consume_message_directly(state, conn, request, now_ms)
+        }
+        Some(C::UpdateBrokerConfig) => broker_config::update_broker_config(state, request, now_ms),
         Some(C::UpdateAndCreateTopic) => admin_topic::update_and_create(state, request, now_ms),
         Some(C::DeleteTopicInBroker) => admin_topic::delete(state, request, now_ms),
         Some(C::GetAllTopicConfig) => admin_topic::get_all(state, request),

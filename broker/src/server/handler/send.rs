@@ -53,7 +53,10 @@ fn send<S: ShardStore>(
     let topic_config = check_topic(state, request, header, now_ms)?;
     let queue_id = choose_queue(state, request, header, &topic_config)?;
     let max_body = state.config.limits.max_message_bytes;
-    let batch = request.code == RequestCode::SendBatchMessage.as_i32();
+    // RocketMQ's broker goes by the header's `batch` flag, not only by the code: the C++
+    // client (rocketmq-client-cpp 2.x) sends its batches as SEND_MESSAGE with `batch=true`.
+    let batch =
+        request.code == RequestCode::SendBatchMessage.as_i32() || header.batch == Some(true);
     if !batch && request.body.len() > max_body {
         return Err(error(
             request,

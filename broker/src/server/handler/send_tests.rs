@@ -75,6 +75,47 @@ fn auto_created_topic_asks_for_registration() {
     assert!(shard.state.take_register_request());
 }
 
+/// A waker that counts its wakes.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn auto_created_topic_wakes_the_waiting_registration_loop() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::task::{Context, Poll, Waker};
+
+    let mut shard = TestShard::new();
+    let counter = Arc::new(CountingWaker(Default::default()));
+    let waker = Waker::from(counter.clone());
+    let mut cx = Context::from_waker(&waker);
+    assert_eq!(shard.state.poll_register_request(&mut cx), Poll::Pending);
+    ok_header(&shard.call(send_request("Existing", 0, b"x", &[])));
+    shard.state.take_register_request();
+    assert_eq!(shard.state.poll_register_request(&mut cx), Poll::Pending);
+    let before = counter.0.load(Ordering::SeqCst);
+    ok_header(&shard.call(send_request("Existing", 0, b"y", &[])));
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        before,
+        "no topic change, no wake"
+    );
+    ok_header(&shard.call(send_request("Fresh", 0, b"x", &[])));
+    assert_eq!(
+        counter.0.load(Ordering::SeqCst),
+        before + 1,
+        "the loop is woken"
+    );
+    assert_eq!(shard.state.poll_register_request(&mut cx), Poll::Ready(()));
+    assert!(shard.state.take_register_request());
+    assert_eq!(shard.state.poll_register_request(&mut cx), Poll::Pending);
+}
+
 #[test]
 fn read_only_topic_and_broker_refuse_sends() {
     let mut shard = TestShard::new();
@@ -256,6 +297,48 @@ fn batch_send_stores_every_message_consecutively() {
     assert_eq!(header.queue_offset, 0);
     assert_eq!(header.msg_id.split(',').count(), 2);
     assert_eq!(shard.state.store.max_offset("B", 1), 2);
+}
+
+#[test]
+fn send_message_with_the_batch_flag_is_a_batch() {
+    // rocketmq-client-cpp 2.x sends a batch as SEND_MESSAGE (10) with `batch=true`.
+    let mut shard = TestShard::new();
+    let batch: Vec<_> = ["one", "two", "three"]
+        .iter()
+        .map(|text| ringmq_wire::record::BatchMessage {
+            flag: 0,
+            body: bytes::Bytes::copy_from_slice(text.as_bytes()),
+            properties: bytes::Bytes::from_static(b"TAGS\x01T\x02"),
+        })
+        .collect();
+    let mut body = bytes::BytesMut::new();
+    ringmq_wire::record::encode_batch(&batch, &mut body).expect("encode batch");
+    let v2 = ringmq_wire::header::send::SendMessageRequestHeaderV2::decode(&send_request(
+        "CppBatch",
+        0,
+        b"",
+        &[],
+    ))
+    .expect("v2");
+    let mut v1 = v2.into_v1();
+    v1.batch = Some(true);
+    let mut request = request_with(RequestCode::SendMessage, &v1);
+    request.body = body.freeze();
+    let header = ok_header(&shard.call(request));
+    assert_eq!(header.msg_id.split(',').count(), 3);
+    assert_eq!(shard.state.store.max_offset("CppBatch", 0), 3);
+    let raw = shard
+        .state
+        .store
+        .read_at(
+            parse_offset_msg_id(header.msg_id.split(',').nth(1).unwrap())
+                .unwrap()
+                .1,
+        )
+        .expect("stored");
+    let second = &records(&raw)[0];
+    assert_eq!(&second.body()[..], b"two");
+    assert_eq!(second.tags(), Some("T"));
 }
 
 /// The general path the fast one must match byte for byte.

@@ -1,0 +1,302 @@
+//! The admin requests the broker serves for other parties, end to end against a real
+//! in-process broker (one shard, no tail cache, so every query reads the CommitLog file on
+//! the shard's io_uring) and the Rust client:
+//! - `queryMsgById` / `queryMsgByKey` find cold records and `SEARCH_OFFSET_BY_TIMESTAMP`
+//!   probes them (ring reads, deferred tasks);
+//! - `consumerStatus` reaches a live push consumer through the broker's 307 relay, and an
+//!   unknown client id is refused with RocketMQ's remark;
+//! - `producerConnection` lists a live producer;
+//! - `updateBrokerConfig -k brokerPermission -v 4` makes the broker read-only at once
+//!   (sends refused with NO_PERMISSION, the route shows perm 4), survives a restart through
+//!   the overlay file, and `-v 6` restores writes.
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use ringmq_broker::config::BrokerConfig;
+use ringmq_broker::server::broker::{Broker, BrokerError};
+use ringmq_client::{
+    Admin, ClientConfig, ClientInstance, ConsumeResult, Message, MessageListener, Producer,
+    ProducerConfig, PushConsumer, PushConsumerConfig,
+};
+use ringmq_namesrv::{NameServer, NameServerConfig};
+use ringmq_wire::ResponseCode;
+use ringmq_wire::body::topic::TopicConfig;
+
+/// Generous: the machine is shared and oversubscribed.
+const WAIT: Duration = Duration::from_secs(30);
+const TOPIC: &str = "RelayTopic";
+const GROUP: &str = "relay_group";
+const PRODUCER_GROUP: &str = "relay_producer";
+
+fn admin_cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ringmq-broker"))
+        .arg("admin")
+        .args(args)
+        .env_remove("NAMESRV_ADDR")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run ringmq-broker admin")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn client(ns: &str, name: &str) -> ClientInstance {
+    ClientInstance::new(ClientConfig {
+        instance_name: Some(format!("{name}-{}", std::process::id())),
+        ..ClientConfig::new(ns)
+    })
+    .expect("client")
+}
+
+async fn wait_until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn broker_config(ns: &str, data: &std::path::Path) -> BrokerConfig {
+    let mut config = BrokerConfig::standalone();
+    config.broker.base_port = 0;
+    config.broker.namesrv_addrs = vec![ns.to_owned()];
+    config.broker.shards = Some(1);
+    config.store.path = data.to_owned();
+    config.store.segment_bytes = 16 << 20;
+    // Nothing stays in memory: queries read the segment file.
+    config.store.tail_cache_bytes = 0;
+    config
+}
+
+fn start(config: BrokerConfig) -> Option<Broker> {
+    match Broker::start(config) {
+        Ok(broker) => Some(broker),
+        Err(BrokerError::Runtime(error)) if error.io_uring_unavailable() => {
+            eprintln!("skipping: io_uring unavailable: {error}");
+            None
+        }
+        Err(error) => panic!("broker failed to start: {error}"),
+    }
+}
+
+#[test]
+fn relays_queries_and_runtime_config_against_a_real_broker() {
+    let ns_dir = tempfile::tempdir().expect("tempdir");
+    let namesrv = NameServer::start_in_background(NameServerConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        kv_config_path: ns_dir.path().join("kv.json"),
+        ..NameServerConfig::default()
+    })
+    .expect("NameServer");
+    let ns = namesrv.local_addr().to_string();
+    let data = tempfile::tempdir().expect("tempdir");
+    let Some(broker) = start(broker_config(&ns, data.path())) else {
+        return;
+    };
+    let addr = broker.shard_addrs()[0].to_string();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (producer, mut consumer) = runtime.block_on(async {
+        let admin = Admin::new(client(&ns, "admin"));
+        wait_until("the broker registered", || async {
+            let info = admin.cluster_info().await.ok()?;
+            (!info.broker_addr_table.is_empty()).then_some(())
+        })
+        .await;
+        admin
+            .create_topic(&addr, &TopicConfig::new(TOPIC, 2))
+            .await
+            .expect("create topic");
+        wait_until("the topic's route", || async {
+            admin.topic_route(TOPIC).await.ok()
+        })
+        .await;
+
+        // Cold reads on the ring: by offset id and by key.
+        let producer = Producer::new(client(&ns, "producer"), ProducerConfig::new(PRODUCER_GROUP))
+            .expect("producer");
+        let sent = producer
+            .send(Message::new(TOPIC, "ring-read-body").with_keys(["ring-key"]))
+            .await
+            .expect("send");
+        let viewed = admin
+            .view_message_by_id(&sent.offset_msg_id)
+            .await
+            .expect("view by id");
+        assert_eq!(&viewed.body[..], b"ring-read-body");
+        let found = admin
+            .query_messages_by_key(TOPIC, "ring-key", 32, 0, i64::MAX)
+            .await
+            .expect("query by key");
+        assert_eq!(found.len(), 1);
+        assert_eq!(&found[0].body[..], b"ring-read-body");
+        // Time lookups probe the cold record on the ring too.
+        let before = admin
+            .search_offset(&sent.queue, 0)
+            .await
+            .expect("search offset");
+        assert_eq!(before, 0);
+        let after = admin
+            .search_offset(&sent.queue, i64::MAX / 2)
+            .await
+            .expect("search offset");
+        assert_eq!(after, sent.queue_offset + 1);
+        // Producers heartbeat every 30 s; say hello now for producerConnection.
+        producer.heartbeat().await;
+
+        // A live consumer, asked through the broker.
+        let mut consumer =
+            PushConsumer::new(client(&ns, "consumer"), PushConsumerConfig::new(GROUP))
+                .expect("consumer");
+        consumer.subscribe(TOPIC, "*").expect("subscribe");
+        consumer
+            .start(MessageListener::concurrently(|_| async {
+                ConsumeResult::Success
+            }))
+            .await
+            .expect("start consumer");
+        let client_id = wait_until("the consumer's heartbeat", || async {
+            let cc = admin.consumer_connection_on(&addr, GROUP).await.ok()?;
+            cc.connection_set.first().map(|c| c.client_id.clone())
+        })
+        .await;
+        let info = admin
+            .consumer_running_info(&addr, GROUP, &client_id, false)
+            .await
+            .expect("running info relayed");
+        assert!(
+            info.subscription_set.iter().any(|s| s.topic == TOPIC),
+            "{info:?}"
+        );
+        let ghost = admin
+            .consumer_running_info(&addr, GROUP, "ghost@1", false)
+            .await
+            .expect_err("unknown client");
+        assert_eq!(
+            ghost.response_code(),
+            Some(ResponseCode::SystemError.as_i32())
+        );
+        assert!(ghost.to_string().contains("not online"), "{ghost}");
+        (producer, consumer)
+    });
+
+    // The admin commands over the same paths.
+    let out = admin_cli(&["consumerStatus", "-n", &ns, "-g", GROUP]);
+    assert!(out.status.success(), "{}", text(&out));
+    let listing = text(&out);
+    assert!(
+        listing.contains("#ClientId") && listing.contains("Rebalance OK"),
+        "{listing}"
+    );
+    let out = admin_cli(&[
+        "producerConnection",
+        "-n",
+        &ns,
+        "-g",
+        PRODUCER_GROUP,
+        "-t",
+        TOPIC,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).starts_with("0001  "), "{}", text(&out));
+
+    // Read-only at runtime: sends refused, the route shows it.
+    let out = admin_cli(&[
+        "updateBrokerConfig",
+        "-n",
+        &ns,
+        "-b",
+        &addr,
+        "-k",
+        "brokerPermission",
+        "-v",
+        "4",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("update broker config success"));
+    let out = admin_cli(&[
+        "updateBrokerConfig",
+        "-n",
+        &ns,
+        "-b",
+        &addr,
+        "-k",
+        "flushDiskType",
+        "-v",
+        "SYNC_FLUSH",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("flushDiskType"), "{}", text(&out));
+    runtime.block_on(async {
+        // The producer's cached route still says writable: the broker refuses.
+        let refused = producer
+            .send(Message::new(TOPIC, "refused"))
+            .await
+            .expect_err("read-only broker");
+        assert_eq!(
+            refused.response_code(),
+            Some(ResponseCode::NoPermission.as_i32()),
+            "{refused}"
+        );
+        let admin = Admin::new(client(&ns, "admin2"));
+        wait_until("the route to show the broker read-only", || async {
+            let route = admin.topic_route(TOPIC).await.ok()?;
+            route.queue_datas.iter().all(|q| q.perm == 4).then_some(())
+        })
+        .await;
+        consumer.shutdown().await;
+        producer.shutdown();
+    });
+    broker.shutdown().expect("clean shutdown");
+
+    // The change survives a restart, and can be undone.
+    let Some(broker) = start(broker_config(&ns, data.path())) else {
+        return;
+    };
+    let addr = broker.shard_addrs()[0].to_string();
+    runtime.block_on(async {
+        let admin = Admin::new(client(&ns, "admin3"));
+        let config = admin.broker_config(&addr).await.expect("getBrokerConfig");
+        assert_eq!(config["brokerPermission"], "4");
+        let entries =
+            std::collections::BTreeMap::from([("brokerPermission".to_owned(), "6".to_owned())]);
+        admin
+            .update_broker_config(&addr, &entries)
+            .await
+            .expect("back to read-write");
+        wait_until("the route to show the broker writable", || async {
+            let route = admin.topic_route(TOPIC).await.ok()?;
+            route.queue_datas.iter().all(|q| q.perm == 6).then_some(())
+        })
+        .await;
+        let producer = Producer::new(
+            client(&ns, "producer2"),
+            ProducerConfig::new(PRODUCER_GROUP),
+        )
+        .expect("producer");
+        wait_until("sends accepted again", || async {
+            producer.send(Message::new(TOPIC, "again")).await.ok()
+        })
+        .await;
+        producer.shutdown();
+    });
+    broker.shutdown().expect("clean shutdown");
+    namesrv.shutdown();
+}
