@@ -11,6 +11,8 @@
 # release binaries in ${CARGO_TARGET_DIR:-target}/release, or $RINGMQ_BIN_DIR (build them first). Everything
 # is stopped and the data dir removed on exit. RINGMQ_PRELOAD=/path/lib.so runs both
 # processes with that library preloaded (e.g. an allocator: libmimalloc.so.2).
+# RINGMQ_PERF_ARGS adds options to ringmq-perf (e.g. "--workerThreads 1"), RINGMQ_FLUSH_MODE
+# picks the broker's flush mode (default async; `memory` separates the disk from the code).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECS="${1:-20}"; W="${2:-64}"; SIZE="${3:-1024}"; SHARDS="${4:-1}"
@@ -38,13 +40,13 @@ trap cleanup EXIT
 
 NS_PORT="$(free_port)"; BROKER_PORT="$(free_port)"
 env ${RINGMQ_PRELOAD:+LD_PRELOAD=$RINGMQ_PRELOAD} "$TARGET/ringmq-broker" standalone --namesrv-port "$NS_PORT" --port "$BROKER_PORT" \
-  --data "$WORK/data" --shards "$SHARDS" --flush-mode async >"$WORK/broker.log" 2>&1 &
+  --data "$WORK/data" --shards "$SHARDS" --flush-mode "${RINGMQ_FLUSH_MODE:-async}" >"$WORK/broker.log" 2>&1 &
 BROKER_PID=$!
 wait_port 127.0.0.1 "$BROKER_PORT" 30 || { cat "$WORK/broker.log" >&2; exit 1; }
 sleep 1
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 B0="$(cpu_ticks "$BROKER_PID")"
-env ${RINGMQ_PRELOAD:+LD_PRELOAD=$RINGMQ_PRELOAD} "$TARGET/ringmq-perf" producer -n "127.0.0.1:$NS_PORT" -w "$W" -s "$SIZE" \
+env ${RINGMQ_PRELOAD:+LD_PRELOAD=$RINGMQ_PRELOAD} "$TARGET/ringmq-perf" ${RINGMQ_PERF_ARGS:-} producer -n "127.0.0.1:$NS_PORT" -w "$W" -s "$SIZE" \
   --duration "$SECS" --json >"$WORK/perf.json" 2>"$WORK/perf.log" &
 PERF_PID=$!
 # sample the client's CPU just before it exits: poll its stat file

@@ -24,8 +24,11 @@ use ringmq_perf::{consumer, producer, scenario, transaction};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Async runtime worker threads for the client (default: one per CPU). `-w` tasks are
-    /// spread over these; 1 avoids cross-thread wake-ups on small machines.
+    /// Async runtime worker threads for the client (default: a quarter of the CPUs, at
+    /// least 1). `-w` tasks are spread over these. One thread avoids cross-thread wake-ups:
+    /// on the 2-vCPU box it cut the client's CPU per 1 KiB send by 25-40 % against two
+    /// (docs/benchmarks.md, "Hot path, round 2"), and leaves the other CPU to a broker
+    /// running beside it.
     #[arg(long = "workerThreads", global = true)]
     worker_threads: Option<usize>,
 }
@@ -67,9 +70,11 @@ fn main() -> ExitCode {
         },
     };
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(threads) = cli.worker_threads {
-        builder.worker_threads(threads.max(1));
-    }
+    builder.worker_threads(
+        cli.worker_threads
+            .unwrap_or_else(default_worker_threads)
+            .max(1),
+    );
     let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -93,6 +98,11 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// A quarter of the CPUs this process may use, at least one (see `--workerThreads`).
+fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1))
 }
 
 /// `scenario` options.

@@ -91,6 +91,16 @@ impl FrameDecoder {
         self.buf.len()
     }
 
+    /// Whether a whole frame (or a length prefix that is already invalid) is buffered, so
+    /// that [`Self::next_frame`] would return something other than `Ok(None)`.
+    pub fn has_frame(&self) -> bool {
+        match check_length_prefix(&self.buf, self.max_frame_bytes) {
+            Ok(Some(len)) => self.buf.len() >= LENGTH_PREFIX_BYTES + len,
+            Ok(None) => false,
+            Err(_) => true,
+        }
+    }
+
     /// Takes the next whole frame's content (everything after the length prefix), or `None`
     /// if more bytes are needed. An error means the stream is out of sync: close it.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, WireError> {
@@ -154,6 +164,25 @@ mod tests {
         out.extend_from_slice(header);
         out.extend_from_slice(body);
         out
+    }
+
+    #[test]
+    fn has_frame_only_once_a_whole_frame_or_a_bad_prefix_is_buffered() {
+        let bytes = frame(0, b"{}", b"body");
+        let mut decoder = FrameDecoder::new(1024);
+        for (i, byte) in bytes.iter().enumerate() {
+            assert!(!decoder.has_frame(), "only {i} bytes buffered");
+            decoder.extend(&[*byte]);
+        }
+        assert!(decoder.has_frame());
+        assert!(decoder.next_frame().expect("frame").is_some());
+        assert!(!decoder.has_frame());
+        decoder.extend(&4096i32.to_be_bytes());
+        assert!(
+            decoder.has_frame(),
+            "an oversized length is reported by next_frame"
+        );
+        assert!(decoder.next_frame().is_err());
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct ShardServer<S> {
     pub service: RefCell<ShardService<S>>,
     writers: RefCell<HashMap<ConnId, Rc<Signal>>>,
     timer: Signal,
+    /// When the timer task will tick next unless notified (0: not waiting yet).
+    timer_armed_ms: Cell<u64>,
     stopped: Signal,
     fanout: RefCell<Option<AdminFanout>>,
     segments: SegmentFiles,
@@ -111,6 +113,7 @@ impl<S: ShardStore + 'static> ShardServer<S> {
             service: RefCell::new(service),
             writers: RefCell::new(HashMap::new()),
             timer: Signal::default(),
+            timer_armed_ms: Cell::new(0),
             stopped: Signal::default(),
             fanout: RefCell::new(None),
             segments: SegmentFiles::default(),
@@ -221,7 +224,7 @@ impl<S: ShardStore + 'static> ShardServer<S> {
             let outcome = self.service.borrow_mut().on_read(conn, &buf[..n], now_ms());
             self.wake_writers();
             self.fan_out_admin_changes();
-            self.timer.notify();
+            self.tick_if_due_earlier();
             if let Err(reason) = outcome {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
@@ -274,6 +277,21 @@ impl<S: ShardStore + 'static> ShardServer<S> {
         }
     }
 
+    /// Wakes the timer task when what a read did needs a tick before the one it waits for:
+    /// a deadline earlier than the armed one (a new long poll, a delayed message, a durable
+    /// acknowledgement deadline), or a connection that can process buffered requests again.
+    /// A tick per read would cost a whole tick of housekeeping per received batch (per
+    /// message at one send in flight) for nothing.
+    fn tick_if_due_earlier(&self) {
+        let service = self.service.borrow();
+        let earlier = service
+            .next_deadline_ms()
+            .is_some_and(|deadline| deadline < self.timer_armed_ms.get());
+        if earlier || service.has_runnable_backlog() {
+            self.timer.notify();
+        }
+    }
+
     fn wake_writers(&self) {
         let ready = self.service.borrow().writable();
         let writers = self.writers.borrow();
@@ -293,6 +311,7 @@ impl<S: ShardStore + 'static> ShardServer<S> {
                 .next_deadline_ms()
                 .unwrap_or(now + TICK_MS_MAX);
             let wait_ms = next.saturating_sub(now).clamp(1, TICK_MS_MAX);
+            self.timer_armed_ms.set(now + wait_ms);
             if let Ok(false) = timeout(Duration::from_millis(wait_ms), self.timer.wait()).await {
                 return;
             }

@@ -100,7 +100,8 @@ impl Session {
 pub struct ShardService<S> {
     /// The shard's broker state.
     pub state: ShardState<S>,
-    sessions: HashMap<ConnId, Session>,
+    /// Keyed by our own connection ids: a fast hasher (looked up several times per request).
+    sessions: HashMap<ConnId, Session, foldhash::fast::RandomState>,
     next_conn: u64,
 }
 
@@ -109,7 +110,7 @@ impl<S: ShardStore> ShardService<S> {
     pub fn new(state: ShardState<S>) -> Self {
         ShardService {
             state,
-            sessions: HashMap::new(),
+            sessions: HashMap::default(),
             next_conn: 1,
         }
     }
@@ -285,6 +286,19 @@ impl<S: ShardStore> ShardService<S> {
                     .max_in_flight_requests_per_connection
                 || s.decoder.buffered() < self.state.config.limits.max_frame_bytes
         })
+    }
+
+    /// Whether some connection has a whole request buffered that it may process now (it
+    /// was held at its in-flight limit and is below it again): [`Self::tick`] processes it.
+    pub fn has_runnable_backlog(&self) -> bool {
+        let max_in_flight = self
+            .state
+            .config
+            .limits
+            .max_in_flight_requests_per_connection;
+        self.sessions
+            .values()
+            .any(|s| s.deferred < max_in_flight && s.decoder.has_frame())
     }
 
     /// Forgets a connection and everything registered over it.

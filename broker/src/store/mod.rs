@@ -149,6 +149,35 @@ pub fn now_ms() -> i64 {
 
 type Queues<File> = HashMap<String, BTreeMap<i32, ConsumeQueue<File>>>;
 
+/// The queue `topic`/`queue_id` of `queues`, created empty if missing. A free function over
+/// the map, so that [`Store::append`] can hold it while it appends to the log.
+fn queue_in<'a, File: StoreFile>(
+    queues: &'a mut Queues<File>,
+    config: &StoreConfig,
+    topic: &str,
+    queue_id: i32,
+) -> &'a mut ConsumeQueue<File> {
+    // The common case (the queue exists) allocates nothing.
+    let exists = queues
+        .get(topic)
+        .is_some_and(|qs| qs.contains_key(&queue_id));
+    if !exists {
+        let dir = config
+            .consume_queue_dir()
+            .join(topic)
+            .join(queue_id.to_string());
+        let queue = ConsumeQueue::new(dir, config.cq_entries_per_file, 0);
+        queues
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(queue_id, queue);
+    }
+    queues
+        .get_mut(topic)
+        .and_then(|qs| qs.get_mut(&queue_id))
+        .unwrap_or_else(|| unreachable!("queue inserted above"))
+}
+
 /// The storage engine of one shard.
 #[derive(Debug)]
 pub struct Store<F: StoreFs> {
@@ -283,7 +312,8 @@ impl<F: StoreFs> Store<F> {
                 max: self.config.max_body_bytes,
             }));
         }
-        let queue = self.queue_mut(msg.topic, msg.queue_id);
+        // One queue lookup per append: the queue is a disjoint borrow from the log.
+        let queue = queue_in(&mut self.queues, &self.config, msg.topic, msg.queue_id);
         let queue_offset = queue.max_offset();
         // Store timestamps never go backwards, so time lookups can binary-search a queue.
         let store_timestamp = now_ms().max(self.last_store_timestamp);
@@ -323,7 +353,7 @@ impl<F: StoreFs> Store<F> {
             size: len as u32,
             tag_code,
         };
-        self.queue_mut(msg.topic, msg.queue_id).push(entry);
+        queue.push(entry);
         self.index_record(
             msg.topic,
             msg.sys_flag,
@@ -356,30 +386,6 @@ impl<F: StoreFs> Store<F> {
         let keys = record::property_value(properties, property::KEYS).unwrap_or_default();
         let all = uniq.into_iter().chain(keys.split(property::KEY_SEPARATOR));
         self.index.put(&self.fs, all, topic, phys, store_ts)
-    }
-
-    fn queue_mut(&mut self, topic: &str, queue_id: i32) -> &mut ConsumeQueue<F::File> {
-        // The common case (the queue exists) allocates nothing.
-        let exists = self
-            .queues
-            .get(topic)
-            .is_some_and(|qs| qs.contains_key(&queue_id));
-        if !exists {
-            let dir = self
-                .config
-                .consume_queue_dir()
-                .join(topic)
-                .join(queue_id.to_string());
-            let queue = ConsumeQueue::new(dir, self.config.cq_entries_per_file, 0);
-            self.queues
-                .entry(topic.to_owned())
-                .or_default()
-                .insert(queue_id, queue);
-        }
-        self.queues
-            .get_mut(topic)
-            .and_then(|qs| qs.get_mut(&queue_id))
-            .unwrap_or_else(|| unreachable!("queue inserted above"))
     }
 
     /// The offset up to which appends are acknowledged: written (async), synced (sync) or

@@ -32,11 +32,11 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
 use ringmq_wire::body::heartbeat::{HeartbeatData, ProducerData};
-use ringmq_wire::header::CommandHeader;
+use ringmq_wire::command::ExtFields;
 use ringmq_wire::header::send::{
-    RpcFields, SendMessageRequestHeader, SendMessageRequestHeaderV2, SendMessageResponseHeader,
-    sys_flag,
+    RpcFields, SendMessageRequestHeader, SendMessageResponseHeader, sys_flag,
 };
+use ringmq_wire::header::{CommandHeader, FieldValue};
 use ringmq_wire::msgid::UniqKeyGenerator;
 use ringmq_wire::record::{BatchMessage, encode_batch};
 use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
@@ -195,6 +195,71 @@ struct Prepared {
     flag: i32,
     unique_id: String,
     batch: bool,
+}
+
+/// The header fields of one send attempt, borrowed from the prepared message, the queue
+/// and the config: written straight into the request's `ExtFields` (no intermediate header
+/// structs, no string clones beyond the field values themselves).
+struct SendFields<'a> {
+    producer_group: &'a str,
+    topic: &'a str,
+    default_topic_queue_nums: i32,
+    queue_id: i32,
+    sys_flag: i32,
+    born_timestamp: i64,
+    flag: i32,
+    properties: &'a str,
+    batch: bool,
+    broker_name: &'a str,
+}
+
+impl SendFields<'_> {
+    /// Fields of a V2 header with these values, in key order (each insert is a push).
+    const V2_FIELDS: usize = 13;
+
+    /// Writes the `SEND_MESSAGE_V2` / `SEND_BATCH_MESSAGE` header: exactly what
+    /// `SendMessageRequestHeaderV2::from(self.to_header()).encode_into(..)` writes.
+    fn write_v2(&self, fields: &mut ExtFields) {
+        if fields.is_empty() {
+            *fields = ExtFields::with_capacity(Self::V2_FIELDS);
+        }
+        fields.insert_str("a", self.producer_group);
+        fields.insert_str("b", self.topic);
+        fields.insert_str("c", DEFAULT_TOPIC);
+        self.default_topic_queue_nums.write(fields, "d");
+        self.queue_id.write(fields, "e");
+        self.sys_flag.write(fields, "f");
+        self.born_timestamp.write(fields, "g");
+        self.flag.write(fields, "h");
+        fields.insert_str("i", self.properties);
+        0i32.write(fields, "j");
+        false.write(fields, "k");
+        self.batch.write(fields, "m");
+        fields.insert_str("n", self.broker_name);
+    }
+
+    /// The V1 header (`SEND_MESSAGE`) with these values.
+    fn to_header(&self) -> SendMessageRequestHeader {
+        SendMessageRequestHeader {
+            producer_group: self.producer_group.to_owned(),
+            topic: self.topic.to_owned(),
+            default_topic: DEFAULT_TOPIC.into(),
+            default_topic_queue_nums: self.default_topic_queue_nums,
+            queue_id: self.queue_id,
+            sys_flag: self.sys_flag,
+            born_timestamp: self.born_timestamp,
+            flag: self.flag,
+            properties: Some(self.properties.to_owned()),
+            reconsume_times: Some(0),
+            unit_mode: Some(false),
+            batch: Some(self.batch),
+            max_reconsume_times: None,
+            rpc: RpcFields {
+                broker_name: Some(self.broker_name.to_owned()),
+                ..RpcFields::default()
+            },
+        }
+    }
 }
 
 impl Producer {
@@ -392,7 +457,7 @@ impl Producer {
         let route = self.route(&prepared.topic).await?;
         let start = self.inner.next_queue.fetch_add(1, Ordering::Relaxed);
         let queue = self
-            .choose(&route, start, None)
+            .choose(&route, start, None, Instant::now())
             .ok_or_else(|| no_writable_queue(&prepared.topic))?;
         let addr = route.master_addr(&queue.broker_name)?.to_owned();
         let request = self.request(&prepared, &queue);
@@ -516,28 +581,34 @@ impl Producer {
         route: &TopicRoute,
         start: usize,
         avoid: Option<&str>,
+        now: Instant,
     ) -> Option<MessageQueue> {
         let faults = &self.inner.faults;
         let enabled = self.inner.config.latency_fault_avoidance;
+        // One clock read for all candidates (each `is_available` read the clock again).
         fault::pick_queue(&route.write_queues, start, avoid, |broker| {
-            !enabled || faults.is_available(broker)
+            !enabled || faults.is_available_at(broker, now)
         })
         .cloned()
     }
 
     #[instrument(level = "debug", skip_all, fields(topic = %prepared.topic))]
     async fn send_prepared(&self, prepared: Prepared, target: Target<'_>) -> Result<SendResult> {
-        let deadline = Instant::now() + self.inner.config.send_timeout;
-        let _permit = match self.acquire(deadline).await {
-            Ok(permit) => permit,
-            Err(error) => {
-                self.inner.stats.record_failure();
-                return Err(error);
-            }
-        };
+        let called = Instant::now();
+        let deadline = called + self.inner.config.send_timeout;
         // Latency is measured from the moment the send holds a window slot: time spent
-        // waiting for the window is backpressure, not broker latency.
-        let started = Instant::now();
+        // waiting for the window is backpressure, not broker latency. A slot free at once
+        // needs neither a timer nor a second clock read.
+        let (_permit, started) = match self.inner.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => (permit, called),
+            Err(_) => match self.acquire(deadline).await {
+                Ok(permit) => (permit, Instant::now()),
+                Err(error) => {
+                    self.inner.stats.record_failure();
+                    return Err(error);
+                }
+            },
+        };
         let body_bytes = prepared.body.len();
         let outcome = self.send_attempts(prepared, target, deadline).await;
         match &outcome {
@@ -584,6 +655,7 @@ impl Producer {
                     &route,
                     start.wrapping_add(attempts as usize - 1),
                     avoid.as_deref(),
+                    now,
                 ),
                 Target::Queue(queue) => Some(queue.clone()),
                 Target::Selector(selector) => selector(&route.write_queues)
@@ -594,7 +666,7 @@ impl Producer {
                 return Err(no_writable_queue(&prepared.topic));
             };
             match self
-                .attempt(&prepared, &route, &queue, deadline - now)
+                .attempt(&prepared, &route, &queue, now, deadline - now)
                 .await
             {
                 Ok(result) => return Ok(result),
@@ -642,69 +714,64 @@ impl Producer {
         })
     }
 
-    /// One attempt on one queue; records latency or failure for fault avoidance.
+    /// One attempt on one queue, `started` (just now) and allowed `timeout`; records
+    /// latency or failure for fault avoidance.
     async fn attempt(
         &self,
         prepared: &Prepared,
         route: &TopicRoute,
         queue: &MessageQueue,
+        started: Instant,
         timeout: Duration,
     ) -> Result<SendResult> {
         let addr = route.master_addr(&queue.broker_name)?;
         let request = self.request(prepared, queue);
         let code = request.code;
-        let started = Instant::now();
         let outcome = self
             .inner
             .instance
             .remoting()
             .invoke(addr, request, timeout)
             .await;
-        let latency = started.elapsed();
+        let ended = Instant::now();
+        let latency = ended.saturating_duration_since(started);
         let result = outcome
             .and_then(|response| self.process_response(addr, code, queue, prepared, &response));
         let failed = matches!(&result, Err(error) if error.is_retryable());
         self.inner
             .faults
-            .record(&queue.broker_name, latency, failed);
+            .record_at(&queue.broker_name, latency, failed, ended);
         debug!(broker = %queue.broker_name, queue_id = queue.queue_id, ?latency, ok = result.is_ok(), "send");
         result
     }
 
     fn request(&self, prepared: &Prepared, queue: &MessageQueue) -> RemotingCommand {
         let config = &self.inner.config;
-        let header = SendMessageRequestHeader {
-            producer_group: config.group.clone(),
-            topic: prepared.topic.clone(),
-            default_topic: DEFAULT_TOPIC.into(),
+        let fields = SendFields {
+            producer_group: &config.group,
+            topic: &prepared.topic,
             default_topic_queue_nums: config.default_topic_queue_nums,
             queue_id: queue.queue_id,
             sys_flag: prepared.sys_flag,
             born_timestamp: now_ms(),
             flag: prepared.flag,
-            properties: Some(prepared.properties.clone()),
-            reconsume_times: Some(0),
-            unit_mode: Some(false),
-            batch: Some(prepared.batch),
-            max_reconsume_times: None,
-            rpc: RpcFields {
-                broker_name: Some(queue.broker_name.clone()),
-                ..RpcFields::default()
-            },
+            properties: &prepared.properties,
+            batch: prepared.batch,
+            broker_name: &queue.broker_name,
         };
         // Java sends batches with the V2 (one-letter) header, whatever `sendSmartMsg` says,
         // and brokers decode SEND_BATCH_MESSAGE headers as V2.
         let mut request = if prepared.batch {
             let mut request = RemotingCommand::request(RequestCode::SendBatchMessage);
-            SendMessageRequestHeaderV2::from(header).encode_into(&mut request);
+            fields.write_v2(&mut request.ext_fields);
             request
         } else if config.use_v2_header {
             let mut request = RemotingCommand::request(RequestCode::SendMessageV2);
-            SendMessageRequestHeaderV2::from(header).encode_into(&mut request);
+            fields.write_v2(&mut request.ext_fields);
             request
         } else {
             let mut request = RemotingCommand::request(RequestCode::SendMessage);
-            header.encode_into(&mut request);
+            fields.to_header().encode_into(&mut request);
             request
         };
         request.body = prepared.body.clone();

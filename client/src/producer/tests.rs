@@ -404,3 +404,50 @@ async fn transactions_commit_and_answer_check_backs() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[test]
+fn direct_v2_fields_match_the_header_struct_encoding() {
+    use ringmq_wire::header::send::SendMessageRequestHeaderV2;
+    for (batch, properties, sys_flag) in [
+        (false, "UNIQ_KEY\u{1}0A0B\u{2}WAIT\u{1}true\u{2}", 0),
+        (true, "", sys_flag::COMPRESSED),
+        (
+            false,
+            &"x".repeat(300) as &str,
+            sys_flag::TRANSACTION_PREPARED,
+        ),
+    ] {
+        let fields = SendFields {
+            producer_group: "a_group_name_longer_than_24_bytes",
+            topic: "T",
+            default_topic_queue_nums: 4,
+            queue_id: 7,
+            sys_flag,
+            born_timestamp: 1_700_000_000_123,
+            flag: -3,
+            properties,
+            batch,
+            broker_name: "broker-a-s0",
+        };
+        let mut direct = RemotingCommand::request(RequestCode::SendMessageV2);
+        fields.write_v2(&mut direct.ext_fields);
+        let mut via_structs = RemotingCommand::request(RequestCode::SendMessageV2);
+        SendMessageRequestHeaderV2::from(fields.to_header()).encode_into(&mut via_structs);
+        assert_eq!(direct.ext_fields, via_structs.ext_fields);
+        let decoded = SendMessageRequestHeaderV2::decode(&direct).expect("decodes as V2");
+        assert_eq!(decoded.into_v1(), fields.to_header());
+        // Same bytes on the wire, in both header encodings.
+        for serialize_type in [
+            ringmq_wire::SerializeType::Json,
+            ringmq_wire::SerializeType::RocketMq,
+        ] {
+            direct.serialize_type = serialize_type;
+            via_structs.serialize_type = serialize_type;
+            via_structs.opaque = direct.opaque;
+            assert_eq!(
+                direct.encode_frame().expect("encodes"),
+                via_structs.encode_frame().expect("encodes")
+            );
+        }
+    }
+}

@@ -181,7 +181,9 @@ pub(crate) fn present_name(
     wire: &'static str,
     aliases: &[&'static str],
 ) -> &'static str {
-    if fields.get(wire).is_some() {
+    // Without aliases the answer is `wire` either way: no lookup (the caller looks the
+    // field up next; every lookup here was a second one per field).
+    if aliases.is_empty() || fields.get(wire).is_some() {
         return wire;
     }
     aliases

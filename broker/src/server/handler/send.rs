@@ -183,13 +183,32 @@ fn with_region(mut response: RemotingCommand) -> RemotingCommand {
     response
 }
 
+/// What the send path needs of a topic's config, copied out of it (cloning the whole config,
+/// its name and attributes, cost allocations on every send).
+#[derive(Debug, Clone, Copy)]
+struct SendTopic {
+    perm: i32,
+    read_queue_nums: i32,
+    write_queue_nums: i32,
+}
+
+impl From<&TopicConfig> for SendTopic {
+    fn from(config: &TopicConfig) -> Self {
+        SendTopic {
+            perm: config.perm,
+            read_queue_nums: config.read_queue_nums,
+            write_queue_nums: config.write_queue_nums,
+        }
+    }
+}
+
 /// Broker permission, topic name, topic existence (auto-creating), topic permission.
 fn check_topic<S: ShardStore>(
     state: &mut ShardState<S>,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
     now_ms: u64,
-) -> Result<TopicConfig, RemotingCommand> {
+) -> Result<SendTopic, RemotingCommand> {
     let topic = header.topic.as_str();
     if !perm::is_writeable(state.config.broker.permission as i32) {
         return Err(error(
@@ -209,6 +228,10 @@ fn check_topic<S: ShardStore>(
             ResponseCode::NoPermission,
             format!("Sending message to topic[{topic}] is forbidden."),
         ));
+    }
+    if let Some(config) = state.topics.get(topic) {
+        // The common case: the topic exists (what `find_or_create_for_send` returns first).
+        return writeable(request, topic, SendTopic::from(config));
     }
     let topic_sys_flag = if header.unit_mode == Some(true) { 1 } else { 0 };
     let found = state.topics.find_or_create_for_send(
@@ -246,6 +269,15 @@ fn check_topic<S: ShardStore>(
     if created {
         state.request_register();
     }
+    writeable(request, topic, SendTopic::from(&config))
+}
+
+/// The topic's own permission check, last step of [`check_topic`].
+fn writeable(
+    request: &RemotingCommand,
+    topic: &str,
+    config: SendTopic,
+) -> Result<SendTopic, RemotingCommand> {
     if !perm::is_writeable(config.perm) {
         return Err(error(
             request,
@@ -260,7 +292,7 @@ fn choose_queue<S: ShardStore>(
     state: &mut ShardState<S>,
     request: &RemotingCommand,
     header: &SendMessageRequestHeader,
-    config: &TopicConfig,
+    config: &SendTopic,
 ) -> Result<i32, RemotingCommand> {
     let valid = config.write_queue_nums.max(config.read_queue_nums);
     if header.queue_id >= valid {
@@ -269,7 +301,7 @@ fn choose_queue<S: ShardStore>(
             ResponseCode::SystemError,
             format!(
                 "request queueId[{}] is illegal, topic {} has {valid} queues, producer: {}",
-                header.queue_id, config.topic_name, header.producer_group
+                header.queue_id, header.topic, header.producer_group
             ),
         ));
     }
