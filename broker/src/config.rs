@@ -163,8 +163,9 @@ pub struct StoreSection {
     /// 0 disables the cache (every pull of written data is spliced).
     pub tail_cache_bytes: usize,
     /// Pull bodies older than the tail cache are spliced from the segment files (`true`) or
-    /// read and copied on the shard thread (`false`, the default: on this hardware splice
-    /// measured ~8× the broker CPU per message; see docs/benchmarks.md, cold backlog).
+    /// read and copied on the shard thread (`false`, the default). The splice path (large
+    /// resident spans spliced, small or cold ones copied without blocking) measured about
+    /// the copy path's CPU per message; see docs/benchmarks.md, cold backlog.
     pub splice_pulls: bool,
     /// Memory each shard gives to ConsumeQueue entries (20 B per message, all queues
     /// together); older entries are read back from the queue files when a consumer or a

@@ -351,6 +351,18 @@ impl TcpStream {
         }
     }
 
+    /// Waits until the socket can take more bytes (`PollAdd` for `POLLOUT`), or has failed
+    /// (`POLLERR`/`POLLHUP` also end the wait: the next write reports the error). For
+    /// callers that write with non-blocking syscalls and got `EAGAIN`.
+    pub async fn writable(&self) -> io::Result<()> {
+        let entry =
+            opcode::PollAdd::new(types::Fd(self.fd.as_raw_fd()), libc::POLLOUT as u32).build();
+        match Op::submit(entry, self.fd.clone(), None) {
+            Ok(op) => op.await.0.result().map(|_| ()),
+            Err((e, _)) => Err(e),
+        }
+    }
+
     fn take_pipe(&self) -> io::Result<Rc<Pipe>> {
         if let Some(p) = self.pipe.borrow_mut().take() {
             return Ok(p);

@@ -37,6 +37,19 @@ pub const RECV_BYTES: usize = 64 * 1024;
 /// Pause before re-checking a connection held at its in-flight limit.
 pub const BACKPRESSURE_PAUSE_MS: u64 = 1;
 
+/// Bytes of queued responses a connection's writer sends as one splice batch (at most).
+pub const SPLICE_BATCH_BYTES: usize = 1 << 20;
+
+/// Pieces (frames, file spans) in one splice batch (at most).
+pub const SPLICE_BATCH_ITEMS: usize = 256;
+
+fn outbound_len(out: &Outbound) -> usize {
+    match out {
+        Outbound::Bytes(bytes) => bytes.len(),
+        Outbound::File(span) => span.len as usize,
+    }
+}
+
 /// Wall-clock milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -152,6 +165,10 @@ impl<S: ShardStore + 'static> ShardServer<S> {
         self.stopped.wait().await;
         drop(tasks);
         drop(timer);
+        let stats = self.segments.stats();
+        if stats != Default::default() {
+            tracing::info!(target: "ringmq::server::splice", ?stats, "pull bodies sent from the files");
+        }
         for writer in self.writers.borrow().values() {
             writer.close();
         }
@@ -263,8 +280,21 @@ impl<S: ShardStore + 'static> ShardServer<S> {
     /// reader ends too: a frame cut in the middle of a spliced body cannot be resumed).
     async fn write_one(&self, stream: &TcpStream, conn: ConnId, out: Outbound) -> bool {
         let result = match out {
-            Outbound::Bytes(bytes) => stream.send_all(bytes).await.0,
-            Outbound::File(span) => self.segments.splice(stream, &span).await,
+            Outbound::Bytes(bytes) => {
+                // Frames followed by a file span (a pull's header) leave with the span.
+                let next = self.service.borrow_mut().take_writes(conn);
+                match next {
+                    None => stream.send_all(bytes).await.0,
+                    Some(next) => {
+                        let batch = self.take_batch(conn, vec![Outbound::Bytes(bytes), next]);
+                        self.segments.send(stream, batch).await
+                    }
+                }
+            }
+            Outbound::File(span) => {
+                let batch = self.take_batch(conn, vec![Outbound::File(span)]);
+                self.segments.send(stream, batch).await
+            }
         };
         match result {
             Ok(()) => true,
@@ -290,6 +320,21 @@ impl<S: ShardStore + 'static> ShardServer<S> {
         if earlier || service.has_runnable_backlog() {
             self.timer.notify();
         }
+    }
+
+    /// Adds to `batch` what else is queued for `conn`, up to [`SPLICE_BATCH_BYTES`] (so
+    /// that several pull responses leave with one pipe → socket splice).
+    fn take_batch(&self, conn: ConnId, mut batch: Vec<Outbound>) -> Vec<Outbound> {
+        let mut bytes: usize = batch.iter().map(outbound_len).sum();
+        let mut service = self.service.borrow_mut();
+        while bytes < SPLICE_BATCH_BYTES && batch.len() < SPLICE_BATCH_ITEMS {
+            let Some(next) = service.take_writes(conn) else {
+                break;
+            };
+            bytes += outbound_len(&next);
+            batch.push(next);
+        }
+        batch
     }
 
     fn wake_writers(&self) {
