@@ -75,8 +75,8 @@ struct StandaloneArgs {
     #[arg(long, default_value = "async")]
     flush_mode: String,
     /// Splice pull bodies older than the tail cache from the segment files (`false`, the
-    /// default: read and copy them on the shard thread, measured cheaper; see
-    /// docs/benchmarks.md).
+    /// default: read and copy them; splice measured level with copy on a loaded box and
+    /// awaits a quiet A/B, see docs/benchmarks.md).
     #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
     splice_pulls: bool,
 }
