@@ -161,12 +161,12 @@ fn ali_ons_produces_and_two_consumers_share_every_message_exactly_once() {
             ("INSTANCE", instance.to_string()),
         ]
     };
-    let mut consumer_a = collect(
+    let consumer_a = collect(
         node("consume.js", &consumer_env("a")),
         "consumer-a",
         received.clone(),
     );
-    let mut consumer_b = collect(
+    let consumer_b = collect(
         node("consume.js", &consumer_env("b")),
         "consumer-b",
         received_b.clone(),
@@ -175,7 +175,7 @@ fn ali_ons_produces_and_two_consumers_share_every_message_exactly_once() {
     std::thread::sleep(Duration::from_secs(8));
 
     let producer_out = Arc::new(Mutex::new(Vec::new()));
-    let mut producer = collect(
+    let producer = collect(
         node(
             "produce.js",
             &[
@@ -188,61 +188,13 @@ fn ali_ons_produces_and_two_consumers_share_every_message_exactly_once() {
         "producer",
         producer_out.clone(),
     );
-    let status = producer.wait().expect("producer exit");
-    assert!(status.success(), "the ali-ons producer failed: {status}");
-    let sent: Vec<_> = producer_out
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|v| v.get("seq").is_some())
-        .cloned()
-        .collect();
-    assert_eq!(sent.len(), MESSAGES, "every send reports a result");
-    assert!(
-        sent.iter().all(|v| v["status"] == "SEND_OK"),
-        "every send is SEND_OK"
+    expect_every_send_ok(producer, &producer_out, MESSAGES, "ali-ons");
+    let expected: Vec<usize> = (0..MESSAGES).collect();
+    check_exactly_once(
+        [consumer_a, consumer_b],
+        [&received, &received_b],
+        &expected,
     );
-
-    let total = || received.lock().unwrap().len() + received_b.lock().unwrap().len();
-    wait_for("every message consumed", Duration::from_secs(120), || {
-        (total() >= MESSAGES).then_some(())
-    });
-    // Give duplicates, if any, the chance to show up.
-    std::thread::sleep(Duration::from_secs(3));
-    let _ = consumer_a.kill();
-    let _ = consumer_b.kill();
-    let _ = consumer_a.wait();
-    let _ = consumer_b.wait();
-
-    let a = received.lock().unwrap().clone();
-    let b = received_b.lock().unwrap().clone();
-    assert!(
-        !a.is_empty() && !b.is_empty(),
-        "both group members consume: a={} b={}",
-        a.len(),
-        b.len()
-    );
-    let mut by_seq: BTreeMap<usize, serde_json::Value> = BTreeMap::new();
-    for message in a.iter().chain(b.iter()).filter(|v| v.get("seq").is_some()) {
-        let seq: usize = message["seq"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .expect("seq property");
-        assert!(
-            by_seq.insert(seq, message.clone()).is_none(),
-            "message {seq} delivered twice"
-        );
-    }
-    assert_eq!(by_seq.len(), MESSAGES, "every message delivered");
-    for (seq, message) in by_seq {
-        assert_eq!(message["tags"], format!("Tag{}", seq % 3), "tag of {seq}");
-        assert_eq!(message["keys"], format!("key-{seq}"), "key of {seq}");
-        assert_eq!(
-            message["body"],
-            format!("hello ringmq {seq}"),
-            "body of {seq}"
-        );
-    }
 }
 
 #[test]
@@ -270,12 +222,12 @@ fn cpp_client_produces_and_two_tag_filtered_consumers_share_every_message_exactl
     };
     let a_out = Arc::new(Mutex::new(Vec::new()));
     let b_out = Arc::new(Mutex::new(Vec::new()));
-    let mut consumer_a = collect(
+    let consumer_a = collect(
         python("consume.py", &consumer_env("cpp-a")),
         "cpp-consumer-a",
         a_out.clone(),
     );
-    let mut consumer_b = collect(
+    let consumer_b = collect(
         python("consume.py", &consumer_env("cpp-b")),
         "cpp-consumer-b",
         b_out.clone(),
@@ -301,7 +253,7 @@ fn cpp_client_produces_and_two_tag_filtered_consumers_share_every_message_exactl
     std::thread::sleep(Duration::from_secs(5));
 
     let producer_out = Arc::new(Mutex::new(Vec::new()));
-    let mut producer = collect(
+    let producer = collect(
         python(
             "produce.py",
             &[
@@ -313,43 +265,50 @@ fn cpp_client_produces_and_two_tag_filtered_consumers_share_every_message_exactl
         "cpp-producer",
         producer_out.clone(),
     );
-    let status = producer.wait().expect("producer exit");
-    assert!(status.success(), "the C++ producer failed: {status}");
-    let sent: Vec<_> = producer_out
-        .lock()
+    expect_every_send_ok(producer, &producer_out, COUNT, "C++");
+    let expected: Vec<usize> = (0..COUNT).filter(|seq| seq % 3 != 2).collect();
+    check_exactly_once([consumer_a, consumer_b], [&a_out, &b_out], &expected);
+}
+
+type Sink = Arc<Mutex<Vec<serde_json::Value>>>;
+
+/// The JSON lines of a sink that are about one message (they carry `seq`).
+fn messages(out: &Sink) -> Vec<serde_json::Value> {
+    out.lock()
         .unwrap()
         .iter()
         .filter(|v| v.get("seq").is_some())
         .cloned()
-        .collect();
-    assert_eq!(sent.len(), COUNT, "every send reports a result");
+        .collect()
+}
+
+/// Waits for a producer script and checks it reported SEND_OK for each of `count` messages.
+fn expect_every_send_ok(mut producer: Child, out: &Sink, count: usize, client: &str) {
+    let status = producer.wait().expect("producer exit");
+    assert!(status.success(), "the {client} producer failed: {status}");
+    let sent = messages(out);
+    assert_eq!(sent.len(), count, "every send reports a result");
     assert!(
         sent.iter().all(|v| v["status"] == "SEND_OK"),
         "every send is SEND_OK"
     );
+}
 
-    let expected: Vec<usize> = (0..COUNT).filter(|seq| seq % 3 != 2).collect();
-    let messages = |out: &Arc<Mutex<Vec<serde_json::Value>>>| -> Vec<serde_json::Value> {
-        out.lock()
-            .unwrap()
-            .iter()
-            .filter(|v| v.get("seq").is_some())
-            .cloned()
-            .collect()
-    };
-    wait_for(
-        "every Tag0/Tag1 message consumed",
-        Duration::from_secs(120),
-        || (messages(&a_out).len() + messages(&b_out).len() >= expected.len()).then_some(()),
-    );
+/// Waits until the two consumers of one group together received `expected.len()` messages,
+/// gives duplicates a moment to show up, stops them, and checks that both got a share and
+/// that exactly the `expected` sequence numbers arrived, once each, with their tag, key and
+/// body as the producer scripts set them.
+fn check_exactly_once(consumers: [Child; 2], outs: [&Sink; 2], expected: &[usize]) {
+    let total = || outs.iter().map(|out| messages(out).len()).sum::<usize>();
+    wait_for("every message consumed", Duration::from_secs(120), || {
+        (total() >= expected.len()).then_some(())
+    });
     std::thread::sleep(Duration::from_secs(3));
-    let _ = consumer_a.kill();
-    let _ = consumer_b.kill();
-    let _ = consumer_a.wait();
-    let _ = consumer_b.wait();
-
-    let a = messages(&a_out);
-    let b = messages(&b_out);
+    for mut consumer in consumers {
+        let _ = consumer.kill();
+        let _ = consumer.wait();
+    }
+    let [a, b] = outs.map(messages);
     assert!(
         !a.is_empty() && !b.is_empty(),
         "both group members consume: a={} b={}",
@@ -370,7 +329,7 @@ fn cpp_client_produces_and_two_tag_filtered_consumers_share_every_message_exactl
     assert_eq!(
         by_seq.keys().copied().collect::<Vec<_>>(),
         expected,
-        "exactly the Tag0 and Tag1 messages are delivered"
+        "exactly the expected messages are delivered"
     );
     for (seq, message) in by_seq {
         assert_eq!(message["tags"], format!("Tag{}", seq % 3), "tag of {seq}");
