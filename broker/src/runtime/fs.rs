@@ -85,8 +85,17 @@ impl File {
     /// Writes all of `buf` at `pos`, continuing short writes.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> (io::Result<()>, B) {
         let total = buf.bytes_init();
-        let mut buf = buf;
-        let mut done = 0;
+        self.write_rest(buf, 0, total, pos).await
+    }
+
+    /// Writes `buf[done..total]` at `pos + done`, continuing short writes.
+    async fn write_rest<B: IoBuf>(
+        &self,
+        mut buf: B,
+        mut done: usize,
+        total: usize,
+        pos: u64,
+    ) -> (io::Result<()>, B) {
         while done < total {
             let (res, b) = self
                 .write_range(buf, done, total - done, pos + done as u64)
@@ -208,20 +217,9 @@ impl File {
             Ok(0) => (Err(io::ErrorKind::WriteZero.into()), buf),
             Ok(n) => {
                 // Short write: the sync was cancelled with the chain.
-                let n = n as usize;
-                let mut done = n;
-                let mut buf = buf;
-                while done < total {
-                    let (res, b) = self
-                        .write_range(buf, done, total - done, pos + done as u64)
-                        .await;
-                    buf = b;
-                    match res {
-                        Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                        Ok(m) => done += m,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) => return (Err(e), buf),
-                    }
+                let (res, buf) = self.write_rest(buf, n as usize, total, pos).await;
+                if let Err(e) = res {
+                    return (Err(e), buf);
                 }
                 (self.sync_data().await, buf)
             }
