@@ -15,7 +15,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -28,55 +28,50 @@ const MESSAGES: usize = 1_000;
 const TOPIC: &str = "InteropTopic";
 const GROUP: &str = "interop_consumer_group";
 
-fn interop_dir() -> PathBuf {
+/// `tests/interop`, after checking that the client `marker` (a path inside it) is installed.
+fn interop_dir(marker: &str, missing: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
     assert!(
-        dir.join("node_modules/ali-ons").exists(),
-        "ali-ons is not installed: run `.ci/install-deps` (npm ci --prefix tests/interop)"
+        dir.join(marker).exists(),
+        "{missing} is not installed: run `.ci/install-deps`"
     );
     dir
 }
 
-fn cpp_client_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop");
-    assert!(
-        dir.join("py/rocketmq/librocketmq.so").exists(),
-        "the RocketMQ C++ client is not installed: run `.ci/install-deps` \
-         (pip install --target tests/interop/py rocketmq==0.4.4)"
-    );
-    dir
-}
-
-fn python(script: &str, env: &[(&str, String)]) -> Child {
-    let dir = cpp_client_dir();
-    let mut command = Command::new("python3");
-    command
-        .arg(dir.join("cpp").join(script))
-        .current_dir(&dir)
-        .env("RMQ_PY", dir.join("py"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command
-        .spawn()
-        .expect("spawn python3 (install python3 to run the interop tests)")
-}
-
-fn node(script: &str, env: &[(&str, String)]) -> Child {
-    let mut command = Command::new("node");
+/// Runs `program script` in `dir` with `env`, stdout and stderr piped for [`collect`].
+fn spawn_script(program: &str, script: PathBuf, dir: &Path, env: &[(&str, String)]) -> Child {
+    let mut command = Command::new(program);
     command
         .arg(script)
-        .current_dir(interop_dir())
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (key, value) in env {
         command.env(key, value);
     }
-    command
-        .spawn()
-        .expect("spawn node (install nodejs to run the interop tests)")
+    command.spawn().unwrap_or_else(|error| {
+        panic!("spawn {program} (install it to run the interop tests): {error}")
+    })
+}
+
+/// A C++ client script (`tests/interop/cpp/`), run with the wheel under `tests/interop/py`.
+fn python(script: &str, env: &[(&str, String)]) -> Child {
+    let dir = interop_dir(
+        "py/rocketmq/librocketmq.so",
+        "the RocketMQ C++ client (pip install --target tests/interop/py rocketmq==0.4.4)",
+    );
+    let mut env = env.to_vec();
+    env.push(("RMQ_PY", dir.join("py").display().to_string()));
+    spawn_script("python3", dir.join("cpp").join(script), &dir, &env)
+}
+
+/// An ali-ons script (`tests/interop/`).
+fn node(script: &str, env: &[(&str, String)]) -> Child {
+    let dir = interop_dir(
+        "node_modules/ali-ons",
+        "ali-ons (npm ci --prefix tests/interop)",
+    );
+    spawn_script("node", dir.join(script), &dir, env)
 }
 
 /// Reads a child's stdout JSON lines into `sink` on a thread; stderr goes to our stderr
