@@ -23,6 +23,7 @@ pub mod offset;
 pub mod pull;
 pub mod query;
 pub mod relay;
+pub mod reset_offset;
 pub mod schedule;
 pub mod search_offset;
 pub mod send;
@@ -70,6 +71,9 @@ pub fn dispatch<S: ShardStore>(
         }
         Some(C::ConsumeMessageDirectly) => {
             relay::consume_message_directly(state, conn, request, now_ms)
+        }
+        Some(C::InvokeBrokerToResetOffset) => {
+            reset_offset::invoke_broker_to_reset_offset(state, conn, request)
         }
         Some(C::UpdateBrokerConfig) => broker_config::update_broker_config(state, request, now_ms),
         Some(C::UpdateAndCreateTopic) => admin_topic::update_and_create(state, request, now_ms),
