@@ -117,7 +117,7 @@ fn relays_queries_and_runtime_config_against_a_real_broker() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (producer, mut consumer, client_id, offset_msg_id) = runtime.block_on(async {
+    let (producer, mut consumer, client_id, (offset_msg_id, unique_id)) = runtime.block_on(async {
         let admin = Admin::new(client(&ns, "admin"));
         wait_until("the broker registered", || async {
             let info = admin.cluster_info().await.ok()?;
@@ -221,7 +221,12 @@ fn relays_queries_and_runtime_config_against_a_real_broker() {
             .await
             .expect("consumed directly");
         assert_eq!(result["consumeResult"], "CR_LATER", "{result}");
-        (producer, consumer, client_id, sent.offset_msg_id)
+        (
+            producer,
+            consumer,
+            client_id,
+            (sent.offset_msg_id, sent.msg_id),
+        )
     });
     let out = admin_cli(&[
         "queryMsgById",
@@ -241,6 +246,26 @@ fn relays_queries_and_runtime_config_against_a_real_broker() {
         ),
         "{}",
         text(&out)
+    );
+    let out = admin_cli(&[
+        "queryMsgByUniqueKey",
+        "-n",
+        &ns,
+        "-t",
+        TOPIC,
+        "-i",
+        &unique_id,
+        "-g",
+        GROUP,
+        "-d",
+        &client_id,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        report["consumeMessageDirectlyResult"]["consumeResult"], "CR_SUCCESS",
+        "{report}"
     );
 
     // The admin commands over the same paths.
