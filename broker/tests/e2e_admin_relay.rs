@@ -7,6 +7,7 @@
 //!   unknown client id is refused with RocketMQ's remark;
 //! - `queryMsgById -g -d` makes the Rust push consumer consume a stored message through the
 //!   broker's 309 relay and prints its `ConsumeMessageDirectlyResult`;
+//! - `INVOKE_BROKER_TO_RESET_OFFSET` finds the offsets by time over cold records;
 //! - `producerConnection` lists a live producer;
 //! - `updateBrokerConfig -k brokerPermission -v 4` makes the broker read-only at once
 //!   (sends refused with NO_PERMISSION, the route shows perm 4), survives a restart through
@@ -221,6 +222,24 @@ fn relays_queries_and_runtime_config_against_a_real_broker() {
             .await
             .expect("consumed directly");
         assert_eq!(result["consumeResult"], "CR_LATER", "{result}");
+
+        // INVOKE_BROKER_TO_RESET_OFFSET with the consumer online: the time search probes the
+        // cold records on the ring (deferred), then the broker commits and tells the client.
+        ringmq_client::consumer::api::update_consumer_offset(
+            admin.instance(),
+            &addr,
+            GROUP,
+            &sent.queue,
+            sent.queue_offset + 1,
+        )
+        .await
+        .expect("commit an offset");
+        let table = admin
+            .invoke_broker_to_reset_offset(&addr, GROUP, TOPIC, 0, true, None)
+            .await
+            .expect("reset online");
+        assert_eq!(table.get(&sent.queue), Some(&0), "{table:?}");
+        assert_eq!(table.len(), 2, "every queue of the topic: {table:?}");
         (
             producer,
             consumer,
