@@ -445,6 +445,9 @@ mod tests {
     use std::sync::Arc;
 
     use ringmq_wire::header::CommandHeader;
+    use ringmq_wire::header::offset::{
+        GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
+    };
     use ringmq_wire::header::query::{QueryMessageRequestHeader, ViewMessageRequestHeader};
     use ringmq_wire::header::send::SendMessageResponseHeader;
     use ringmq_wire::msgid::parse_offset_msg_id;
@@ -679,6 +682,23 @@ mod tests {
                 })
                 .collect();
             assert_eq!(blocking, newest_first);
+            // The earliest store time probes the cold first record on the ring too.
+            let request = request_with(
+                RequestCode::GetEarliestMsgStoretime,
+                &GetEarliestMsgStoretimeRequestHeader {
+                    topic: "T".into(),
+                    queue_id: 0,
+                    rpc: Default::default(),
+                },
+            );
+            let opaque = request.opaque;
+            assert!(state.handle(CONN, request, now).is_none(), "deferred");
+            let answer = answer_of(&mut state, opaque, now).await;
+            let earliest = GetEarliestMsgStoretimeResponseHeader::decode(&answer)
+                .expect("header")
+                .timestamp;
+            assert_eq!(Some(earliest), state.store.store_time("T", 0, 0));
+            assert!(earliest > 0);
             // A key nobody used: not found, after the same kind of lookup.
             let (missing, _) = query_bodies(&mut state, "nope", now).await;
             assert_eq!(missing, Err(ResponseCode::QueryNotFound.as_i32()));

@@ -63,7 +63,9 @@ pub fn dispatch<S: ShardStore>(
         }
         Some(C::GetMaxOffset) => offset::get_max_offset(state, request),
         Some(C::GetMinOffset) => offset::get_min_offset(state, request),
-        Some(C::GetEarliestMsgStoretime) => offset::get_earliest_msg_storetime(state, request),
+        Some(C::GetEarliestMsgStoretime) => {
+            search_offset::get_earliest_msg_storetime(state, conn, request)
+        }
         Some(C::QueryMessage) => query::query_message(state, conn, request),
         Some(C::ViewMessageById) => query::view_message_by_id(state, conn, request),
         Some(C::GetConsumerRunningInfo) => {

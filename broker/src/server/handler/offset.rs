@@ -1,9 +1,8 @@
 //! Offsets: `QUERY_CONSUMER_OFFSET` (14), `UPDATE_CONSUMER_OFFSET` (15),
-//! `GET_MAX_OFFSET` (30), `GET_MIN_OFFSET` (31),
-//! `GET_EARLIEST_MSG_STORETIME` (32).
+//! `GET_MAX_OFFSET` (30), `GET_MIN_OFFSET` (31). (`SEARCH_OFFSET_BY_TIMESTAMP` and
+//! `GET_EARLIEST_MSG_STORETIME`, which read records, are in [`super::search_offset`].)
 
 use ringmq_wire::header::offset::{
-    GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
     GetMaxOffsetRequestHeader, GetMinOffsetRequestHeader, OffsetResponseHeader,
     QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
     UpdateConsumerOffsetRequestHeader,
@@ -97,23 +96,6 @@ pub fn get_min_offset<S: ShardStore>(
     Ok(Some(success_with(
         request,
         &OffsetResponseHeader { offset },
-    )))
-}
-
-/// `GET_EARLIEST_MSG_STORETIME`: store time of the queue's first message, −1 if empty.
-pub fn get_earliest_msg_storetime<S: ShardStore>(
-    state: &mut ShardState<S>,
-    request: &RemotingCommand,
-) -> HandlerResult {
-    let h: GetEarliestMsgStoretimeRequestHeader = decode_header(request)?;
-    let min = state.store.min_offset(&h.topic, h.queue_id);
-    let timestamp = state
-        .store
-        .store_time(&h.topic, h.queue_id, min)
-        .unwrap_or(-1);
-    Ok(Some(success_with(
-        request,
-        &GetEarliestMsgStoretimeResponseHeader { timestamp },
     )))
 }
 

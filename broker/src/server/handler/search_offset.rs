@@ -9,6 +9,8 @@
 //! offset stored at or before it (the min offset when none is). Without a task spawner
 //! (tests over the in-memory store) the store's own lookup answers at once.
 //!
+//! `GET_EARLIEST_MSG_STORETIME` (32) probes the queue's first record the same way.
+//!
 //! [`offset_by_time`] is the search itself, for other handlers that need a queue offset by
 //! time (`INVOKE_BROKER_TO_RESET_OFFSET`): it answers at once when every probe was in memory,
 //! or later through a callback, carrying the caller's state (`payload`) either way.
@@ -17,7 +19,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use ringmq_wire::header::offset::{OffsetResponseHeader, SearchOffsetRequestHeader};
+use ringmq_wire::header::offset::{
+    GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
+    OffsetResponseHeader, SearchOffsetRequestHeader,
+};
 use ringmq_wire::record::{RecordAt, decode_record_at};
 use ringmq_wire::{RemotingCommand, ResponseCode};
 
@@ -149,6 +154,50 @@ pub fn search_offset_by_timestamp<S: ShardStore>(
         Ok(Found::Now(offset, _)) => Ok(Some(answer(request, offset))),
         Ok(Found::Later) => Ok(None),
         Err((e, _)) => Err(error(request, ResponseCode::SystemBusy, e.to_string())),
+    }
+}
+
+/// `GET_EARLIEST_MSG_STORETIME` (32): the store time of the queue's first message, `-1`
+/// when the queue is empty; the record is read on the ring when it is not in memory (it
+/// usually is not: it is the oldest).
+pub fn get_earliest_msg_storetime<S: ShardStore>(
+    state: &mut ShardState<S>,
+    conn: Conn,
+    request: &RemotingCommand,
+) -> HandlerResult {
+    let h: GetEarliestMsgStoretimeRequestHeader = decode_header(request)?;
+    let min = state.store.min_offset(&h.topic, h.queue_id);
+    let earliest = |request: &RemotingCommand, timestamp: i64| {
+        success_with(
+            request,
+            &GetEarliestMsgStoretimeResponseHeader { timestamp },
+        )
+    };
+    if !state.deferred.enabled() {
+        let timestamp = state
+            .store
+            .store_time(&h.topic, h.queue_id, min)
+            .unwrap_or(-1);
+        return Ok(Some(earliest(request, timestamp)));
+    }
+    match probe(state, &h.topic, h.queue_id, min) {
+        Probe::Now(ts) => Ok(Some(earliest(request, ts))),
+        Probe::Unknown => Ok(Some(earliest(request, -1))),
+        Probe::Later(read) => {
+            let mut kept = request.clone();
+            kept.body = Bytes::new();
+            let spawned = state.deferred.spawn(async move {
+                let read = read.await;
+                Box::new(move |state: &mut ShardState<S>, _now_ms: u64| {
+                    let ts = read.ok().and_then(|raw| store_time(&raw)).unwrap_or(-1);
+                    state.respond_later(conn.id, earliest(&kept, ts));
+                }) as Continuation<S>
+            });
+            match spawned {
+                Ok(()) => Ok(None),
+                Err(e) => Err(error(request, ResponseCode::SystemBusy, e.to_string())),
+            }
+        }
     }
 }
 
