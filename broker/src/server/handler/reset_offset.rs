@@ -16,8 +16,10 @@
 //! The new offsets are committed in this shard's offset table (so that they hold even if a
 //! consumer dies before it applies them), `RESET_CONSUMER_CLIENT_OFFSET` (220, oneway) with
 //! the table goes to every live consumer of the group on this shard, and the answer is the
-//! table ([`ResetOffsetBody`]). A request in C++'s language gets and sends the C++ body form
-//! (a list of `{topic, brokerName, queueId, offset}`), as RocketMQ does for `isC`.
+//! table ([`ResetOffsetBody`]). C++ consumers get the C++ body form (a list of `{topic,
+//! brokerName, queueId, offset}`, the only one rocketmq-client-cpp reads), and a request in
+//! C++'s language is answered in it (RocketMQ sends every consumer the form the admin
+//! request's language picks, `isC`).
 //!
 //! Refusals, as RocketMQ: an unknown topic is `SYSTEM_ERROR` "[reset-offset] reset offset
 //! failed, no topic in this broker. topic=<t>"; no consumer of the group online is
@@ -260,12 +262,8 @@ fn finish<S: ShardStore>(
             .offset_table
             .insert(MessageQueue::new(&h.topic, &broker_name, queue_id), offset);
     }
-    let cpp = job.request.language == LanguageCode::Cpp;
-    let body = if cpp {
-        encode_for_cpp(&table)
-    } else {
-        table.encode()
-    };
+    let java_body = Bytes::from(table.encode());
+    let cpp_body = Bytes::from(encode_for_cpp(&table));
     let notify = ResetOffsetRequestHeader {
         topic: h.topic.clone(),
         group: h.group.clone(),
@@ -275,23 +273,29 @@ fn finish<S: ShardStore>(
         offset: None,
         rpc: Default::default(),
     };
-    let targets: Vec<(ConnId, String)> = state
+    let targets: Vec<(ConnId, String, LanguageCode)> = state
         .consumers
         .group(&h.group)
         .map(|g| {
             g.clients
                 .values()
-                .map(|c| (c.conn_id, c.client_id.clone()))
+                .map(|c| (c.conn_id, c.client_id.clone(), c.language))
                 .collect()
         })
         .unwrap_or_default();
-    for (conn, client_id) in targets {
+    for (conn, client_id, language) in targets {
         let mut call = RemotingCommand::request(RequestCode::ResetConsumerClientOffset);
         call.set_oneway();
         // Java clients older than 5.x have no RUST language code (fastjson reads it as null).
         call.language = LanguageCode::Java;
         notify.encode_into(&mut call);
-        call.body = Bytes::from(body.clone());
+        // rocketmq-client-cpp reads only the list form; RocketMQ picks it from the admin
+        // request's language (`isC`), ringmq from each consumer's.
+        call.body = if language == LanguageCode::Cpp {
+            cpp_body.clone()
+        } else {
+            java_body.clone()
+        };
         if state.push_broker_request(conn, call) {
             tracing::info!(target: "ringmq::server::reset_offset", group = %h.group,
                 topic = %h.topic, client = %client_id, "reset offset sent to consumer");
@@ -302,7 +306,11 @@ fn finish<S: ShardStore>(
         }
     }
     let mut response = RemotingCommand::response_to(&job.request, ResponseCode::Success);
-    response.body = Bytes::from(if cpp { body } else { table.encode() });
+    response.body = if job.request.language == LanguageCode::Cpp {
+        cpp_body
+    } else {
+        java_body
+    };
     Ok(response)
 }
 

@@ -219,8 +219,31 @@ fn a_cpp_request_gets_the_list_form() {
         .expect("queue 0 listed");
     assert_eq!(q0["offset"], 0);
     assert_eq!(q0["topic"], "T");
+    // The consumer is a Java one: it gets the object-key form.
     let sent = sent_to_consumer(&mut shard);
-    assert_eq!(&sent[0].body[..], &response.body[..]);
+    let body = ResetOffsetBody::decode(&sent[0].body).expect("object-key form");
+    assert_eq!(offset_of(&body, 0), Some(0));
+}
+
+#[test]
+fn a_cpp_consumer_gets_the_list_form() {
+    let (mut shard, t0) = shard_with_history();
+    let mut heartbeat = heartbeat_request(CLIENT, GROUP, "T", "*");
+    heartbeat.language = LanguageCode::Cpp;
+    let answered = shard
+        .call_on(other_conn(CONSUMER_CONN), heartbeat)
+        .expect("answered");
+    assert_eq!(answered.code, 0);
+    shard.outbox();
+    let response = shard.call(reset(t0 + 1000, true));
+    assert_eq!(response.code, 0, "{:?}", response.remark);
+    assert!(ResetOffsetBody::decode(&response.body).is_ok());
+    let sent = sent_to_consumer(&mut shard);
+    let body: serde_json::Value = serde_json::from_slice(&sent[0].body).expect("json");
+    let list = body["offsetTable"].as_array().expect("the list form");
+    let q0 = list.iter().find(|e| e["queueId"] == 0).expect("queue 0");
+    assert_eq!(q0["offset"], 5);
+    assert_eq!(q0["brokerName"], shard.state.identity.broker_name.as_str());
 }
 
 #[test]
