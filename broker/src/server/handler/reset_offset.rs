@@ -9,9 +9,11 @@
 //!   not in memory are read on the shard's ring while the shard keeps serving);
 //! - the new offset: the target when `isForce` (or the offset is explicit), or when it lies
 //!   before the committed offset; otherwise the committed offset stays (RocketMQ's "only
-//!   rewind unless forced"). A queue without a committed offset takes the target (RocketMQ
-//!   refuses the whole request then; ringmq only refuses when the group has no offset on any
-//!   of the queues: `SYSTEM_ERROR` "THe consumer group <g> not exist", RocketMQ's wording).
+//!   rewind unless forced"). A queue without a committed offset takes the target. (RocketMQ
+//!   refuses the whole request when any queue has none: `SYSTEM_ERROR` "THe consumer group
+//!   <g> not exist"; ringmq only when the group has no offset on any of the queues and no
+//!   consumer online, so that a group whose consumers never committed on this shard can
+//!   still be reset.)
 //!
 //! The new offsets are committed in this shard's offset table (so that they hold even if a
 //! consumer dies before it applies them), `RESET_CONSUMER_CLIENT_OFFSET` (220, oneway) with
@@ -98,10 +100,14 @@ pub fn invoke_broker_to_reset_offset<S: ShardStore>(
         }
         _ => (0..read_queues).collect(),
     };
-    if queues
+    let committed_any = queues
         .iter()
-        .all(|&q| state.offsets.query(&h.group, &h.topic, q).is_none())
-    {
+        .any(|&q| state.offsets.query(&h.group, &h.topic, q).is_some());
+    let online = state
+        .consumers
+        .group(&h.group)
+        .is_some_and(|g| !g.clients.is_empty());
+    if !committed_any && !online {
         return Err(error(
             request,
             ResponseCode::SystemError,

@@ -268,3 +268,14 @@ fn a_client_too_old_for_resets_is_refused() {
     );
     assert_eq!(shard.state.offsets.query(GROUP, "T", 0), Some(8));
 }
+
+#[test]
+fn a_group_online_without_offsets_here_is_reset_too() {
+    let (mut shard, t0) = shard_with_history();
+    shard.state.offsets.remove_group(GROUP);
+    connect_consumer(&mut shard);
+    let response = shard.call(reset(t0 + 1000, false));
+    assert_eq!(response.code, 0, "{:?}", response.remark);
+    assert_eq!(shard.state.offsets.query(GROUP, "T", 0), Some(5));
+    assert_eq!(sent_to_consumer(&mut shard).len(), 1);
+}
