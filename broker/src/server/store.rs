@@ -220,6 +220,14 @@ pub trait ShardStore: 'static {
         read_candidates_now(self, topic, key, max, candidates)
     }
 
+    /// A read that brings into memory what [`ShardStore::get`] would otherwise read from a
+    /// file on the shard thread for `read` (a ConsumeQueue page evicted from memory), for the
+    /// shard to run as a task (on its ring); ask `get` (and this) again once it is done.
+    /// `None` when `get` needs nothing from the files. The default needs nothing.
+    fn load_for(&self, _read: &QueueRead<'_>) -> Option<ReadFuture<()>> {
+        None
+    }
+
     /// The first CommitLog offset still stored.
     fn commit_log_min_offset(&self) -> i64;
 
