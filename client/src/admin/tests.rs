@@ -289,3 +289,118 @@ async fn offsets_of_an_offline_group_are_reset_by_time() {
         assert_eq!(broker.committed("G", "T", queue_id), Some(0));
     }
 }
+
+/// A broker for the online reset: broker-a has a consumer of the group online (answers 222
+/// with its table), broker-b has none (answers CONSUMER_NOT_ONLINE, then serves the offline
+/// reset: every time search finds offset 3, the group's committed offset is 7 on queue 0 and
+/// 1 on queue 1).
+fn reset_broker(
+    name: &'static str,
+    online: bool,
+) -> impl Fn(&RemotingCommand) -> RemotingCommand + Send + Sync + 'static {
+    use ringmq_wire::body::client::ResetOffsetBody;
+    use ringmq_wire::header::consumer::ResetOffsetRequestHeader;
+    use ringmq_wire::header::offset::QueryConsumerOffsetResponseHeader;
+    move |request: &RemotingCommand| {
+        let ok = RemotingCommand::response_to(request, ResponseCode::Success);
+        match request.request_code() {
+            Some(RequestCode::InvokeBrokerToResetOffset) if online => {
+                let header = ResetOffsetRequestHeader::decode(request).expect("header");
+                let mut body = ResetOffsetBody::default();
+                for queue_id in 0..2 {
+                    body.offset_table.insert(
+                        MessageQueue::new(&header.topic, name, queue_id),
+                        i64::from(queue_id) + 1,
+                    );
+                }
+                ok.with_body(body.encode())
+            }
+            Some(RequestCode::InvokeBrokerToResetOffset) => RemotingCommand::error_response(
+                request,
+                ResponseCode::ConsumerNotOnline,
+                "Consumer not online, so can not reset offset",
+            ),
+            Some(RequestCode::SearchOffsetByTimestamp) => {
+                let mut response = ok;
+                OffsetResponseHeader { offset: 3 }.encode_into(&mut response);
+                response
+            }
+            Some(RequestCode::QueryConsumerOffset) => {
+                let committed = if request.ext("queueId") == Some("0") {
+                    7
+                } else {
+                    1
+                };
+                let mut response = ok;
+                QueryConsumerOffsetResponseHeader { offset: committed }.encode_into(&mut response);
+                response
+            }
+            Some(RequestCode::UpdateConsumerOffset) => ok,
+            _ => RemotingCommand::error_response(
+                request,
+                ResponseCode::RequestCodeNotSupported,
+                "not in this fake",
+            ),
+        }
+    }
+}
+
+#[tokio::test]
+async fn online_reset_asks_every_broker_and_falls_back_where_no_consumer_is_online() {
+    let (a, mut a_seen) = fake_broker(reset_broker("broker-a", true)).await;
+    let (b, mut b_seen) = fake_broker(reset_broker("broker-b", false)).await;
+    let namesrv = fake_namesrv(HashMap::from([(
+        "T".to_owned(),
+        route_of(&[("broker-a", &a, 2), ("broker-b", &b, 2)]),
+    )]))
+    .await;
+    let admin = Admin::new(ClientInstance::new(ClientConfig::new(namesrv)).expect("instance"));
+    let outcome = admin
+        .reset_offset_by_time_online("G", "T", 1_700_000_000_000, false)
+        .await
+        .expect("reset");
+    assert_eq!(outcome.brokers[&a], ResetPath::Online);
+    assert_eq!(outcome.brokers[&b], ResetPath::Offline);
+    let offset =
+        |broker: &str, queue_id| outcome.offsets[&MessageQueue::new("T", broker, queue_id)];
+    assert_eq!((offset("broker-a", 0), offset("broker-a", 1)), (1, 2));
+    // Not forced: queue 0 moves back from 7 to 3, queue 1 stays at 1.
+    assert_eq!((offset("broker-b", 0), offset("broker-b", 1)), (3, 1));
+    let sent = drain(&mut a_seen);
+    let reset = sent
+        .iter()
+        .find(|r| r.code == RequestCode::InvokeBrokerToResetOffset.as_i32())
+        .expect("222 sent");
+    assert_eq!(reset.ext("group"), Some("G"));
+    assert_eq!(reset.ext("timestamp"), Some("1700000000000"));
+    assert_eq!(reset.ext("isForce"), Some("false"));
+    let updates: Vec<(Option<String>, Option<String>)> = drain(&mut b_seen)
+        .iter()
+        .filter(|r| r.code == RequestCode::UpdateConsumerOffset.as_i32())
+        .map(|r| {
+            (
+                r.ext("queueId").map(str::to_owned),
+                r.ext("commitOffset").map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(updates, vec![(Some("0".to_owned()), Some("3".to_owned()))]);
+
+    // One queue: through 222 where a consumer is online, UPDATE_CONSUMER_OFFSET elsewhere.
+    let queue = MessageQueue::new("T", "broker-b", 1);
+    let path = admin
+        .reset_queue_offset(&b, "G", &queue, 2)
+        .await
+        .expect("one queue");
+    assert_eq!(path, ResetPath::Offline);
+    let path = admin
+        .reset_queue_offset(&a, "G", &MessageQueue::new("T", "broker-a", 1), 2)
+        .await
+        .expect("one queue");
+    assert_eq!(path, ResetPath::Online);
+    let reset = drain(&mut a_seen).pop().expect("222 sent");
+    assert_eq!(
+        (reset.ext("queueId"), reset.ext("offset")),
+        (Some("1"), Some("2"))
+    );
+}
