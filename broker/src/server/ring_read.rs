@@ -699,6 +699,56 @@ mod tests {
                 .timestamp;
             assert_eq!(Some(earliest), state.store.store_time("T", 0, 0));
             assert!(earliest > 0);
+            // Topic and consume stats: the store times of cold records come from the ring.
+            let request = request_with(
+                RequestCode::GetTopicStatsInfo,
+                &ringmq_wire::header::admin::GetTopicStatsInfoRequestHeader {
+                    topic: "T".into(),
+                    rpc: Default::default(),
+                },
+            );
+            let opaque = request.opaque;
+            assert!(state.handle(CONN, request, now).is_none(), "deferred");
+            let answer = answer_of(&mut state, opaque, now).await;
+            let table = ringmq_wire::body::stats::TopicStatsTable::decode(&answer.body)
+                .expect("stats table");
+            let queue0 = table
+                .offset_table
+                .iter()
+                .find(|(q, _)| q.queue_id == 0)
+                .map(|(_, o)| *o)
+                .expect("queue 0");
+            assert_eq!(queue0.max_offset, 5);
+            assert_eq!(
+                Some(queue0.last_update_timestamp),
+                state.store.store_time("T", 0, 4)
+            );
+            assert!(state.offsets.commit("G", "T", 0, 2));
+            let request = request_with(
+                RequestCode::GetConsumeStats,
+                &ringmq_wire::header::admin::GetConsumeStatsRequestHeader {
+                    consumer_group: "G".into(),
+                    topic: Some("T".into()),
+                    topic_list: None,
+                    rpc: Default::default(),
+                },
+            );
+            let opaque = request.opaque;
+            assert!(state.handle(CONN, request, now).is_none(), "deferred");
+            let answer = answer_of(&mut state, opaque, now).await;
+            let stats =
+                ringmq_wire::body::stats::ConsumeStats::decode(&answer.body).expect("stats");
+            let queue0 = stats
+                .offset_table
+                .iter()
+                .find(|(q, _)| q.queue_id == 0)
+                .map(|(_, o)| *o)
+                .expect("queue 0");
+            assert_eq!(queue0.consumer_offset, 2);
+            assert_eq!(
+                Some(queue0.last_timestamp),
+                state.store.store_time("T", 0, 1)
+            );
             // A key nobody used: not found, after the same kind of lookup.
             let (missing, _) = query_bodies(&mut state, "nope", now).await;
             assert_eq!(missing, Err(ResponseCode::QueryNotFound.as_i32()));

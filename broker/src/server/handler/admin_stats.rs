@@ -17,8 +17,9 @@ use ringmq_wire::header::admin::{
 };
 use ringmq_wire::{RemotingCommand, ResponseCode};
 
+use crate::server::handler::stats_times::StoreTimes;
 use crate::server::handler::{HandlerResult, decode_header, error, success, success_with};
-use crate::server::state::ShardState;
+use crate::server::state::{Conn, ShardState};
 use crate::server::store::ShardStore;
 
 /// `GET_BROKER_RUNTIME_INFO`: a `KVTable` of counters, with RocketMQ's key names where we
@@ -73,9 +74,11 @@ pub fn runtime_info<S: ShardStore>(
     Ok(Some(success(request).with_body(body)))
 }
 
-/// `GET_TOPIC_STATS_INFO`: min/max offset and last store time of each queue.
+/// `GET_TOPIC_STATS_INFO`: min/max offset and last store time of each queue (records not in
+/// memory read on the ring, [`super::stats_times`]).
 pub fn topic_stats<S: ShardStore>(
     state: &mut ShardState<S>,
+    conn: Conn,
     request: &RemotingCommand,
 ) -> HandlerResult {
     let h: GetTopicStatsInfoRequestHeader = decode_header(request)?;
@@ -87,23 +90,22 @@ pub fn topic_stats<S: ShardStore>(
         ));
     };
     let mut table = TopicStatsTable::default();
+    let mut times = StoreTimes::new(state);
     for queue_id in 0..config.write_queue_nums.max(config.read_queue_nums) {
         let min_offset = state.store.min_offset(&h.topic, queue_id);
         let max_offset = state.store.max_offset(&h.topic, queue_id);
+        let queue = MessageQueue::new(
+            h.topic.clone(),
+            state.identity.broker_name.clone(),
+            queue_id,
+        );
         let last_update_timestamp = if max_offset > 0 {
-            state
-                .store
-                .store_time(&h.topic, queue_id, max_offset - 1)
-                .unwrap_or(0)
+            times.get(state, (&h.topic, queue_id, max_offset - 1), queue.clone())
         } else {
             0
         };
         table.offset_table.insert(
-            MessageQueue::new(
-                h.topic.clone(),
-                state.identity.broker_name.clone(),
-                queue_id,
-            ),
+            queue,
             TopicOffset {
                 last_update_timestamp,
                 max_offset,
@@ -111,12 +113,24 @@ pub fn topic_stats<S: ShardStore>(
             },
         );
     }
-    Ok(Some(success(request).with_body(table.encode())))
+    let fill = |table: &mut TopicStatsTable, queue: &MessageQueue, ts: i64| {
+        if let Some(offset) = table.offset_table.get_mut(queue) {
+            offset.last_update_timestamp = ts;
+        }
+    };
+    times.answer(
+        state,
+        (conn, request),
+        table,
+        (fill, TopicStatsTable::encode),
+    )
 }
 
-/// `GET_CONSUME_STATS`: per queue, the broker's max offset and the group's committed one.
+/// `GET_CONSUME_STATS`: per queue, the broker's max offset and the group's committed one
+/// (the store time of the last consumed message read on the ring when it is not in memory).
 pub fn consume_stats<S: ShardStore>(
     state: &mut ShardState<S>,
+    conn: Conn,
     request: &RemotingCommand,
 ) -> HandlerResult {
     let h: GetConsumeStatsRequestHeader = decode_header(request)?;
@@ -125,6 +139,7 @@ pub fn consume_stats<S: ShardStore>(
         _ => state.offsets.topics_of_group(&h.consumer_group),
     };
     let mut stats = ConsumeStats::default();
+    let mut times = StoreTimes::new(state);
     for topic in topics {
         let Some(config) = state.topics.get(&topic) else {
             continue;
@@ -136,16 +151,19 @@ pub fn consume_stats<S: ShardStore>(
                 .query(&h.consumer_group, &topic, queue_id)
                 .unwrap_or(0)
                 .max(0);
+            let queue =
+                MessageQueue::new(topic.clone(), state.identity.broker_name.clone(), queue_id);
             let last_timestamp = if consumer_offset > 0 {
-                state
-                    .store
-                    .store_time(&topic, queue_id, consumer_offset - 1)
-                    .unwrap_or(0)
+                times.get(
+                    state,
+                    (&topic, queue_id, consumer_offset - 1),
+                    queue.clone(),
+                )
             } else {
                 0
             };
             stats.offset_table.insert(
-                MessageQueue::new(topic.clone(), state.identity.broker_name.clone(), queue_id),
+                queue,
                 OffsetWrapper {
                     broker_offset,
                     consumer_offset,
@@ -155,7 +173,12 @@ pub fn consume_stats<S: ShardStore>(
             );
         }
     }
-    Ok(Some(success(request).with_body(stats.encode())))
+    let fill = |stats: &mut ConsumeStats, queue: &MessageQueue, ts: i64| {
+        if let Some(offset) = stats.offset_table.get_mut(queue) {
+            offset.last_timestamp = ts;
+        }
+    };
+    times.answer(state, (conn, request), stats, (fill, ConsumeStats::encode))
 }
 
 /// `GET_CONSUMER_CONNECTION_LIST`: the group's live clients and subscriptions.

@@ -28,6 +28,7 @@ pub mod schedule;
 pub mod search_offset;
 pub mod send;
 pub mod send_back;
+pub mod stats_times;
 pub mod transaction;
 
 /// What a handler produces: a response now or later, or an error response.
@@ -89,8 +90,8 @@ pub fn dispatch<S: ShardStore>(
         Some(C::GetAllSubscriptiongroupConfig) => admin_group::get_all(state, request),
         Some(C::GetSubscriptiongroupConfig) => admin_group::get_one(state, request),
         Some(C::GetBrokerRuntimeInfo) => admin_stats::runtime_info(state, request, now_ms),
-        Some(C::GetTopicStatsInfo) => admin_stats::topic_stats(state, request),
-        Some(C::GetConsumeStats) => admin_stats::consume_stats(state, request),
+        Some(C::GetTopicStatsInfo) => admin_stats::topic_stats(state, conn, request),
+        Some(C::GetConsumeStats) => admin_stats::consume_stats(state, conn, request),
         Some(C::GetConsumerConnectionList) => admin_stats::consumer_connections(state, request),
         Some(C::GetProducerConnectionList) => admin_stats::producer_connections(state, request),
         Some(C::GetBrokerConfig) => admin_stats::broker_config(state, request),

@@ -78,9 +78,12 @@ enum Outcome<S, T> {
 }
 
 /// The store time of the message at one offset: known now, read later, or unknown.
-enum Probe {
+pub(crate) enum Probe {
+    /// In memory: this store time.
     Now(i64),
+    /// On disk: this read gets the record (see [`store_time`]).
     Later(ReadFuture<Bytes>),
+    /// No such message (or it could not be read).
     Unknown,
 }
 
@@ -273,7 +276,12 @@ fn narrow<S, T>(search: &mut Search<S, T>, mid: i64, ts: i64) {
 }
 
 /// The store time at `offset`, from the record in memory, or a ring read of its file span.
-fn probe<S: ShardStore>(state: &ShardState<S>, topic: &str, queue_id: i32, offset: i64) -> Probe {
+pub(crate) fn probe<S: ShardStore>(
+    state: &ShardState<S>,
+    topic: &str,
+    queue_id: i32,
+    offset: i64,
+) -> Probe {
     let read = state.store.get(&QueueRead {
         topic,
         queue_id,
@@ -305,7 +313,8 @@ fn probe<S: ShardStore>(state: &ShardState<S>, topic: &str, queue_id: i32, offse
     }
 }
 
-fn store_time(raw: &[u8]) -> Option<i64> {
+/// The store time written in a stored record.
+pub(crate) fn store_time(raw: &[u8]) -> Option<i64> {
     match decode_record_at(raw, 0, false) {
         Ok(RecordAt::Message(layout)) => Some(layout.store_timestamp),
         _ => None,
