@@ -129,34 +129,6 @@ impl<File: StoreFile> IndexFile<File> {
         self.header.index_count as u32 >= self.entry_count
     }
 
-    async fn slot(&self, slot: u32) -> StoreResult<i32> {
-        if let Some(slots) = &self.slots {
-            return Ok(slots[slot as usize]);
-        }
-        let (b, n) = self
-            .file
-            .read_at(vec![0; 4], INDEX_HEADER_BYTES + u64::from(slot) * 4)
-            .await;
-        let n = n.map_err(|e| StoreError::io("read", &self.path, e))?;
-        Ok(if n == 4 {
-            i32::from_be_bytes([b[0], b[1], b[2], b[3]])
-        } else {
-            0
-        })
-    }
-
-    async fn entry(&self, n: i32) -> StoreResult<Option<Entry>> {
-        if n >= self.persisted_count {
-            return Ok(self
-                .pending
-                .get((n - self.persisted_count) as usize)
-                .copied());
-        }
-        let (b, got) = self.file.read_at(vec![0; 20], self.entry_pos(n)).await;
-        let got = got.map_err(|e| StoreError::io("read", &self.path, e))?;
-        Ok((got == 20).then(|| Entry::decode(&b)))
-    }
-
     fn put(&mut self, key_hash: i32, phys: u64, store_ts: i64) {
         let Some(slots) = self.slots.as_mut().filter(|_| self.active) else {
             return;
@@ -479,47 +451,6 @@ impl<File: StoreFile> IndexService<File> {
                 f.persisted(target, ok);
             }
         }
-    }
-
-    /// CommitLog offsets of records indexed under `topic#key` stored within
-    /// `[begin_ms, end_ms]`, newest first, at most `max`. Candidates only: the caller checks
-    /// the records.
-    pub async fn query(
-        &self,
-        topic: &str,
-        key: &str,
-        max: usize,
-        begin_ms: i64,
-        end_ms: i64,
-    ) -> StoreResult<Vec<u64>> {
-        let full_key = format!("{topic}#{key}");
-        let hash = ringmq_wire::record::index_key_hash(&full_key);
-        let mut out = Vec::new();
-        for f in self.files.iter().rev() {
-            if out.len() >= max {
-                break;
-            }
-            let h = f.header;
-            if h.index_count <= 1 || h.end_timestamp < begin_ms || h.begin_timestamp > end_ms {
-                continue;
-            }
-            let mut n = f.slot(hash as u32 % f.slot_count).await?;
-            let mut steps = 0u32;
-            while n > 0 && n < h.index_count && out.len() < max && steps < f.entry_count {
-                steps += 1;
-                let Some(e) = f.entry(n).await? else { break };
-                let ts = h.begin_timestamp + i64::from(e.time_diff_s) * 1000;
-                // Time diffs are whole seconds: widen the window by one second.
-                if e.key_hash == hash && ts + 1000 >= begin_ms && ts <= end_ms && e.phys >= 0 {
-                    out.push(e.phys as u64);
-                }
-                if e.prev >= n {
-                    break;
-                }
-                n = e.prev;
-            }
-        }
-        Ok(out)
     }
 
     /// Deletes index files whose newest entry points below `cl_min` (retention).

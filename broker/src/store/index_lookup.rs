@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use super::{Entry, INDEX_ENTRY_BYTES, INDEX_HEADER_BYTES, IndexHeader, IndexService};
-use crate::store::error::StoreResult;
+use crate::store::error::{StoreError, StoreResult};
 use crate::store::io::StoreFile;
 
 /// Reads `len` bytes at `pos` of file number `file` of a lookup ([`KeyLookup::disk_files`]).
@@ -152,6 +152,61 @@ impl<File: StoreFile> IndexService<File> {
             lookup.files.push(walk);
         }
         lookup
+    }
+}
+
+impl<File: StoreFile> IndexService<File> {
+    /// CommitLog offsets of records indexed under `topic#key` stored within
+    /// `[begin_ms, end_ms]`, newest first, at most `max`. Candidates only: the caller checks
+    /// the records. [`IndexService::lookup`] finished with the store's own file handles
+    /// (blocking reads for the std files; the server reads on the ring instead).
+    pub async fn query(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> StoreResult<Vec<u64>> {
+        let lookup = self.lookup(topic, key, max, begin_ms, end_ms);
+        if lookup.is_done() {
+            return Ok(lookup.found());
+        }
+        let files = lookup
+            .disk_files()
+            .into_iter()
+            .filter_map(|(i, path)| {
+                let f = self.files.iter().find(|f| f.path == path)?;
+                Some((i, f.file.clone(), f.path.clone()))
+            })
+            .collect();
+        lookup.finish(&mut OwnFiles { files }).await
+    }
+}
+
+/// An [`IndexReader`] over the index's own file handles.
+struct OwnFiles<File> {
+    files: Vec<(usize, std::rc::Rc<File>, PathBuf)>,
+}
+
+impl<File: StoreFile> IndexReader for OwnFiles<File> {
+    fn read<'a>(
+        &'a mut self,
+        file: usize,
+        pos: u64,
+        len: usize,
+    ) -> Pin<Box<dyn Future<Output = StoreResult<Vec<u8>>> + 'a>> {
+        Box::pin(async move {
+            let Some((_, handle, path)) = self.files.iter().find(|(i, _, _)| *i == file) else {
+                return Err(StoreError::Failed(format!(
+                    "index file {file} of the lookup is gone"
+                )));
+            };
+            let (mut buf, n) = handle.read_at(vec![0; len], pos).await;
+            let n = n.map_err(|e| StoreError::io("read", path, e))?;
+            buf.truncate(n);
+            Ok(buf)
+        })
     }
 }
 
