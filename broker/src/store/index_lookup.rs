@@ -8,9 +8,9 @@
 //! [`IndexReader`], which the server backs with reads on the shard's io_uring. A lookup that
 //! found everything in memory is [`KeyLookup::is_done`] and needs no reader.
 //!
-//! The candidates are the same, in the same order (newest first), as
-//! [`IndexService::query`]'s: CommitLog offsets only, hash collisions included; the caller
-//! reads and checks the records.
+//! The candidates are CommitLog offsets only, newest first, hash collisions included; the
+//! caller reads and checks the records. [`IndexService::query`] (the store's blocking query)
+//! is the same lookup finished with the index's own file handles.
 //!
 //! Runs on the shard thread that owns the index; the reads of a lookup run one at a time
 //! (each entry names the next).
