@@ -280,4 +280,75 @@ mod tests {
             assert_eq!(parse_timestamp(&text).map(|t| t.ms), Ok(ms), "{text}");
         }
     }
+
+    #[test]
+    fn options_as_mqadmin_names_them() {
+        use clap::Parser;
+        let parsed = ResetOffsetByTime::try_parse_from([
+            "resetOffsetByTime",
+            "-g",
+            "G",
+            "-t",
+            "T",
+            "-s",
+            "1700000000000",
+        ])
+        .expect("parsed");
+        assert!(parsed.force, "force by default, as mqadmin 5.x");
+        assert_eq!(parsed.timestamp.ms, 1_700_000_000_000);
+        let parsed = ResetOffsetByTime::try_parse_from([
+            "resetOffsetByTime",
+            "-g",
+            "G",
+            "-t",
+            "T",
+            "-s",
+            "now",
+            "-f",
+            "false",
+            "-b",
+            "127.0.0.1:10911",
+            "-q",
+            "1",
+            "-o",
+            "3",
+            "-c",
+            "DefaultCluster",
+        ])
+        .expect("parsed");
+        assert!(!parsed.force);
+        assert_eq!(
+            (parsed.broker.as_deref(), parsed.queue, parsed.offset),
+            (Some("127.0.0.1:10911"), Some(1), Some(3))
+        );
+        // -b needs -q (and -q needs -b); -s is required.
+        for bad in [
+            &[
+                "resetOffsetByTime",
+                "-g",
+                "G",
+                "-t",
+                "T",
+                "-s",
+                "now",
+                "-b",
+                "x",
+            ][..],
+            &[
+                "resetOffsetByTime",
+                "-g",
+                "G",
+                "-t",
+                "T",
+                "-s",
+                "now",
+                "-q",
+                "1",
+            ][..],
+            &["resetOffsetByTime", "-g", "G", "-t", "T"][..],
+            &["resetOffsetByTime", "-g", "G", "-t", "T", "-s", "soon"][..],
+        ] {
+            assert!(ResetOffsetByTime::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
 }
