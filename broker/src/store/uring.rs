@@ -390,6 +390,42 @@ impl StoreFile for UringFile {
         }
     }
 
+    async fn write_dsync_ring(
+        &self,
+        buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+    ) -> (AlignedBuf, io::Result<()>) {
+        let len = len.min(buf.capacity());
+        let Some(ring) = self.ring.as_ref().filter(|_| {
+            self.ring_ok.get() && self.std.is_direct() && len <= RING_WRITE_PIECE_BYTES
+        }) else {
+            return self.write_and_sync_ring(buf, len, offset).await;
+        };
+        let fixed = self.fixed.borrow().get(&(buf.as_ptr() as usize)).copied();
+        let piece = Piece {
+            buf: Rc::new(buf),
+            at: 0,
+            len,
+            fixed,
+        };
+        let (result, piece) = ring.write_all_dsync_at(piece, offset).await;
+        let Ok(buf) = Rc::try_unwrap(piece.buf) else {
+            // Cannot happen: the only other holder was the completed operation.
+            return (
+                AlignedBuf::zeroed(len.max(super::io::IO_ALIGN)),
+                Err(io::Error::other("write buffer still lent after its write")),
+            );
+        };
+        match result {
+            // RWF_DSYNC or O_DIRECT refused: the linked write + fdatasync handles it.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                self.write_and_sync_ring(buf, len, offset).await
+            }
+            other => (buf, other),
+        }
+    }
+
     async fn sync_data_ring(&self) -> io::Result<()> {
         match self.ring.as_ref() {
             Some(ring) => ring.sync_data().await,
@@ -579,6 +615,12 @@ mod tests {
 
     #[test]
     fn ring_sync_mode_acks_only_after_the_job_with_its_fdatasync() {
+        for mode in [crate::store::SyncWrite::Linked, crate::store::SyncWrite::Dsync] {
+            ring_sync_mode_acks_after_the_sync(mode);
+        }
+    }
+
+    fn ring_sync_mode_acks_after_the_sync(mode: crate::store::SyncWrite) {
         let dir = tempfile::tempdir().expect("tempdir");
         let shard = Shard::new(&RuntimeConfig::for_tests()).expect("shard");
         shard.block_on(async {
@@ -588,6 +630,7 @@ mod tests {
             ))
             .expect("open");
             store.set_ring_mode(true);
+            store.set_sync_write(mode);
             let t = store
                 .append(&AppendMessage::new("S", 0, b"durable"))
                 .expect("append");
