@@ -615,7 +615,10 @@ mod tests {
 
     #[test]
     fn ring_sync_mode_acks_only_after_the_job_with_its_fdatasync() {
-        for mode in [crate::store::SyncWrite::Linked, crate::store::SyncWrite::Dsync] {
+        for mode in [
+            crate::store::SyncWrite::Linked,
+            crate::store::SyncWrite::Dsync,
+        ] {
             ring_sync_mode_acks_after_the_sync(mode);
         }
     }

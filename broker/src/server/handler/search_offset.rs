@@ -1,8 +1,10 @@
 //! `SEARCH_OFFSET_BY_TIMESTAMP` (29) without blocking the shard on the disk: the binary
 //! search over a queue's store times reads each probed record from memory when it is there,
 //! and from its segment file on the shard's io_uring otherwise, resuming the search in a
-//! deferred task's continuation ([`crate::server::deferred`]). The shard serves other
-//! requests while a probe waits for the disk.
+//! deferred task's continuation ([`crate::server::deferred`]); a probe whose ConsumeQueue
+//! entry is in a page evicted from memory has the page read on the ring first
+//! ([`ShardStore::load_for`]). The shard serves other requests while a probe waits for the
+//! disk.
 //!
 //! The answer is RocketMQ's: with `boundaryType` lower (default) the first offset whose
 //! message was stored at or after the time (the max offset when none is); with upper the last
@@ -85,6 +87,31 @@ fn answer(request: &RemotingCommand, offset: i64) -> RemotingCommand {
 fn run<S: ShardStore>(state: &mut ShardState<S>, mut search: Search) -> Option<RemotingCommand> {
     while search.lo < search.hi {
         let mid = search.lo + (search.hi - search.lo) / 2;
+        // The queue entry at `mid` may be in a ConsumeQueue page evicted from memory: read
+        // the page on the ring first, then resume the search.
+        if let Some(load) = state
+            .store
+            .load_for(&probe_read(&search.topic, search.queue_id, mid))
+        {
+            let request = search.request.clone();
+            let spawned = state.deferred.spawn(async move {
+                let loaded = load.await;
+                Box::new(move |state: &mut ShardState<S>, _now_ms: u64| {
+                    let conn = search.conn.id;
+                    if loaded.is_err() {
+                        // Unreadable page: stop where the search is, as for a lost record.
+                        search.hi = search.lo;
+                    }
+                    if let Some(response) = run(state, search) {
+                        state.respond_later(conn, response);
+                    }
+                }) as Continuation<S>
+            });
+            return match spawned {
+                Ok(()) => None,
+                Err(e) => Some(error(&request, ResponseCode::SystemBusy, e.to_string())),
+            };
+        }
         match probe(state, &search.topic, search.queue_id, mid) {
             Probe::Now(ts) => narrow(&mut search, mid, ts),
             Probe::Unknown => break,
@@ -126,9 +153,9 @@ fn narrow(search: &mut Search, mid: i64, ts: i64) {
     }
 }
 
-/// The store time at `offset`, from the record in memory, or a ring read of its file span.
-fn probe<S: ShardStore>(state: &ShardState<S>, topic: &str, queue_id: i32, offset: i64) -> Probe {
-    let read = state.store.get(&QueueRead {
+/// The one-entry read of a probe at `offset`.
+fn probe_read(topic: &str, queue_id: i32, offset: i64) -> QueueRead<'_> {
+    QueueRead {
         topic,
         queue_id,
         offset,
@@ -136,7 +163,12 @@ fn probe<S: ShardStore>(state: &ShardState<S>, topic: &str, queue_id: i32, offse
         max_bytes: usize::MAX,
         tag_codes: None,
         splice: true,
-    });
+    }
+}
+
+/// The store time at `offset`, from the record in memory, or a ring read of its file span.
+fn probe<S: ShardStore>(state: &ShardState<S>, topic: &str, queue_id: i32, offset: i64) -> Probe {
+    let read = state.store.get(&probe_read(topic, queue_id, offset));
     let record = match read {
         Ok(result) => result.records.into_iter().next(),
         // The read would have blocked (or failed): ask the store's own lookup.
