@@ -539,6 +539,19 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
         )
     }
 
+    fn candidates_read(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        candidates: Vec<u64>,
+    ) -> crate::server::store::RecordsRead {
+        if self.ring.is_none() {
+            return crate::server::store::read_candidates_now(self, topic, key, max, candidates);
+        }
+        crate::server::ring_read::records_of_candidates(&self.store, topic, key, max, candidates)
+    }
+
     fn load_for(&self, read: &QueueRead<'_>) -> Option<crate::server::store::ReadFuture<()>> {
         self.ring.as_ref()?;
         let request = GetMessage {

@@ -464,18 +464,19 @@ impl<F: StoreFs> Store<F> {
         }
     }
 
-    /// CommitLog offsets of the records indexed under `topic#key` within `[begin_ms,
-    /// end_ms]`, newest first, at most `max`: candidates only (hash collisions included),
-    /// for callers that read and check the records themselves (the server's ring reads).
-    pub async fn key_candidates(
+    /// Starts a lookup of the records indexed under `topic#key` within `[begin_ms, end_ms]`,
+    /// at most `max` candidates (hash collisions included), without I/O: what the index
+    /// holds in memory is looked up now, the rest is left to the caller's reader
+    /// ([`super::index::lookup::KeyLookup::finish`]; the server reads on the shard's ring).
+    pub fn key_lookup(
         &self,
         topic: &str,
         key: &str,
         max: usize,
         begin_ms: i64,
         end_ms: i64,
-    ) -> StoreResult<Vec<u64>> {
-        self.index.query(topic, key, max, begin_ms, end_ms).await
+    ) -> super::index::lookup::KeyLookup {
+        self.index.lookup(topic, key, max, begin_ms, end_ms)
     }
 
     /// Whether retention must keep the segment starting at `start` (a reader holds it).
