@@ -221,24 +221,7 @@ fn run<S: ShardStore, T: 'static>(
             .store
             .load_for(&probe_read(&search.topic, search.queue_id, mid))
         {
-            let request = search.request.clone();
-            let spawned = state.deferred.spawn(async move {
-                let loaded = load.await;
-                Box::new(move |state: &mut ShardState<S>, _now_ms: u64| {
-                    let conn = search.conn.id;
-                    if loaded.is_err() {
-                        // Unreadable page: stop where the search is, as for a lost record.
-                        search.hi = search.lo;
-                    }
-                    if let Some(response) = run(state, search) {
-                        state.respond_later(conn, response);
-                    }
-                }) as Continuation<S>
-            });
-            return match spawned {
-                Ok(()) => None,
-                Err(e) => Some(error(&request, ResponseCode::SystemBusy, e.to_string())),
-            };
+            return wait_page(state, search, load);
         }
         match probe(state, &search.topic, search.queue_id, mid) {
             Probe::Now(ts) => narrow(&mut search, mid, ts),
@@ -284,6 +267,40 @@ fn wait<S: ShardStore, T: 'static>(
     match spawned {
         Ok(()) => Outcome::Waiting,
         // Not started: the task was dropped unrun, so the search is still in the slot.
+        Err(error) => match slot.borrow_mut().take() {
+            Some(search) => Outcome::Failed(error, search.payload, search.then),
+            None => Outcome::Waiting,
+        },
+    }
+}
+
+/// Parks the search until the ConsumeQueue page its next probe needs is read on the ring,
+/// then resumes it (an unreadable page stops it where it is, as a lost record does).
+fn wait_page<S: ShardStore, T: 'static>(
+    state: &mut ShardState<S>,
+    search: Search<S, T>,
+    load: ReadFuture<()>,
+) -> Outcome<S, T> {
+    let slot = Rc::new(RefCell::new(Some(search)));
+    let parked = slot.clone();
+    let spawned = state.deferred.spawn(async move {
+        let loaded = load.await;
+        Box::new(move |state: &mut ShardState<S>, _now_ms: u64| {
+            let Some(mut search) = parked.borrow_mut().take() else {
+                return;
+            };
+            if loaded.is_err() {
+                search.hi = search.lo;
+            }
+            match run(state, search) {
+                Outcome::Done(offset, payload, then) => then(state, payload, Ok(offset)),
+                Outcome::Waiting => {}
+                Outcome::Failed(error, payload, then) => then(state, payload, Err(error)),
+            }
+        }) as Continuation<S>
+    });
+    match spawned {
+        Ok(()) => Outcome::Waiting,
         Err(error) => match slot.borrow_mut().take() {
             Some(search) => Outcome::Failed(error, search.payload, search.then),
             None => Outcome::Waiting,
