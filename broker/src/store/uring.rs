@@ -194,7 +194,12 @@ impl StoreFs for UringFs {
     }
 
     async fn sync_dir_ring(&self, path: &Path) -> io::Result<()> {
-        let dir = runtime::File::open_at(path, libc::O_RDONLY | libc::O_DIRECTORY, 0).await?;
+        let dir = match runtime::File::open_at(path, libc::O_RDONLY | libc::O_DIRECTORY, 0).await {
+            Ok(dir) => dir,
+            // A kernel without IORING_OP_OPENAT: open the directory on the thread.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => runtime::File::open(path)?,
+            Err(e) => return Err(e),
+        };
         dir.sync_all().await
     }
 
@@ -211,17 +216,30 @@ impl StoreFs for UringFs {
         if truncate {
             flags |= libc::O_TRUNC;
         }
-        let (ring, direct) = if mode.direct {
+        let einval = |e: &io::Error| e.raw_os_error() == Some(libc::EINVAL);
+        let mut opened = None;
+        if mode.direct {
             match runtime::File::open_at(path, flags | libc::O_DIRECT, 0o666).await {
-                Ok(file) => (file, true),
+                Ok(file) => opened = Some((file, true)),
                 // The filesystem refuses O_DIRECT (tmpfs): buffered, as StdFs does.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    (runtime::File::open_at(path, flags, 0o666).await?, false)
-                }
+                Err(e) if einval(&e) => {}
                 Err(e) => return Err(e),
             }
-        } else {
-            (runtime::File::open_at(path, flags, 0o666).await?, false)
+        }
+        let (ring, direct) = match opened {
+            Some(opened) => opened,
+            None => match runtime::File::open_at(path, flags, 0o666).await {
+                Ok(file) => (file, false),
+                // A kernel without IORING_OP_OPENAT (before 5.6): open on the thread.
+                Err(e) if einval(&e) => {
+                    let file = self.open(path, mode)?;
+                    if truncate {
+                        file.set_len(0).await?;
+                    }
+                    return Ok(file);
+                }
+                Err(e) => return Err(e),
+            },
         };
         // SAFETY: `ring` owns this descriptor and is alive for the whole borrow.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(ring.as_raw_fd()) };
@@ -235,7 +253,11 @@ impl StoreFs for UringFs {
     }
 
     async fn rename_ring(&self, from: &Path, to: &Path) -> io::Result<()> {
-        runtime::rename(from, to).await
+        match runtime::rename(from, to).await {
+            // A kernel without IORING_OP_RENAMEAT (before 5.11): rename on the thread.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => StdFs.rename(from, to),
+            other => other,
+        }
     }
 }
 
