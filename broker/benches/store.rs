@@ -22,6 +22,7 @@ use ringmq_broker::store::io::{StdFs, StoreFs, block_on};
 use ringmq_broker::store::uring::UringFs;
 use ringmq_broker::store::{
     AppendMessage, CommitDone, FlushMode, GetMessage, GetStatus, Store, StoreConfig, StoreError,
+    SyncWrite,
 };
 use ringmq_wire::record::{Properties, property};
 
@@ -332,12 +333,13 @@ fn sync_appenders(dir: &Path, appenders: usize, secs: u64) {
     let _ = std::fs::remove_dir_all(&sub);
 }
 
-fn sync_appenders_ring(dir: &Path, appenders: usize, secs: u64) {
+fn sync_appenders_ring(dir: &Path, appenders: usize, secs: u64, sync_write: SyncWrite) {
     let sub = dir.join(format!("sync-ring-{appenders}"));
     let shard = ring_shard();
     shard.block_on(async {
         let mut store = block_on(Store::open(UringFs::new(), config(&sub, FlushMode::Sync))).unwrap();
         store.set_ring_mode(true);
+        store.set_sync_write(sync_write);
         let body = vec![b's'; 1024];
         let mut h = Histogram::<u64>::new(3).unwrap();
         let mut props = Props::new();
@@ -366,7 +368,7 @@ fn sync_appenders_ring(dir: &Path, appenders: usize, secs: u64) {
         }
         let elapsed = start.elapsed().as_secs_f64();
         println!(
-            "| sync flush, {appenders} appenders, 1 KiB, io_uring commits | {:.0} records/s | ack p50 {} µs, p99 {} µs |",
+            "| sync flush, {appenders} appenders, 1 KiB, io_uring commits ({sync_write:?}) | {:.0} records/s | ack p50 {} µs, p99 {} µs |",
             acked as f64 / elapsed,
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99)
@@ -485,7 +487,17 @@ fn main() {
         fdatasync_latency(dir.path());
         for n in [1, 16, 256] {
             sync_appenders(dir.path(), n, sync_secs);
-            sync_appenders_ring(dir.path(), n, sync_secs);
+            sync_appenders_ring(dir.path(), n, sync_secs, SyncWrite::Linked);
+            sync_appenders_ring(dir.path(), n, sync_secs, SyncWrite::Dsync);
+        }
+    }
+    if run("sync1") {
+        // 1 appender, A/B alternated in the same window: blocking, linked, RWF_DSYNC.
+        fdatasync_latency(dir.path());
+        for _ in 0..env_u64("RINGMQ_BENCH_ROUNDS", 3) {
+            sync_appenders(dir.path(), 1, sync_secs);
+            sync_appenders_ring(dir.path(), 1, sync_secs, SyncWrite::Linked);
+            sync_appenders_ring(dir.path(), 1, sync_secs, SyncWrite::Dsync);
         }
     }
     if !run("read") {

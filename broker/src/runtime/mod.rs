@@ -41,6 +41,7 @@ mod driver;
 mod error;
 mod executor;
 mod fs;
+mod fs_dsync;
 mod fs_path;
 mod net;
 mod op;

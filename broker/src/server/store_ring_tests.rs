@@ -1,18 +1,20 @@
 //! Tests of the ring mode of [`super::RealStore`] on a real shard: metadata snapshots as ring
 //! jobs (coalescing, the acknowledgement fence, the last state written at shutdown) and
 //! pulls that need a ConsumeQueue page evicted from memory (read on the ring, answered
-//! later).
+//! later), and time lookups whose binary search probes such a page.
 
 use std::rc::Rc;
 use std::sync::Arc;
 
-use ringmq_wire::RemotingCommand;
 use ringmq_wire::body::topic::TopicConfig;
+use ringmq_wire::header::CommandHeader;
+use ringmq_wire::header::offset::{OffsetResponseHeader, SearchOffsetRequestHeader};
+use ringmq_wire::{RemotingCommand, RequestCode};
 
 use super::*;
 use crate::config::BrokerConfig;
 use crate::runtime::{RuntimeConfig, Shard, spawn_local, yield_now};
-use crate::server::handler::testing::{CONN, pull_request, records, send_request};
+use crate::server::handler::testing::{CONN, pull_request, records, request_with, send_request};
 use crate::server::mem_store::test_addr;
 use crate::server::state::{ShardIdentity, ShardState};
 use crate::store::io::StdFs;
@@ -202,9 +204,26 @@ fn a_pull_of_an_evicted_queue_page_reads_it_on_the_ring_and_answers_later() {
         })
         .await;
         let (ring_before, blocking_before) = state.store.inner().queue_page_reads();
-        // 0: page 0 is read on the ring; 990: page 0 is cached, page 1000 is read on the
-        // ring; 300: page 0 is cached, answered at once.
-        for (offset, deferred) in [(0i64, true), (990, true), (300, false)] {
+        // A time lookup whose binary search probes evicted entries: page 0 is read on the
+        // ring, the search resumes and answers later.
+        let search = request_with(
+            RequestCode::SearchOffsetByTimestamp,
+            &SearchOffsetRequestHeader {
+                topic: "Cold".into(),
+                queue_id: 0,
+                timestamp: 0,
+                boundary_type: None,
+                rpc: Default::default(),
+            },
+        );
+        let opaque = search.opaque;
+        assert!(state.handle(CONN, search, NOW).is_none(), "search deferred");
+        let found = answer_of(&mut state, opaque).await;
+        assert_eq!(found.code, 0, "{:?}", found.remark);
+        let header = OffsetResponseHeader::decode(&found).expect("offset header");
+        assert_eq!(header.offset, 0, "every message was stored after time 0");
+        // 0 and 300: page 0 is cached, answered at once; 990: page 1000 is read on the ring.
+        for (offset, deferred) in [(0i64, false), (990, true), (300, false)] {
             let pull = pull_request("G", "Cold", 0, offset, "*", false);
             let opaque = pull.opaque;
             let answer = match state.handle(CONN, pull, NOW) {

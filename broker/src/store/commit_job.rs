@@ -41,6 +41,16 @@ pub(super) struct JobWrite<File> {
     pub(super) file_pos: u64,
 }
 
+/// How a sync-mode job of a single write makes it durable on the ring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncWrite {
+    /// `Write` → `Fsync(DATASYNC)` submitted as one `IO_LINK` chain.
+    #[default]
+    Linked,
+    /// One `Write` with `RWF_DSYNC` (per-write `O_DSYNC`) on the `O_DIRECT` file.
+    Dsync,
+}
+
 /// A segment file to create (and preallocate) ahead of the appends that will fill it.
 #[derive(Debug)]
 pub(super) struct JobCreate {
@@ -79,6 +89,8 @@ pub struct CommitJob<F: StoreFs> {
     pub(super) target_written: u64,
     pub(super) target_synced: Option<u64>,
     pub(super) ring: bool,
+    /// Sync mode (every earlier write is synced), and how its one-write jobs sync.
+    pub(super) sync_write: Option<SyncWrite>,
 }
 
 /// The outcome of a [`CommitJob`]: its buffers, for reuse, and what became durable.
@@ -125,6 +137,7 @@ impl<F: StoreFs> CommitJob<F> {
             target_written,
             target_synced,
             ring,
+            sync_write,
         } = self;
         let mut done = CommitDone {
             seq,
@@ -164,10 +177,17 @@ impl<F: StoreFs> CommitJob<F> {
         let results = if linked {
             let mut out = Vec::with_capacity(1);
             for w in writes {
-                let (buf, r) = w
-                    .file
-                    .write_and_sync_ring(w.buf, w.write_len, w.file_pos)
-                    .await;
+                // RWF_DSYNC syncs the range written: enough only when everything before
+                // it was synced already, i.e. in sync mode.
+                let (buf, r) = if sync_write == Some(SyncWrite::Dsync) {
+                    w.file
+                        .write_dsync_ring(w.buf, w.write_len, w.file_pos)
+                        .await
+                } else {
+                    w.file
+                        .write_and_sync_ring(w.buf, w.write_len, w.file_pos)
+                        .await
+                };
                 // The write or the sync failed: the log stops either way.
                 out.push((
                     buf,

@@ -25,7 +25,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use ringmq_wire::record::{BLANK_RECORD_BYTES_MIN, RECORD_BYTES_MAX, encode_blank};
 
-use super::commit_job::{CommitDone, CommitJob, JobAllocate, JobCreate, JobWrite};
+use super::commit_job::{CommitDone, CommitJob, JobAllocate, JobCreate, JobWrite, SyncWrite};
 use super::error::{StoreError, StoreResult};
 use super::io::{AlignedBuf, IO_ALIGN, OpenMode, StoreFile, StoreFs, align_down, align_up};
 use super::tail_cache::TailCache;
@@ -169,6 +169,8 @@ pub struct CommitLog<F: StoreFs> {
     /// Segments opened on the shard thread because appends reached them before a job had
     /// created them (see `begin_commit`); 0 in normal operation.
     blocking_opens: u64,
+    /// How sync-mode jobs of one write sync it on the ring.
+    sync_write: SyncWrite,
 }
 
 impl<F: StoreFs> CommitLog<F> {
@@ -216,6 +218,7 @@ impl<F: StoreFs> CommitLog<F> {
             failed: None,
             created: Rc::new(RefCell::new(Vec::new())),
             blocking_opens: 0,
+            sync_write: SyncWrite::default(),
         };
         log.spare = log
             .fs
@@ -550,6 +553,7 @@ impl<F: StoreFs> CommitLog<F> {
             target_written: target,
             target_synced,
             ring,
+            sync_write: self.config.sync.then_some(self.sync_write),
         }))
     }
 
@@ -679,6 +683,11 @@ impl<F: StoreFs> CommitLog<F> {
             self.open_segment(start, true)?;
         }
         Ok(())
+    }
+
+    /// How sync-mode jobs of a single write make it durable on the ring.
+    pub fn set_sync_write(&mut self, mode: SyncWrite) {
+        self.sync_write = mode;
     }
 
     /// Segments opened on the shard thread because appends reached them before a commit job

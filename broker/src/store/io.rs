@@ -247,6 +247,19 @@ pub trait StoreFile {
         }
     }
 
+    /// [`StoreFile::write_and_sync_ring`] as one write with `RWF_DSYNC` (per-write
+    /// `O_DSYNC`): durable when it completes, like the write and an `fdatasync` of its range.
+    /// [`super::uring::UringFs`] submits one `Write`/`WriteFixed` SQE for an `O_DIRECT` file;
+    /// the default (and the fallback for anything else) is `write_and_sync_ring`.
+    async fn write_dsync_ring(
+        &self,
+        buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+    ) -> (AlignedBuf, io::Result<()>) {
+        self.write_and_sync_ring(buf, len, offset).await
+    }
+
     /// `fallocate` through the ring (see [`StoreFile::write_at_ring`]).
     async fn allocate_ring(&self, len: u64) -> io::Result<()> {
         self.allocate(len).await

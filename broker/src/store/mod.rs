@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 use ringmq_wire::record::{self, RecordFields, property, sys_flag};
 
 pub use ack::PendingAcks;
-pub use commit_job::{CommitDone, CommitJob};
+pub use commit_job::{CommitDone, CommitJob, SyncWrite};
 pub use config::{FlushMode, StoreConfig};
 pub use error::{StoreError, StoreResult};
 pub use meta_job::{MetaDone, MetaJob};
@@ -435,6 +435,12 @@ impl<F: StoreFs> Store<F> {
     /// Whether a job from [`Self::begin_commit`] is still out.
     pub fn commit_in_flight(&self) -> bool {
         self.log.commit_in_flight()
+    }
+
+    /// How sync-mode commit jobs of a single write make it durable on the ring (linked
+    /// write + `fdatasync`, or one `RWF_DSYNC` write).
+    pub fn set_sync_write(&mut self, mode: SyncWrite) {
+        self.log.set_sync_write(mode);
     }
 
     /// Commits run as ring jobs: the periodic CommitLog `fdatasync` of

@@ -194,7 +194,12 @@ impl StoreFs for UringFs {
     }
 
     async fn sync_dir_ring(&self, path: &Path) -> io::Result<()> {
-        let dir = runtime::File::open_at(path, libc::O_RDONLY | libc::O_DIRECTORY, 0).await?;
+        let dir = match runtime::File::open_at(path, libc::O_RDONLY | libc::O_DIRECTORY, 0).await {
+            Ok(dir) => dir,
+            // A kernel without IORING_OP_OPENAT: open the directory on the thread.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => runtime::File::open(path)?,
+            Err(e) => return Err(e),
+        };
         dir.sync_all().await
     }
 
@@ -211,17 +216,30 @@ impl StoreFs for UringFs {
         if truncate {
             flags |= libc::O_TRUNC;
         }
-        let (ring, direct) = if mode.direct {
+        let einval = |e: &io::Error| e.raw_os_error() == Some(libc::EINVAL);
+        let mut opened = None;
+        if mode.direct {
             match runtime::File::open_at(path, flags | libc::O_DIRECT, 0o666).await {
-                Ok(file) => (file, true),
+                Ok(file) => opened = Some((file, true)),
                 // The filesystem refuses O_DIRECT (tmpfs): buffered, as StdFs does.
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    (runtime::File::open_at(path, flags, 0o666).await?, false)
-                }
+                Err(e) if einval(&e) => {}
                 Err(e) => return Err(e),
             }
-        } else {
-            (runtime::File::open_at(path, flags, 0o666).await?, false)
+        }
+        let (ring, direct) = match opened {
+            Some(opened) => opened,
+            None => match runtime::File::open_at(path, flags, 0o666).await {
+                Ok(file) => (file, false),
+                // A kernel without IORING_OP_OPENAT (before 5.6): open on the thread.
+                Err(e) if einval(&e) => {
+                    let file = self.open(path, mode)?;
+                    if truncate {
+                        file.set_len(0).await?;
+                    }
+                    return Ok(file);
+                }
+                Err(e) => return Err(e),
+            },
         };
         // SAFETY: `ring` owns this descriptor and is alive for the whole borrow.
         let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(ring.as_raw_fd()) };
@@ -235,7 +253,11 @@ impl StoreFs for UringFs {
     }
 
     async fn rename_ring(&self, from: &Path, to: &Path) -> io::Result<()> {
-        runtime::rename(from, to).await
+        match runtime::rename(from, to).await {
+            // A kernel without IORING_OP_RENAMEAT (before 5.11): rename on the thread.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => StdFs.rename(from, to),
+            other => other,
+        }
     }
 }
 
@@ -385,6 +407,42 @@ impl StoreFile for UringFile {
                     Ok(()) => (buf, self.std.sync_data().await),
                     Err(e) => (buf, Err(e)),
                 }
+            }
+            other => (buf, other),
+        }
+    }
+
+    async fn write_dsync_ring(
+        &self,
+        buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+    ) -> (AlignedBuf, io::Result<()>) {
+        let len = len.min(buf.capacity());
+        let Some(ring) = self.ring.as_ref().filter(|_| {
+            self.ring_ok.get() && self.std.is_direct() && len <= RING_WRITE_PIECE_BYTES
+        }) else {
+            return self.write_and_sync_ring(buf, len, offset).await;
+        };
+        let fixed = self.fixed.borrow().get(&(buf.as_ptr() as usize)).copied();
+        let piece = Piece {
+            buf: Rc::new(buf),
+            at: 0,
+            len,
+            fixed,
+        };
+        let (result, piece) = ring.write_all_dsync_at(piece, offset).await;
+        let Ok(buf) = Rc::try_unwrap(piece.buf) else {
+            // Cannot happen: the only other holder was the completed operation.
+            return (
+                AlignedBuf::zeroed(len.max(super::io::IO_ALIGN)),
+                Err(io::Error::other("write buffer still lent after its write")),
+            );
+        };
+        match result {
+            // RWF_DSYNC or O_DIRECT refused: the linked write + fdatasync handles it.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)) => {
+                self.write_and_sync_ring(buf, len, offset).await
             }
             other => (buf, other),
         }
@@ -579,6 +637,15 @@ mod tests {
 
     #[test]
     fn ring_sync_mode_acks_only_after_the_job_with_its_fdatasync() {
+        for mode in [
+            crate::store::SyncWrite::Linked,
+            crate::store::SyncWrite::Dsync,
+        ] {
+            ring_sync_mode_acks_after_the_sync(mode);
+        }
+    }
+
+    fn ring_sync_mode_acks_after_the_sync(mode: crate::store::SyncWrite) {
         let dir = tempfile::tempdir().expect("tempdir");
         let shard = Shard::new(&RuntimeConfig::for_tests()).expect("shard");
         shard.block_on(async {
@@ -588,6 +655,7 @@ mod tests {
             ))
             .expect("open");
             store.set_ring_mode(true);
+            store.set_sync_write(mode);
             let t = store
                 .append(&AppendMessage::new("S", 0, b"durable"))
                 .expect("append");

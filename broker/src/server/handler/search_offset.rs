@@ -1,8 +1,10 @@
 //! `SEARCH_OFFSET_BY_TIMESTAMP` (29) without blocking the shard on the disk: the binary
 //! search over a queue's store times reads each probed record from memory when it is there,
 //! and from its segment file on the shard's io_uring otherwise, resuming the search in a
-//! deferred task's continuation ([`crate::server::deferred`]). The shard serves other
-//! requests while a probe waits for the disk.
+//! deferred task's continuation ([`crate::server::deferred`]); a probe whose ConsumeQueue
+//! entry is in a page evicted from memory has the page read on the ring first
+//! ([`ShardStore::load_for`]). The shard serves other requests while a probe waits for the
+//! disk.
 //!
 //! The answer is RocketMQ's: with `boundaryType` lower (default) the first offset whose
 //! message was stored at or after the time (the max offset when none is); with upper the last
@@ -216,6 +218,14 @@ fn run<S: ShardStore, T: 'static>(
 ) -> Outcome<S, T> {
     while search.lo < search.hi {
         let mid = search.lo + (search.hi - search.lo) / 2;
+        // The queue entry at `mid` may be in a ConsumeQueue page evicted from memory: read
+        // the page on the ring first, then resume the search.
+        if let Some(load) = state
+            .store
+            .load_for(&probe_read(&search.topic, search.queue_id, mid))
+        {
+            return wait_page(state, search, load);
+        }
         match probe(state, &search.topic, search.queue_id, mid) {
             Probe::Now(ts) => narrow(&mut search, mid, ts),
             Probe::Unknown => break,
@@ -267,11 +277,58 @@ fn wait<S: ShardStore, T: 'static>(
     }
 }
 
+/// Parks the search until the ConsumeQueue page its next probe needs is read on the ring,
+/// then resumes it (an unreadable page stops it where it is, as a lost record does).
+fn wait_page<S: ShardStore, T: 'static>(
+    state: &mut ShardState<S>,
+    search: Search<S, T>,
+    load: ReadFuture<()>,
+) -> Outcome<S, T> {
+    let slot = Rc::new(RefCell::new(Some(search)));
+    let parked = slot.clone();
+    let spawned = state.deferred.spawn(async move {
+        let loaded = load.await;
+        Box::new(move |state: &mut ShardState<S>, _now_ms: u64| {
+            let Some(mut search) = parked.borrow_mut().take() else {
+                return;
+            };
+            if loaded.is_err() {
+                search.hi = search.lo;
+            }
+            match run(state, search) {
+                Outcome::Done(offset, payload, then) => then(state, payload, Ok(offset)),
+                Outcome::Waiting => {}
+                Outcome::Failed(error, payload, then) => then(state, payload, Err(error)),
+            }
+        }) as Continuation<S>
+    });
+    match spawned {
+        Ok(()) => Outcome::Waiting,
+        Err(error) => match slot.borrow_mut().take() {
+            Some(search) => Outcome::Failed(error, search.payload, search.then),
+            None => Outcome::Waiting,
+        },
+    }
+}
+
 fn narrow<S, T>(search: &mut Search<S, T>, mid: i64, ts: i64) {
     if ts < search.target_ms {
         search.lo = mid + 1;
     } else {
         search.hi = mid;
+    }
+}
+
+/// The one-entry read of a probe at `offset`.
+fn probe_read(topic: &str, queue_id: i32, offset: i64) -> QueueRead<'_> {
+    QueueRead {
+        topic,
+        queue_id,
+        offset,
+        max_count: 1,
+        max_bytes: usize::MAX,
+        tag_codes: None,
+        splice: true,
     }
 }
 
@@ -282,15 +339,7 @@ pub(crate) fn probe<S: ShardStore>(
     queue_id: i32,
     offset: i64,
 ) -> Probe {
-    let read = state.store.get(&QueueRead {
-        topic,
-        queue_id,
-        offset,
-        max_count: 1,
-        max_bytes: usize::MAX,
-        tag_codes: None,
-        splice: true,
-    });
+    let read = state.store.get(&probe_read(topic, queue_id, offset));
     let record = match read {
         Ok(result) => result.records.into_iter().next(),
         // The read would have blocked (or failed): ask the store's own lookup.
