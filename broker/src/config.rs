@@ -164,10 +164,11 @@ pub struct StoreSection {
     /// tail; older records are sent to consumers with `splice` from the segment files.
     /// 0 disables the cache (every pull of written data is spliced).
     pub tail_cache_bytes: usize,
-    /// Pull bodies older than the tail cache are spliced from the segment files (`true`) or
-    /// read and copied on the shard thread (`false`, the default). The splice path (large
-    /// resident spans spliced, small or cold ones copied without blocking) measured about
-    /// the copy path's CPU per message; see docs/benchmarks.md, cold backlog.
+    /// Pull bodies older than the tail cache are spliced from the segment files (`true`, the
+    /// default) or read and copied on the shard thread (`false`). The splice path (large
+    /// resident spans spliced, small ones copied without blocking, spans not in the page
+    /// cache read on the ring) measured level with or below the copy path's CPU per message
+    /// at the same drain rate on a quiet box; see docs/benchmarks.md, cold backlog.
     pub splice_pulls: bool,
     /// Memory each shard gives to ConsumeQueue entries (20 B per message, all queues
     /// together); older entries are read back from the queue files when a consumer or a
@@ -192,7 +193,7 @@ impl Default for StoreSection {
             sync_flush_timeout_ms: 5_000,
             flush_consumer_offset_interval_ms: 5_000,
             tail_cache_bytes: 64 << 20,
-            splice_pulls: false,
+            splice_pulls: true,
             consume_queue_cache_bytes: crate::store::config::CONSUME_QUEUE_CACHE_BYTES_DEFAULT,
         }
     }

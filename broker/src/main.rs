@@ -74,10 +74,9 @@ struct StandaloneArgs {
     /// Flush mode: async (default), sync or memory.
     #[arg(long, default_value = "async")]
     flush_mode: String,
-    /// Splice pull bodies older than the tail cache from the segment files (`false`, the
-    /// default: read and copy them; splice measured level with copy on a loaded box and
-    /// awaits a quiet A/B, see docs/benchmarks.md).
-    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    /// Splice pull bodies older than the tail cache from the segment files (`true`, the
+    /// default); `false` reads and copies them (docs/benchmarks.md, cold backlog).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     splice_pulls: bool,
     /// I/O driver of the shards: auto (io_uring when available, else the slower fallback
     /// with a warning), io_uring (refuse to start without it) or fallback (epoll + blocking

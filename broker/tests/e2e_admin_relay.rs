@@ -5,6 +5,9 @@
 //!   probes them (ring reads, deferred tasks);
 //! - `consumerStatus` reaches a live push consumer through the broker's 307 relay, and an
 //!   unknown client id is refused with RocketMQ's remark;
+//! - `queryMsgById -g -d` makes the Rust push consumer consume a stored message through the
+//!   broker's 309 relay and prints its `ConsumeMessageDirectlyResult`;
+//! - `INVOKE_BROKER_TO_RESET_OFFSET` finds the offsets by time over cold records;
 //! - `producerConnection` lists a live producer;
 //! - `updateBrokerConfig -k brokerPermission -v 4` makes the broker read-only at once
 //!   (sends refused with NO_PERMISSION, the route shows perm 4), survives a restart through
@@ -115,7 +118,7 @@ fn relays_queries_and_runtime_config_against_a_real_broker() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (producer, mut consumer) = runtime.block_on(async {
+    let (producer, mut consumer, client_id, (offset_msg_id, unique_id)) = runtime.block_on(async {
         let admin = Admin::new(client(&ns, "admin"));
         wait_until("the broker registered", || async {
             let info = admin.cluster_info().await.ok()?;
@@ -169,8 +172,13 @@ fn relays_queries_and_runtime_config_against_a_real_broker() {
                 .expect("consumer");
         consumer.subscribe(TOPIC, "*").expect("subscribe");
         consumer
-            .start(MessageListener::concurrently(|_| async {
-                ConsumeResult::Success
+            .start(MessageListener::concurrently(|messages| async move {
+                // Asked directly for this one: "later".
+                if messages.iter().any(|m| &m.body[..] == b"direct-later") {
+                    ConsumeResult::ReconsumeLater
+                } else {
+                    ConsumeResult::Success
+                }
             }))
             .await
             .expect("start consumer");
@@ -196,8 +204,88 @@ fn relays_queries_and_runtime_config_against_a_real_broker() {
             Some(ResponseCode::SystemError.as_i32())
         );
         assert!(ghost.to_string().contains("not online"), "{ghost}");
-        (producer, consumer)
+
+        // CONSUME_MESSAGE_DIRECTLY: the broker reads the cold record and relays it; the Rust
+        // consumer runs its listener on it and answers.
+        let result = admin
+            .consume_message_directly(GROUP, &client_id, &sent.offset_msg_id, Some(TOPIC))
+            .await
+            .expect("consumed directly");
+        assert_eq!(result["consumeResult"], "CR_SUCCESS", "{result}");
+        assert_eq!(result["order"], false);
+        let later = producer
+            .send(Message::new(TOPIC, "direct-later"))
+            .await
+            .expect("send");
+        let result = admin
+            .consume_message_directly(GROUP, &client_id, &later.offset_msg_id, None)
+            .await
+            .expect("consumed directly");
+        assert_eq!(result["consumeResult"], "CR_LATER", "{result}");
+
+        // INVOKE_BROKER_TO_RESET_OFFSET with the consumer online: the time search probes the
+        // cold records on the ring (deferred), then the broker commits and tells the client.
+        ringmq_client::consumer::api::update_consumer_offset(
+            admin.instance(),
+            &addr,
+            GROUP,
+            &sent.queue,
+            sent.queue_offset + 1,
+        )
+        .await
+        .expect("commit an offset");
+        let table = admin
+            .invoke_broker_to_reset_offset(&addr, GROUP, TOPIC, 0, true, None)
+            .await
+            .expect("reset online");
+        assert_eq!(table.get(&sent.queue), Some(&0), "{table:?}");
+        assert_eq!(table.len(), 2, "every queue of the topic: {table:?}");
+        (
+            producer,
+            consumer,
+            client_id,
+            (sent.offset_msg_id, sent.msg_id),
+        )
     });
+    let out = admin_cli(&[
+        "queryMsgById",
+        "-n",
+        &ns,
+        "-i",
+        &offset_msg_id,
+        "-g",
+        GROUP,
+        "-d",
+        &client_id,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "ConsumeMessageDirectlyResult [order=false, autoCommit=true, consumeResult=CR_SUCCESS"
+        ),
+        "{}",
+        text(&out)
+    );
+    let out = admin_cli(&[
+        "queryMsgByUniqueKey",
+        "-n",
+        &ns,
+        "-t",
+        TOPIC,
+        "-i",
+        &unique_id,
+        "-g",
+        GROUP,
+        "-d",
+        &client_id,
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        report["consumeMessageDirectlyResult"]["consumeResult"], "CR_SUCCESS",
+        "{report}"
+    );
 
     // The admin commands over the same paths.
     let out = admin_cli(&["consumerStatus", "-n", &ns, "-g", GROUP]);

@@ -26,7 +26,7 @@
 //! | queryMsgById | [`Admin::view_message_by_id`] |
 //! | queryMsgByKey / queryMsgByUniqueKey | [`Admin::query_messages_by_key`], [`Admin::query_message_by_unique_key`] |
 //! | queryMsgByOffset | [`Admin::view_message_at`] |
-//! | resetOffsetByTime (group offline) | [`Admin::reset_offset_by_time`] |
+//! | resetOffsetByTime | [`Admin::reset_offset_by_time_online`] (consumers running: 222 → 220; brokers without one: offline), [`Admin::reset_offset_by_time`] (offline only) |
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -799,8 +799,8 @@ impl Admin {
     /// `UPDATE_CONSUMER_OFFSET` on each queue's master); returns the new offsets.
     ///
     /// Meant for a group with no consumer online: a running consumer persists its own
-    /// offsets every 5 s and would overwrite these. (RocketMQ's online reset,
-    /// `INVOKE_BROKER_TO_RESET_OFFSET` → `RESET_CONSUMER_CLIENT_OFFSET`, is not implemented.)
+    /// offsets every 5 s and would overwrite these. With consumers running, use
+    /// [`Admin::reset_offset_by_time_online`].
     pub async fn reset_offset_by_time(
         &self,
         group: &str,
@@ -830,7 +830,9 @@ impl Admin {
 pub const TOOLS_CONSUMER_GROUP: &str = "TOOLS_CONSUMER";
 
 mod clients;
+mod reset;
 pub use clients::RELAYED_CALL_TIMEOUT;
+pub use reset::{ResetOutcome, ResetPath};
 
 #[cfg(test)]
 mod tests;

@@ -149,6 +149,13 @@ pub struct QueryMsgByUniqueKey {
     /// Topic.
     #[arg(short = 't', long = "topic")]
     topic: String,
+    /// With `-d`: the consumer group of the client that consumes the message now.
+    #[arg(short = 'g', long = "consumerGroup", requires = "client_id")]
+    group: Option<String>,
+    /// With `-g`: the client (its client id) asked to consume the message now
+    /// (`CONSUME_MESSAGE_DIRECTLY`, relayed by the broker that stores it).
+    #[arg(short = 'd', long = "clientId", requires = "group")]
+    client_id: Option<String>,
 }
 
 impl AdminCommand for QueryMsgByUniqueKey {
@@ -158,15 +165,26 @@ impl AdminCommand for QueryMsgByUniqueKey {
 
     async fn execute(&self, admin: &Admin) -> Result<Report, AdminError> {
         let (topic, id) = (self.topic.trim(), self.msg_id.trim());
-        match admin.query_message_by_unique_key(topic, id).await? {
-            Some(m) => Ok(Report::new(
-                format::message_detail(&m),
-                format::message_json(&m),
-            )),
-            None => Err(AdminError::failed(format!(
+        let Some(m) = admin.query_message_by_unique_key(topic, id).await? else {
+            return Err(AdminError::failed(format!(
                 "no message with unique key {id} in topic {topic}"
-            ))),
+            )));
+        };
+        let mut text = format::message_detail(&m);
+        let mut detail = format::message_json(&m);
+        if let (Some(group), Some(client)) = (&self.group, &self.client_id) {
+            let result = admin
+                .consume_message_directly(
+                    group.trim(),
+                    client.trim(),
+                    &m.offset_msg_id,
+                    Some(topic),
+                )
+                .await?;
+            text.push_str(&format!("{}\n", consume_directly_line(&result)));
+            detail["consumeMessageDirectlyResult"] = result;
         }
+        Ok(Report::new(text, detail))
     }
 }
 

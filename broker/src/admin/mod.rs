@@ -21,6 +21,7 @@ mod common;
 pub mod format;
 mod group;
 mod message;
+mod offset;
 mod topic;
 
 use std::process::ExitCode;
@@ -110,6 +111,10 @@ const COMMANDS: &[Entry] = &[
     entry::<cluster::AddWritePerm>(
         "addWritePerm",
         "Add write perm of broker in all name server you defined in the -n param.",
+    ),
+    entry::<offset::ResetOffsetByTime>(
+        "resetOffsetByTime",
+        "Reset consumer offset by timestamp(without client restart).",
     ),
     entry::<cluster::GetBrokerConfig>(
         "getBrokerConfig",

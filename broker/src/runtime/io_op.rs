@@ -34,6 +34,17 @@ pub(crate) enum IoOp {
     },
     /// `fsync` (or `fdatasync` when `datasync`).
     Fsync { fd: RawFd, datasync: bool },
+    /// `openat(AT_FDCWD, path, flags, mode)`; the result is the new fd.
+    OpenAt {
+        path: *const libc::c_char,
+        flags: i32,
+        mode: u32,
+    },
+    /// `renameat(AT_FDCWD, from, AT_FDCWD, to)`.
+    RenameAt {
+        from: *const libc::c_char,
+        to: *const libc::c_char,
+    },
     /// `fallocate(fd, mode, offset, len)`.
     Fallocate {
         fd: RawFd,
@@ -130,6 +141,19 @@ impl IoOp {
                 .offset(offset)
                 .mode(mode)
                 .build(),
+            IoOp::OpenAt { path, flags, mode } => {
+                opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path)
+                    .flags(flags)
+                    .mode(mode)
+                    .build()
+            }
+            IoOp::RenameAt { from, to } => opcode::RenameAt::new(
+                types::Fd(libc::AT_FDCWD),
+                from,
+                types::Fd(libc::AT_FDCWD),
+                to,
+            )
+            .build(),
             IoOp::Recv { fd, buf, len } => opcode::Recv::new(types::Fd(fd), buf, len).build(),
             IoOp::Send {
                 fd,
@@ -191,7 +215,12 @@ impl IoOp {
     pub(crate) fn blocks_on_disk(&self) -> bool {
         matches!(
             *self,
-            IoOp::Read { .. } | IoOp::Write { .. } | IoOp::Fsync { .. } | IoOp::Fallocate { .. }
+            IoOp::Read { .. }
+                | IoOp::Write { .. }
+                | IoOp::Fsync { .. }
+                | IoOp::Fallocate { .. }
+                | IoOp::OpenAt { .. }
+                | IoOp::RenameAt { .. }
         ) || matches!(*self, IoOp::Splice { off_in, .. } if off_in >= 0)
     }
 }

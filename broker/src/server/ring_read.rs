@@ -22,6 +22,7 @@ use ringmq_wire::record::{RecordAt, decode_record_at};
 use crate::runtime;
 use crate::server::store::{ReadFuture, RecordRead, RecordsRead, StoreError};
 use crate::store::Store;
+use crate::store::index::lookup::{IndexReader, KeyLookup};
 use crate::store::io::StoreFs;
 
 /// Bytes read first: most records fit, so most lookups take one read.
@@ -258,9 +259,10 @@ enum Candidate {
     Later(ReadFuture<Bytes>),
 }
 
-/// [`crate::server::store::ShardStore::query_by_key_read`] for the real store. The index
-/// lookup itself still runs here, synchronously (it is the store's: see the module docs of
-/// [`crate::server::deferred`]); the records are read like [`read_record`] does.
+/// [`crate::server::store::ShardStore::query_by_key_read`] for the real store: the index
+/// entries held in memory are looked up now; entries and slots on disk are read on the ring
+/// ([`RecordsRead::Index`], see [`index_read`]); the candidate records as
+/// [`records_of_candidates`] reads them.
 #[allow(clippy::too_many_arguments)]
 pub fn query_by_key_read<F: StoreFs>(
     store: &Store<F>,
@@ -275,20 +277,90 @@ pub fn query_by_key_read<F: StoreFs>(
         return RecordsRead::Ready(blocking());
     }
     let max = max.min(store.config().pull_messages_max.max(64));
-    let candidates = match crate::store::io::block_on(store.key_candidates(
-        topic,
-        key,
-        max.saturating_mul(2),
-        begin_ms,
-        end_ms,
-    )) {
-        Ok(candidates) => candidates,
-        Err(error) => {
-            return RecordsRead::Ready(Err(StoreError::Failed {
-                context: error.to_string(),
-            }));
-        }
-    };
+    let lookup = store.key_lookup(topic, key, max.saturating_mul(2), begin_ms, end_ms);
+    if lookup.is_done() {
+        return records_of_candidates(store, topic, key, max, lookup.found());
+    }
+    match index_read(lookup) {
+        Ok(read) => RecordsRead::Index(read),
+        Err(error) => RecordsRead::Ready(Err(error)),
+    }
+}
+
+thread_local! {
+    /// Index slots and entries read on this thread's ring (a counter for tests and metrics).
+    static INDEX_RING_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many index slots and entries key queries read on this shard's ring so far.
+pub fn index_ring_reads() -> u64 {
+    INDEX_RING_READS.with(std::cell::Cell::get)
+}
+
+/// The index files of a lookup, open, read on the ring.
+struct RingIndexReader {
+    files: Vec<(usize, Rc<runtime::File>, Rc<Path>)>,
+}
+
+impl IndexReader for RingIndexReader {
+    fn read<'a>(
+        &'a mut self,
+        file: usize,
+        pos: u64,
+        len: usize,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::store::StoreResult<Vec<u8>>> + 'a>>
+    {
+        Box::pin(async move {
+            let Some((_, handle, path)) = self.files.iter().find(|(i, _, _)| *i == file) else {
+                return Err(crate::store::StoreError::Failed(format!(
+                    "index file {file} of the lookup was not opened"
+                )));
+            };
+            INDEX_RING_READS.with(|c| c.set(c.get() + 1));
+            let (result, buf) = handle.read_at(Vec::with_capacity(len), pos).await;
+            let n = result.map_err(|e| {
+                crate::store::StoreError::Failed(format!(
+                    "reading {len} bytes at {pos} of {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let mut buf = buf;
+            buf.truncate(n);
+            Ok(buf)
+        })
+    }
+}
+
+/// The disk part of a key lookup as a ring read. The index files it reads are opened now,
+/// so that the read survives their deletion by retention meanwhile.
+pub fn index_read(lookup: KeyLookup) -> Result<ReadFuture<Vec<u64>>, StoreError> {
+    let mut files = Vec::new();
+    for (i, path) in lookup.disk_files() {
+        let file = runtime::File::open(path).map_err(|e| StoreError::Failed {
+            context: format!("opening {} for a key query: {e}", path.display()),
+        })?;
+        files.push((i, Rc::new(file), Rc::from(path)));
+    }
+    let mut reader = RingIndexReader { files };
+    Ok(Box::pin(async move {
+        lookup
+            .finish(&mut reader)
+            .await
+            .map_err(|e| StoreError::Failed {
+                context: e.to_string(),
+            })
+    }))
+}
+
+/// The records of `topic` under `key` among `candidates`: those in memory now, those on
+/// disk read like [`read_record`] does (one ring read each, as one task).
+pub fn records_of_candidates<F: StoreFs>(
+    store: &Store<F>,
+    topic: &str,
+    key: &str,
+    max: usize,
+    candidates: Vec<u64>,
+) -> RecordsRead {
     let mut found = Vec::new();
     let mut pending = false;
     for phys in candidates {
@@ -373,7 +445,10 @@ mod tests {
     use std::sync::Arc;
 
     use ringmq_wire::header::CommandHeader;
-    use ringmq_wire::header::query::ViewMessageRequestHeader;
+    use ringmq_wire::header::offset::{
+        GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
+    };
+    use ringmq_wire::header::query::{QueryMessageRequestHeader, ViewMessageRequestHeader};
     use ringmq_wire::header::send::SendMessageResponseHeader;
     use ringmq_wire::msgid::parse_offset_msg_id;
     use ringmq_wire::{RemotingCommand, RequestCode, ResponseCode};
@@ -383,6 +458,7 @@ mod tests {
     use crate::server::handler::testing::{CONN, records, request_with, send_request};
     use crate::server::mem_store::test_addr;
     use crate::server::state::{ShardIdentity, ShardState};
+    use crate::server::store::ShardStore;
     use crate::server::store_adapter::RealStore;
     use crate::store::StoreConfig;
     use crate::store::uring::UringFs;
@@ -483,6 +559,149 @@ mod tests {
             assert!(damaged.body.is_empty());
             let remark = damaged.remark.unwrap_or_default();
             assert!(remark.contains("damaged record"), "{remark}");
+        });
+    }
+
+    /// Sends `body` with key `k` to `T` and waits for its acknowledgement.
+    async fn send_keyed(state: &mut ShardState<RealStore<UringFs>>, body: &[u8], now: u64) {
+        let send = send_request("T", 0, body, &[("KEYS", "k")]);
+        let opaque = send.opaque;
+        let sent = match state.handle(CONN, send, now) {
+            Some(response) => response,
+            None => {
+                state.after_requests(now);
+                answer_of(state, opaque, now).await
+            }
+        };
+        assert_eq!(sent.code, 0, "{:?}", sent.remark);
+    }
+
+    /// The bodies a key query answers (deferred or not), and whether it was deferred.
+    async fn query_bodies(
+        state: &mut ShardState<RealStore<UringFs>>,
+        key: &str,
+        now: u64,
+    ) -> (Result<Vec<String>, i32>, bool) {
+        let request = request_with(
+            RequestCode::QueryMessage,
+            &QueryMessageRequestHeader {
+                topic: "T".into(),
+                key: key.into(),
+                max_num: 32,
+                begin_timestamp: 0,
+                end_timestamp: i64::MAX,
+                unique_key_query: None,
+                rpc: Default::default(),
+            },
+        );
+        let opaque = request.opaque;
+        let (response, deferred) = match state.handle(CONN, request, now) {
+            Some(response) => (response, false),
+            None => (answer_of(state, opaque, now).await, true),
+        };
+        let bodies = (response.code == 0)
+            .then(|| {
+                records(&response.body)
+                    .iter()
+                    .map(|m| String::from_utf8_lossy(&m.body()).into_owned())
+                    .collect()
+            })
+            .ok_or(response.code);
+        (bodies, deferred)
+    }
+
+    #[test]
+    fn cold_index_entries_of_a_key_query_are_read_on_the_ring() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let Ok(shard) = Shard::new(&RuntimeConfig::for_tests()) else {
+            eprintln!("skipping: io_uring unavailable");
+            return;
+        };
+        shard.block_on(async {
+            let mut store_config = StoreConfig::for_tests(dir.path());
+            store_config.tail_cache_bytes = 0;
+            store_config.store_host = test_addr(10911);
+            // Three keys fill an index file: the first file is sealed, the second active.
+            store_config.index = crate::store::index::IndexConfig {
+                slots: 64,
+                entries: 4,
+            };
+            let open = |config: StoreConfig| {
+                let store = RealStore::open_on_ring(UringFs::new(), config).expect("store");
+                let config = BrokerConfig::standalone();
+                let identity = ShardIdentity::of(&config, 0, test_addr(10911));
+                let mut state =
+                    ShardState::new(identity, Arc::new(config), store, 1_700_000_000_000);
+                state
+                    .deferred
+                    .install(Rc::new(|task| drop(spawn_local(task))), Rc::new(|| {}));
+                state
+            };
+            let now = 1_700_000_000_000;
+            let mut state = open(store_config.clone());
+            for i in 0..5 {
+                send_keyed(&mut state, format!("b{i}").as_bytes(), now).await;
+            }
+            let newest_first: Vec<String> = (0..5).rev().map(|i| format!("b{i}")).collect();
+            // The entries are still in memory: no index read, only the cold records.
+            let before = super::index_ring_reads();
+            let (bodies, _) = query_bodies(&mut state, "k", now).await;
+            assert_eq!(bodies, Ok(newest_first.clone()));
+            assert_eq!(
+                super::index_ring_reads(),
+                before,
+                "index answered from memory"
+            );
+            while state.store.drain_commits() {
+                yield_now().await;
+            }
+            state.store.shutdown().expect("clean shutdown");
+            drop(state);
+
+            // Reopened: the sealed file's slots and every entry are on disk.
+            let mut state = open(store_config);
+            let lookup = state.store.inner().key_lookup("T", "k", 64, 0, i64::MAX);
+            assert!(!lookup.is_done());
+            assert_eq!(lookup.disk_files().len(), 2);
+            let before = super::index_ring_reads();
+            let (bodies, deferred) = query_bodies(&mut state, "k", now).await;
+            assert!(deferred, "the index lookup ran as a deferred task");
+            assert_eq!(bodies, Ok(newest_first.clone()));
+            // Two slots (one from disk, one from memory) and five entries: six ring reads.
+            assert_eq!(super::index_ring_reads() - before, 6);
+            // The blocking lookup agrees.
+            let blocking: Vec<String> = state
+                .store
+                .query_by_key("T", "k", 32, 0, i64::MAX)
+                .expect("query")
+                .iter()
+                .map(|r| {
+                    ringmq_wire::record::StoredMessage::decode(r, false)
+                        .map(|m| String::from_utf8_lossy(&m.body()).into_owned())
+                        .expect("record")
+                })
+                .collect();
+            assert_eq!(blocking, newest_first);
+            // The earliest store time probes the cold first record on the ring too.
+            let request = request_with(
+                RequestCode::GetEarliestMsgStoretime,
+                &GetEarliestMsgStoretimeRequestHeader {
+                    topic: "T".into(),
+                    queue_id: 0,
+                    rpc: Default::default(),
+                },
+            );
+            let opaque = request.opaque;
+            assert!(state.handle(CONN, request, now).is_none(), "deferred");
+            let answer = answer_of(&mut state, opaque, now).await;
+            let earliest = GetEarliestMsgStoretimeResponseHeader::decode(&answer)
+                .expect("header")
+                .timestamp;
+            assert_eq!(Some(earliest), state.store.store_time("T", 0, 0));
+            assert!(earliest > 0);
+            // A key nobody used: not found, after the same kind of lookup.
+            let (missing, _) = query_bodies(&mut state, "nope", now).await;
+            assert_eq!(missing, Err(ResponseCode::QueryNotFound.as_i32()));
         });
     }
 }

@@ -191,9 +191,11 @@ pub trait ShardStore: 'static {
         RecordRead::Ready(self.read_at(physical_offset))
     }
 
-    /// [`ShardStore::query_by_key`] without blocking the shard on record reads: the
-    /// records when every candidate is in memory, or a read to run as a task. The default
-    /// queries at once.
+    /// [`ShardStore::query_by_key`] without blocking the shard on the disk: the records when
+    /// the index entries and every candidate are in memory, a read of the records to run as
+    /// a task, or ([`RecordsRead::Index`]) a read of the index entries to run as a task,
+    /// whose candidates then go to [`ShardStore::candidates_read`]. The default queries at
+    /// once.
     fn query_by_key_read(
         &self,
         topic: &str,
@@ -203,6 +205,27 @@ pub trait ShardStore: 'static {
         end_ms: i64,
     ) -> RecordsRead {
         RecordsRead::Ready(self.query_by_key(topic, key, max, begin_ms, end_ms))
+    }
+
+    /// The records of `topic` indexed under `key` among the CommitLog offsets `candidates`
+    /// (from a [`RecordsRead::Index`] read; newest first), at most `max`: now, or a read to
+    /// run as a task. The default reads them at once with [`ShardStore::read_at`].
+    fn candidates_read(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        candidates: Vec<u64>,
+    ) -> RecordsRead {
+        read_candidates_now(self, topic, key, max, candidates)
+    }
+
+    /// A read that brings into memory what [`ShardStore::get`] would otherwise read from a
+    /// file on the shard thread for `read` (a ConsumeQueue page evicted from memory), for the
+    /// shard to run as a task (on its ring); ask `get` (and this) again once it is done.
+    /// `None` when `get` needs nothing from the files. The default needs nothing.
+    fn load_for(&self, _read: &QueueRead<'_>) -> Option<ReadFuture<()>> {
+        None
     }
 
     /// The first CommitLog offset still stored.
@@ -251,6 +274,24 @@ pub trait ShardStore: 'static {
     }
 }
 
+/// [`ShardStore::candidates_read`] done at once with [`ShardStore::read_at`]: the records
+/// of `topic` under `key` among `candidates`, at most `max`; unreadable ones are skipped.
+pub fn read_candidates_now<S: ShardStore + ?Sized>(
+    store: &S,
+    topic: &str,
+    key: &str,
+    max: usize,
+    candidates: Vec<u64>,
+) -> RecordsRead {
+    let records = candidates
+        .into_iter()
+        .filter_map(|phys| store.read_at(i64::try_from(phys).ok()?).ok())
+        .filter(|record| crate::server::ring_read::matches_key(record, topic, key))
+        .take(max)
+        .collect();
+    RecordsRead::Ready(Ok(records))
+}
+
 /// A future the shard runs as a task; it owns what it reads from (never the store).
 pub type ReadFuture<T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, StoreError>>>>;
@@ -269,6 +310,9 @@ pub enum RecordsRead {
     Ready(Result<Vec<Bytes>, StoreError>),
     /// Disk reads to run as a task of the shard.
     Pending(ReadFuture<Vec<Bytes>>),
+    /// Index entries to read as a task of the shard; its candidates (CommitLog offsets,
+    /// newest first) go to [`ShardStore::candidates_read`].
+    Index(ReadFuture<Vec<u64>>),
 }
 
 impl std::fmt::Debug for RecordRead {
@@ -285,6 +329,7 @@ impl std::fmt::Debug for RecordsRead {
         match self {
             RecordsRead::Ready(r) => f.debug_tuple("Ready").field(r).finish(),
             RecordsRead::Pending(_) => f.write_str("Pending"),
+            RecordsRead::Index(_) => f.write_str("Index"),
         }
     }
 }

@@ -16,6 +16,18 @@
 //!   calls `commit` again: the outcome is handed back to the store (offsets advance, buffers
 //!   return) and the next job starts. One job is in flight at a time.
 //!
+//! In ring mode the metadata snapshots (topics, groups, offsets) are jobs of the shard too
+//! ([`crate::store::MetaJob`]): `save_meta` updates the tables and starts a job (temp file,
+//! `fdatasync`, rename, directory sync on the ring) or, when one is out, leaves the change to
+//! exactly one more job started when it completes. While a topic or group change is not yet
+//! durable, [`ShardStore::durable_offset`] stays where it was at the change, so a message
+//! sent to a topic just created is not acknowledged before the topic is on disk. Stopping,
+//! `drain_commits` writes the last changes on the ring and waits for them.
+//!
+//! A pull that needs a ConsumeQueue page evicted from memory is given a ring read of it
+//! ([`ShardStore::load_for`]); the pull handler runs it as a deferred task and answers once
+//! the page is in the store's page cache.
+//!
 //! Pulls ask for file ranges ([`QueueRead::splice`]): records no longer in the tail cache
 //! come back as [`FileSpan`]s, holding the store's pin on their segment, and the connection
 //! writer splices them to the socket (see [`crate::server::splice`]); such a read never
@@ -52,6 +64,24 @@ struct RingCommits {
     draining: bool,
     /// Where a finished persist job (queues, index, checkpoint) parks its outcome.
     persisted: Rc<RefCell<Option<crate::store::PersistDone>>>,
+    /// Metadata snapshots on the ring; see [`RingMeta`].
+    meta: RingMeta,
+}
+
+/// Ring mode's metadata snapshots: the job out, what was asked, and the acknowledgement
+/// fence.
+#[derive(Default)]
+struct RingMeta {
+    /// Where a finished snapshot job parks its outcome.
+    done: Rc<RefCell<Option<crate::store::MetaDone>>>,
+    /// A save asked for a job since the last one started.
+    wanted: bool,
+    /// While a topic or group change is not durable yet: acknowledgements stop at this
+    /// CommitLog offset (what was acknowledged when the change was saved), so that a send
+    /// to a topic created by it is never acknowledged before the topic is on disk.
+    fence: Option<u64>,
+    /// Jobs started (tests, stats).
+    jobs_started: u64,
 }
 
 /// The real store of one shard behind the [`ShardStore`] interface.
@@ -93,6 +123,7 @@ impl<F: StoreFs + 'static> RealStore<F> {
                 notify: None,
                 draining: false,
                 persisted: Rc::new(RefCell::new(None)),
+                meta: RingMeta::default(),
             }),
             last_path: RefCell::new(None),
         })
@@ -178,6 +209,45 @@ impl<F: StoreFs + 'static> RealStore<F> {
             }
         });
         Ok(())
+    }
+
+    /// Ring mode: hands a finished metadata snapshot job back, then starts the next one if
+    /// a save asked for it (`meta.wanted`) and tables changed: changes made while a job is
+    /// out coalesce into exactly one more job. Updates the acknowledgement fence. Returns
+    /// whether a job is in flight.
+    fn meta_on_ring(&mut self) -> Result<bool, StoreError> {
+        let Some(ring) = self.ring.as_mut() else {
+            return Ok(false);
+        };
+        let done = ring.meta.done.borrow_mut().take();
+        let mut result = Ok(());
+        if let Some(done) = done {
+            result = self.store.finish_meta_persist(done).map_err(convert);
+        }
+        if ring.meta.wanted && !self.store.meta_persist_in_flight() {
+            ring.meta.wanted = false;
+            if let Some(job) = self.store.begin_meta_persist(true).map_err(convert)? {
+                ring.meta.jobs_started += 1;
+                let parked = ring.meta.done.clone();
+                let notify = ring.notify.clone();
+                crate::runtime::spawn_local(async move {
+                    let outcome = job.run().await;
+                    *parked.borrow_mut() = Some(outcome);
+                    if let Some(notify) = notify {
+                        notify();
+                    }
+                });
+            }
+        }
+        if !self.store.meta_config_pending() {
+            ring.meta.fence = None;
+        }
+        result.map(|()| self.store.meta_persist_in_flight())
+    }
+
+    /// Metadata snapshot jobs started on the ring so far (tests, stats).
+    pub fn meta_jobs_started(&self) -> u64 {
+        self.ring.as_ref().map_or(0, |r| r.meta.jobs_started)
     }
 
     fn segment_path(&self, segment: u64, path: &Path) -> Rc<Path> {
@@ -281,7 +351,11 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
     }
 
     fn durable_offset(&self) -> u64 {
-        self.store.ack_offset()
+        let ack = self.store.ack_offset();
+        match self.ring.as_ref().and_then(|r| r.meta.fence) {
+            Some(fence) => ack.min(fence),
+            None => ack,
+        }
     }
 
     fn min_offset(&self, topic: &str, queue_id: i32) -> i64 {
@@ -465,6 +539,38 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
         )
     }
 
+    fn candidates_read(
+        &self,
+        topic: &str,
+        key: &str,
+        max: usize,
+        candidates: Vec<u64>,
+    ) -> crate::server::store::RecordsRead {
+        if self.ring.is_none() {
+            return crate::server::store::read_candidates_now(self, topic, key, max, candidates);
+        }
+        crate::server::ring_read::records_of_candidates(&self.store, topic, key, max, candidates)
+    }
+
+    fn load_for(&self, read: &QueueRead<'_>) -> Option<crate::server::store::ReadFuture<()>> {
+        self.ring.as_ref()?;
+        let request = GetMessage {
+            topic: read.topic,
+            queue_id: read.queue_id,
+            offset: u64::try_from(read.offset).ok()?,
+            max_count: read.max_count,
+            max_bytes: read.max_bytes,
+            tag_codes: read.tag_codes,
+            file_ranges: read.splice,
+        };
+        match self.store.missing_queue_page(&request) {
+            Ok(Some(load)) => Some(Box::pin(async move { load.load().await.map_err(convert) })),
+            Ok(None) => None,
+            // The read itself reports it.
+            Err(_) => None,
+        }
+    }
+
     fn commit_log_min_offset(&self) -> i64 {
         signed(self.store.commit_log().min_offset())
     }
@@ -482,6 +588,10 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
 
     fn commit(&mut self) -> Result<(), StoreError> {
         if self.ring.is_some() {
+            if let Err(error) = self.meta_on_ring() {
+                tracing::error!(target: "ringmq::server::store", %error,
+                    "metadata snapshot failed; retried at the next persist");
+            }
             return self.commit_on_ring();
         }
         block_on(self.store.commit_step())
@@ -505,6 +615,18 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
                 false
             }
         };
+        // The last metadata changes are written (on the ring) and awaited before the stop.
+        if let Some(ring) = self.ring.as_mut() {
+            ring.meta.wanted |= self.store.meta().is_dirty();
+        }
+        let persisting = match self.meta_on_ring() {
+            Ok(in_flight) => in_flight || persisting,
+            Err(error) => {
+                tracing::error!(target: "ringmq::server::store", %error,
+                    "metadata snapshot failed while stopping");
+                persisting
+            }
+        };
         match self.harvest() {
             Ok(in_flight) => in_flight || persisting,
             Err(error) => {
@@ -523,8 +645,10 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
             Some(true) if self.persist_on_ring(false)? => {}
             _ => block_on(self.store.persist_step()).map_err(convert)?,
         }
-        // In ring mode the CommitLog sync was asked of the next job: start it if idle.
-        if self.ring.is_some() {
+        // In ring mode the CommitLog sync was asked of the next job: start it if idle. A
+        // metadata snapshot that failed is retried here (not at every commit).
+        if let Some(ring) = self.ring.as_mut() {
+            ring.meta.wanted |= self.store.meta().is_dirty();
             self.commit()?;
         }
         Ok(())
@@ -592,7 +716,21 @@ impl<F: StoreFs + 'static> ShardStore for RealStore<F> {
                 }
             }
         }
-        block_on(self.store.persist_meta()).map_err(convert)
+        let config_changed = meta.config_dirty();
+        match self.ring.as_mut() {
+            // On the ring: the snapshot job starts now (or after the one in flight); a topic
+            // or group change holds acknowledgements back until it is durable.
+            Some(ring) if !ring.draining => {
+                if config_changed {
+                    let ack = self.store.ack_offset();
+                    ring.meta.fence = Some(ring.meta.fence.map_or(ack, |f| f.min(ack)));
+                }
+                ring.meta.wanted = true;
+                self.meta_on_ring().map(drop)
+            }
+            // Stopping (the job in flight was awaited by drain_commits), or blocking mode.
+            _ => block_on(self.store.persist_meta()).map_err(convert),
+        }
     }
 }
 
@@ -784,19 +922,22 @@ mod tests {
             state.after_requests(now);
             assert!(state.take_outbox().is_empty());
             assert!(state.store.commit_running());
+            // The send auto-created "T": its ack also waits for the topic's snapshot job,
+            // whose completion notifies the server too.
+            let mut acked = Vec::new();
             for _ in 0..10_000 {
                 if kicked.get() > 0 {
-                    break;
+                    state.tick(now);
+                    acked.extend(state.take_outbox());
+                    if !acked.is_empty() {
+                        break;
+                    }
                 }
                 yield_now().await;
             }
-            assert_eq!(kicked.get(), 1, "the completion notifies the server");
-            state.tick(now);
-            assert_eq!(
-                state.take_outbox().len(),
-                1,
-                "send acknowledged after the fdatasync"
-            );
+            assert!(kicked.get() >= 1, "the completion notifies the server");
+            assert!(!state.store.inner().meta_config_pending());
+            assert_eq!(acked.len(), 1, "send acknowledged after the fdatasync");
             // A second send: its job is in flight when shutdown starts draining.
             state.handle(CONN, send_request("T", 0, b"b", &[]), now);
             state.after_requests(now);
@@ -849,3 +990,7 @@ mod tests {
         assert_eq!(&records(&pull.command.body)[0].body()[..], b"b");
     }
 }
+
+#[cfg(test)]
+#[path = "store_ring_tests.rs"]
+mod ring_tests;

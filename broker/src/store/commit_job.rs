@@ -11,22 +11,25 @@
 //!   the job are submitted together (`O_DIRECT`, `WriteFixed` where registered) and the
 //!   shard goes on serving, appending into the next buffer, until the completions arrive.
 //!
-//! Order inside a job: preallocate new segments (`fallocate`) and make their directory entry
-//! durable, then the writes (all in flight together: they never overlap, see
+//! Order inside a job: create the next segment when the log asks for it (opened through the
+//! ring in ring mode: `OpenAt`), preallocate new segments (`fallocate`) and make their
+//! directory entry durable, then the writes (all in flight together: they never overlap, see
 //! `CommitLog::begin_commit`), then in sync mode one `fdatasync` per segment touched. Only one
 //! job is in flight at a time, because the next job rewrites the partly filled last page of
 //! this one: two writes of one page in flight together could land in either order.
 //!
 //! Runs on the shard's thread (`!Send`).
 
+use std::cell::RefCell;
 use std::future::{Future, poll_fn};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 
+use super::commit_log::Segment;
 use super::error::{StoreError, StoreResult};
-use super::io::{AlignedBuf, StoreFile, StoreFs};
+use super::io::{AlignedBuf, OpenMode, StoreFile, StoreFs};
 
 /// One write of a job: `buf[..write_len]` at `file_pos` of a segment.
 #[derive(Debug)]
@@ -36,6 +39,17 @@ pub(super) struct JobWrite<File> {
     pub(super) buf: AlignedBuf,
     pub(super) write_len: usize,
     pub(super) file_pos: u64,
+}
+
+/// A segment file to create (and preallocate) ahead of the appends that will fill it.
+#[derive(Debug)]
+pub(super) struct JobCreate {
+    pub(super) start: u64,
+    pub(super) path: PathBuf,
+    /// Ask for `O_DIRECT` on the writer.
+    pub(super) direct: bool,
+    /// Bytes to preallocate.
+    pub(super) len: u64,
 }
 
 /// A segment to preallocate (`fallocate` of `len` bytes) before the writes.
@@ -55,6 +69,10 @@ pub struct CommitJob<F: StoreFs> {
     pub(super) seq: u64,
     pub(super) fs: F,
     pub(super) dir: PathBuf,
+    /// New segments: created (through the ring in ring mode) and preallocated first.
+    pub(super) create: Vec<JobCreate>,
+    /// Where created segments go, for the log to install when the job is handed back.
+    pub(super) created: Rc<RefCell<Vec<Segment<F::File>>>>,
     pub(super) allocate: Vec<JobAllocate<F::File>>,
     pub(super) writes: Vec<JobWrite<F::File>>,
     pub(super) syncs: Vec<(Rc<F::File>, PathBuf)>,
@@ -99,6 +117,8 @@ impl<F: StoreFs> CommitJob<F> {
             seq,
             fs,
             dir,
+            create,
+            created,
             allocate,
             writes,
             syncs,
@@ -114,7 +134,22 @@ impl<F: StoreFs> CommitJob<F> {
             target_synced,
             result: Ok(()),
         };
-        if let Err(e) = run_allocations(&fs, &dir, &allocate, ring, &mut done.allocated).await {
+        let prepared = run_creations(&fs, &create, ring, &created).await;
+        let prepared = match prepared {
+            Ok(()) => {
+                run_allocations(
+                    &fs,
+                    &dir,
+                    &allocate,
+                    ring,
+                    !create.is_empty(),
+                    &mut done.allocated,
+                )
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = prepared {
             done.buffers.extend(writes.into_iter().map(|w| w.buf));
             done.result = Err(e);
             return done;
@@ -183,11 +218,45 @@ impl<F: StoreFs> CommitJob<F> {
     }
 }
 
+/// Creates the new segments: the writer (`O_DIRECT` when asked and accepted) and a
+/// buffered reader, both opened through the ring in ring mode, and preallocates them.
+async fn run_creations<F: StoreFs>(
+    fs: &F,
+    create: &[JobCreate],
+    ring: bool,
+    created: &RefCell<Vec<Segment<F::File>>>,
+) -> StoreResult<()> {
+    for c in create {
+        let open = |create: bool, direct: bool| async move {
+            let mode = OpenMode { create, direct };
+            let file = if ring {
+                fs.open_ring(&c.path, mode, false).await
+            } else {
+                fs.open(&c.path, mode)
+            };
+            file.map_err(|e| StoreError::io("create", &c.path, e))
+        };
+        let writer = open(true, c.direct).await?;
+        let r = if ring {
+            writer.allocate_ring(c.len).await
+        } else {
+            writer.allocate(c.len).await
+        };
+        r.map_err(|e| StoreError::io("fallocate", &c.path, e))?;
+        let reader = open(false, false).await?;
+        created
+            .borrow_mut()
+            .push(Segment::created(c.start, c.path.clone(), writer, reader));
+    }
+    Ok(())
+}
+
 async fn run_allocations<F: StoreFs>(
     fs: &F,
     dir: &std::path::Path,
     allocate: &[JobAllocate<F::File>],
     ring: bool,
+    new_files: bool,
     allocated: &mut Vec<u64>,
 ) -> StoreResult<()> {
     for a in allocate {
@@ -199,7 +268,7 @@ async fn run_allocations<F: StoreFs>(
         r.map_err(|e| StoreError::io("fallocate", &a.path, e))?;
         allocated.push(a.start);
     }
-    if !allocate.is_empty() {
+    if new_files || !allocate.is_empty() {
         // The new file's directory entry must be durable before data in it is acked.
         let r = if ring {
             fs.sync_dir_ring(dir).await

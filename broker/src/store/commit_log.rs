@@ -17,6 +17,7 @@
 //!   the segment is closed by a blank record and the record goes to the next one.
 //! * After a failed write the log is failed-stopped: no more appends or acknowledgements.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -24,7 +25,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use ringmq_wire::record::{BLANK_RECORD_BYTES_MIN, RECORD_BYTES_MAX, encode_blank};
 
-use super::commit_job::{CommitDone, CommitJob, JobAllocate, JobWrite};
+use super::commit_job::{CommitDone, CommitJob, JobAllocate, JobCreate, JobWrite};
 use super::error::{StoreError, StoreResult};
 use super::io::{AlignedBuf, IO_ALIGN, OpenMode, StoreFile, StoreFs, align_down, align_up};
 use super::tail_cache::TailCache;
@@ -73,6 +74,19 @@ pub struct Segment<File> {
     /// Buffered handle for reads (and for `splice`).
     pub reader: File,
     allocated: bool,
+}
+
+impl<File> Segment<File> {
+    /// A segment a commit job created and preallocated.
+    pub(super) fn created(start: u64, path: PathBuf, writer: File, reader: File) -> Self {
+        Segment {
+            start,
+            path,
+            writer: Rc::new(writer),
+            reader,
+            allocated: true,
+        }
+    }
 }
 
 impl<File: StoreFile> Segment<File> {
@@ -150,6 +164,11 @@ pub struct CommitLog<F: StoreFs> {
     sync_requested: bool,
     failed: Option<String>,
     tail: TailCache,
+    /// Segments a commit job created (through the ring), installed by `finish_commit`.
+    created: Rc<RefCell<Vec<Segment<F::File>>>>,
+    /// Segments opened on the shard thread because appends reached them before a job had
+    /// created them (see `begin_commit`); 0 in normal operation.
+    blocking_opens: u64,
 }
 
 impl<F: StoreFs> CommitLog<F> {
@@ -195,6 +214,8 @@ impl<F: StoreFs> CommitLog<F> {
             ring_mode: false,
             sync_requested: false,
             failed: None,
+            created: Rc::new(RefCell::new(Vec::new())),
+            blocking_opens: 0,
         };
         log.spare = log
             .fs
@@ -366,9 +387,8 @@ impl<F: StoreFs> CommitLog<F> {
         let remaining = (seg + self.config.segment_bytes - self.append_offset) as usize;
         self.ensure_room(BLANK_RECORD_BYTES_MIN)?;
         let next = seg + self.config.segment_bytes;
-        if !self.segments.contains_key(&next) {
-            self.open_segment(next, true)?;
-        }
+        // The next segment's file is created by a commit job (normally well before, once
+        // this one is half full); appends into it only fill write buffers.
         // Everything that can fail comes before the first change, so a refused roll leaves
         // the buffers and offsets as they were.
         let buf = self.new_buffer_or_busy()?;
@@ -490,7 +510,8 @@ impl<F: StoreFs> CommitLog<F> {
         if self.in_flight.is_some() || !(self.has_pending() || want_sync) {
             return Ok(None);
         }
-        let allocate = self.prepare_segments()?;
+        self.open_missing_segments()?;
+        let (create, allocate) = self.prepare_segments();
         let target = self.append_offset;
         let mut chunks = std::mem::take(&mut self.sealed);
         if let Some(active) = self.active.as_ref()
@@ -521,6 +542,8 @@ impl<F: StoreFs> CommitLog<F> {
             seq,
             fs: self.fs.clone(),
             dir: self.dir.clone(),
+            create,
+            created: self.created.clone(),
             allocate,
             writes,
             syncs,
@@ -579,6 +602,9 @@ impl<F: StoreFs> CommitLog<F> {
         }
         self.in_flight = None;
         self.spare.extend(done.buffers);
+        for segment in self.created.borrow_mut().drain(..) {
+            self.segments.entry(segment.start).or_insert(segment);
+        }
         for start in &done.allocated {
             if let Some(seg) = self.segments.get_mut(start) {
                 seg.allocated = true;
@@ -602,17 +628,24 @@ impl<F: StoreFs> CommitLog<F> {
         Ok(self.ack_offset())
     }
 
-    /// Opens the next segment once the active one is half full, and lists the segments to
-    /// preallocate in the next job, so appends never wait on file creation or allocation.
-    fn prepare_segments(&mut self) -> StoreResult<Vec<JobAllocate<F::File>>> {
+    /// Asks the job to create the next segment once the active one is half full, and lists
+    /// the segments to preallocate, so appends never wait on file creation or allocation.
+    fn prepare_segments(&mut self) -> (Vec<JobCreate>, Vec<JobAllocate<F::File>>) {
         let seg = self.segment_start(self.append_offset);
         let half = seg + self.config.segment_bytes / 2;
         let next = seg + self.config.segment_bytes;
-        if self.append_offset >= half && !self.segments.contains_key(&next) {
-            self.open_segment(next, true)?;
-        }
         let len = self.config.segment_bytes;
-        Ok(self
+        let create = if self.append_offset >= half && !self.segments.contains_key(&next) {
+            vec![JobCreate {
+                start: next,
+                path: self.dir.join(file_name(next)),
+                direct: self.config.direct_io,
+                len,
+            }]
+        } else {
+            Vec::new()
+        };
+        let allocate = self
             .segments
             .values()
             .filter(|s| !s.allocated)
@@ -622,7 +655,36 @@ impl<F: StoreFs> CommitLog<F> {
                 start: s.start,
                 len,
             })
-            .collect())
+            .collect();
+        (create, allocate)
+    }
+
+    /// Opens, on the calling thread, the segments that buffered data is destined for but no
+    /// job has created yet. Only happens when appends cross half a segment and the segment
+    /// end within one commit (a write budget larger than half a segment): the commit jobs
+    /// create the next segment ahead otherwise.
+    fn open_missing_segments(&mut self) -> StoreResult<()> {
+        let mut missing: Vec<u64> = self
+            .sealed
+            .iter()
+            .chain(self.active.iter())
+            .map(|c| c.segment)
+            .filter(|s| !self.segments.contains_key(s))
+            .collect();
+        missing.dedup();
+        for start in missing {
+            self.blocking_opens += 1;
+            tracing::debug!(target: "store::commit_log", segment = start,
+                "segment opened on the shard thread: appends outran its creation ahead");
+            self.open_segment(start, true)?;
+        }
+        Ok(())
+    }
+
+    /// Segments opened on the shard thread because appends reached them before a commit job
+    /// created them ahead (0 in normal operation).
+    pub fn blocking_segment_opens(&self) -> u64 {
+        self.blocking_opens
     }
 
     /// `fdatasync`s every segment written since the last sync (used by the checkpoint in
@@ -706,12 +768,6 @@ impl<F: StoreFs> CommitLog<F> {
             return Ok(bytes);
         }
         let seg = self.segment_start(offset);
-        let segment = self.segments.get(&seg).ok_or_else(|| StoreError::Corrupt {
-            what: "commit log",
-            path: self.dir.clone(),
-            offset,
-            reason: "no segment holds this offset".into(),
-        })?;
         if offset + len as u64 > self.written_offset {
             // Not yet on disk and not in the cache: only the active buffer has it.
             if let Some(chunk) = self.active.as_ref() {
@@ -729,6 +785,12 @@ impl<F: StoreFs> CommitLog<F> {
                 }
             }
         }
+        let segment = self.segments.get(&seg).ok_or_else(|| StoreError::Corrupt {
+            what: "commit log",
+            path: self.dir.clone(),
+            offset,
+            reason: "no segment holds this offset".into(),
+        })?;
         let (buf, n) = segment.reader.read_at(vec![0; len], offset - seg).await;
         let n = n.map_err(|e| StoreError::io("read", &segment.path, e))?;
         if n < len {

@@ -15,7 +15,7 @@
 //! shared by the store's queues ([`CqPageCache`]). The store evicts persisted entries when
 //! the queues together hold more than `consume_queue_cache_bytes`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -51,6 +51,11 @@ type CachedPage = (QueueUid, u64, Rc<[CqEntry]>);
 #[derive(Debug, Default)]
 pub struct CqPageCache {
     pages: RefCell<VecDeque<CachedPage>>,
+    /// Pages read through the ring by a [`CqPageLoad`] (a task of the shard).
+    ring_loads: Cell<u64>,
+    /// Pages read on the calling thread (blocking-safe reads: tools, tests, time lookups,
+    /// retention, and pulls whose page was evicted again before they ran).
+    blocking_reads: Cell<u64>,
 }
 
 impl CqPageCache {
@@ -70,6 +75,16 @@ impl CqPageCache {
             pages.pop_front();
         }
         pages.push_back((uid, page, entries));
+    }
+
+    /// Pages read through the ring so far.
+    pub fn ring_loads(&self) -> u64 {
+        self.ring_loads.get()
+    }
+
+    /// Pages read on the calling thread so far.
+    pub fn blocking_reads(&self) -> u64 {
+        self.blocking_reads.get()
     }
 
     /// Pages cached (for tests and stats).
@@ -284,78 +299,94 @@ impl<File: StoreFile> ConsumeQueue<File> {
     }
 
     /// The entry at a logical offset, from memory or, for evicted entries, from the queue's
-    /// file (a page at a time, through `cache`). `None` outside `[min, max)`.
-    pub async fn entry(&self, offset: u64, cache: &CqPageCache) -> StoreResult<Option<CqEntry>> {
+    /// file (a page at a time, through `cache`, read on the calling thread). `None` outside
+    /// `[min, max)`.
+    pub async fn entry(
+        &self,
+        offset: u64,
+        cache: &Rc<CqPageCache>,
+    ) -> StoreResult<Option<CqEntry>> {
+        let mut memo = None;
+        match self.entry_cached(offset, cache, &mut memo)? {
+            Ok(entry) => Ok(entry),
+            Err(load) => {
+                let entries = load.read(false).await?;
+                match entries.get((offset - load.page) as usize) {
+                    Some(entry) => Ok(Some(*entry)),
+                    None => Err(self.corrupt(offset, "entry missing from its queue file")),
+                }
+            }
+        }
+    }
+
+    /// The entry at a logical offset if it is in memory or in `cache`, else the page read
+    /// that would bring it ([`CqPageLoad`], to run on the calling thread or on the ring).
+    /// `memo` keeps the last page used, so a scan does not look every entry up in the cache.
+    /// `Ok(None)` outside `[min, max)`.
+    pub fn entry_cached(
+        &self,
+        offset: u64,
+        cache: &Rc<CqPageCache>,
+        memo: &mut Option<(u64, Rc<[CqEntry]>)>,
+    ) -> StoreResult<Result<Option<CqEntry>, CqPageLoad<File>>> {
         if offset < self.min || offset >= self.max_offset() {
-            return Ok(None);
+            return Ok(Ok(None));
         }
         if offset >= self.mem_from {
-            return Ok(self.get(offset));
+            return Ok(Ok(self.get(offset)));
         }
         // Pages never straddle two files.
         let first = offset / self.entries_per_file * self.entries_per_file;
         let page = first + (offset - first) / CQ_PAGE_ENTRIES * CQ_PAGE_ENTRIES;
         let at = (offset - page) as usize;
+        if let Some((start, entries)) = memo.as_ref()
+            && *start == page
+            && let Some(entry) = entries.get(at)
+        {
+            return Ok(Ok(Some(*entry)));
+        }
         if let Some(entries) = cache.get(self.uid, page)
             && let Some(entry) = entries.get(at)
         {
-            return Ok(Some(*entry));
+            let entry = *entry;
+            *memo = Some((page, entries));
+            return Ok(Ok(Some(entry)));
         }
         // Not cached, or cached when fewer of its entries were evicted: read it (again).
-        let entries = self.read_page(first, page).await?;
-        cache.put(self.uid, page, entries.clone());
-        match entries.get(at) {
-            Some(entry) => Ok(Some(*entry)),
-            None => Err(self.corrupt(offset, "entry missing from its queue file")),
-        }
+        Ok(Err(self.page_load(first, page, cache)?))
     }
 
-    /// Reads the page starting at logical offset `page` of the file starting at `first`:
-    /// its entries below `mem_from` (written and synced before they were evicted, so every
-    /// one must be valid). Slots below `min` are padding, never returned.
-    async fn read_page(&self, first: u64, page: u64) -> StoreResult<Rc<[CqEntry]>> {
+    /// The read of the page starting at logical offset `page` of the file starting at
+    /// `first`: its entries below `mem_from` (written and synced before they were evicted,
+    /// so every one must be valid). Slots below `min` are padding, never returned.
+    fn page_load(
+        &self,
+        first: u64,
+        page: u64,
+        cache: &Rc<CqPageCache>,
+    ) -> StoreResult<CqPageLoad<File>> {
         let from = page.max(self.min);
         let until = (page + CQ_PAGE_ENTRIES)
             .min(first + self.entries_per_file)
             .min(self.mem_from);
-        let path = self.dir.join(file_name(first * CQ_ENTRY_BYTES));
         let Some(file) = self.files.get(&first) else {
             return Err(self.corrupt(from, "queue file missing"));
         };
-        let len = ((until - from) * CQ_ENTRY_BYTES) as usize;
-        let (raw, n) = file
-            .read_at(vec![0; len], (from - first) * CQ_ENTRY_BYTES)
-            .await;
-        let n = n.map_err(|e| StoreError::io("read", &path, e))?;
-        if n < len {
-            return Err(self.corrupt(from + (n as u64) / CQ_ENTRY_BYTES, "queue file too short"));
-        }
-        let padding = CqEntry {
-            phys: 0,
-            size: 0,
-            tag_code: 0,
-        };
-        let mut entries = vec![padding; (from - page) as usize];
-        entries.reserve(len / CQ_ENTRY_BYTES as usize);
-        for (i, raw) in raw[..len].chunks_exact(CQ_ENTRY_BYTES as usize).enumerate() {
-            match CqEntry::decode(raw) {
-                Some(entry) => entries.push(entry),
-                None => {
-                    return Err(self.corrupt(from + i as u64, "invalid entry in a written range"));
-                }
-            }
-        }
-        Ok(entries.into())
+        Ok(CqPageLoad {
+            file: file.clone(),
+            dir: self.dir.clone(),
+            entries_per_file: self.entries_per_file,
+            uid: self.uid,
+            first,
+            page,
+            from,
+            until,
+            cache: cache.clone(),
+        })
     }
 
     fn corrupt(&self, offset: u64, reason: &str) -> StoreError {
-        let first = offset / self.entries_per_file * self.entries_per_file;
-        StoreError::Corrupt {
-            what: "consume queue entry",
-            path: self.dir.join(file_name(first * CQ_ENTRY_BYTES)),
-            offset: (offset - first) * CQ_ENTRY_BYTES,
-            reason: reason.to_owned(),
-        }
+        corrupt_entry(&self.dir, self.entries_per_file, offset, reason)
     }
 
     /// Drops persisted entries from memory, oldest first, until at most `keep` remain; only
@@ -427,7 +458,7 @@ impl<File: StoreFile> ConsumeQueue<File> {
         &mut self,
         fs: &F,
         cl_min: u64,
-        cache: &CqPageCache,
+        cache: &Rc<CqPageCache>,
     ) -> StoreResult<()> {
         // Evicted entries first: binary search for the first one still pointing at or past
         // `cl_min` (entries follow the CommitLog, so that is a prefix).
@@ -479,6 +510,7 @@ impl<File: StoreFile> ConsumeQueue<File> {
         fs: &F,
         limit: u64,
         batch: &mut PersistBatch<File>,
+        new_files: &mut Vec<(u64, usize)>,
     ) -> StoreResult<Option<u64>> {
         let upto = self.visible_max_offset(limit);
         if upto <= self.persisted && self.stale_until <= self.persisted {
@@ -494,19 +526,19 @@ impl<File: StoreFile> ConsumeQueue<File> {
             let first = at / self.entries_per_file * self.entries_per_file;
             let end = write_until.min(first + self.entries_per_file);
             let path = self.dir.join(file_name(first * CQ_ENTRY_BYTES));
-            if let std::collections::btree_map::Entry::Vacant(slot) = self.files.entry(first) {
-                let file = fs
-                    .open(
-                        &path,
-                        OpenMode {
-                            create: true,
-                            direct: false,
-                        },
-                    )
-                    .map_err(|e| StoreError::io("open", &path, e))?;
-                batch.sync_dir(&self.dir);
-                slot.insert(Rc::new(file));
-            }
+            // A new file is created by the job (through the ring in ring mode) and
+            // installed by `install_file` when the job is handed back.
+            let created = match self.files.get(&first) {
+                Some(_) => None,
+                None => match new_files.iter().find(|(f, _)| *f == first) {
+                    Some((_, index)) => Some(*index),
+                    None => {
+                        let index = batch.create(&path);
+                        new_files.push((first, index));
+                        Some(index)
+                    }
+                },
+            };
             raw.clear();
             raw.resize(((end - at) * CQ_ENTRY_BYTES) as usize, 0);
             for (i, chunk) in raw.chunks_exact_mut(CQ_ENTRY_BYTES as usize).enumerate() {
@@ -517,15 +549,20 @@ impl<File: StoreFile> ConsumeQueue<File> {
                     entry.encode(chunk);
                 }
             }
-            batch.write(
-                &self.files[&first],
-                &path,
-                &raw,
-                (at - first) * CQ_ENTRY_BYTES,
-            );
+            let pos = (at - first) * CQ_ENTRY_BYTES;
+            match (created, self.files.get(&first)) {
+                (Some(index), _) => batch.write_new(index, &path, &raw, pos),
+                (None, Some(file)) => batch.write(file, &path, &raw, pos),
+                (None, None) => return Err(self.corrupt(at, "queue file missing")),
+            }
             at = end;
         }
         Ok(Some(upto))
+    }
+
+    /// Installs a queue file a persist job created (starting at logical offset `first`).
+    pub(super) fn install_file(&mut self, first: u64, file: Rc<File>) {
+        self.files.entry(first).or_insert(file);
     }
 
     /// Complete half of a persist: the entries below `upto` are on disk.
@@ -555,4 +592,95 @@ fn next_uid() -> QueueUid {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn corrupt_entry(dir: &Path, entries_per_file: u64, offset: u64, reason: &str) -> StoreError {
+    let first = offset / entries_per_file * entries_per_file;
+    StoreError::Corrupt {
+        what: "consume queue entry",
+        path: dir.join(file_name(first * CQ_ENTRY_BYTES)),
+        offset: (offset - first) * CQ_ENTRY_BYTES,
+        reason: reason.to_owned(),
+    }
+}
+
+/// One page of evicted ConsumeQueue entries to read into a store's [`CqPageCache`]: what a
+/// read found missing ([`ConsumeQueue::entry_cached`]). Owns its file handle and the cache,
+/// so it borrows nothing from the store: in ring mode the broker runs [`CqPageLoad::load`]
+/// as a task of the shard (the read goes through the ring) and answers the pull that needed
+/// it once the page is in the cache.
+#[derive(Debug)]
+pub struct CqPageLoad<File> {
+    file: Rc<File>,
+    dir: PathBuf,
+    entries_per_file: u64,
+    uid: QueueUid,
+    first: u64,
+    page: u64,
+    from: u64,
+    until: u64,
+    cache: Rc<CqPageCache>,
+}
+
+impl<File: StoreFile> CqPageLoad<File> {
+    /// First logical offset of the page.
+    pub fn page(&self) -> u64 {
+        self.page
+    }
+
+    /// Reads the page through the ring and puts it into the cache.
+    pub async fn load(self) -> StoreResult<()> {
+        self.read(true).await.map(drop)
+    }
+
+    /// Reads the page (`ring`: through the ring, else on the calling thread), checks every
+    /// entry, puts it into the cache and returns it.
+    pub(super) async fn read(&self, ring: bool) -> StoreResult<Rc<[CqEntry]>> {
+        let len = ((self.until - self.from) * CQ_ENTRY_BYTES) as usize;
+        let pos = (self.from - self.first) * CQ_ENTRY_BYTES;
+        let (raw, n) = if ring {
+            self.file.read_at_ring(vec![0; len], pos).await
+        } else {
+            self.file.read_at(vec![0; len], pos).await
+        };
+        let counter = if ring {
+            &self.cache.ring_loads
+        } else {
+            &self.cache.blocking_reads
+        };
+        counter.set(counter.get() + 1);
+        let path = self.dir.join(file_name(self.first * CQ_ENTRY_BYTES));
+        let n = n.map_err(|e| StoreError::io("read", &path, e))?;
+        if n < len {
+            return Err(corrupt_entry(
+                &self.dir,
+                self.entries_per_file,
+                self.from + (n as u64) / CQ_ENTRY_BYTES,
+                "queue file too short",
+            ));
+        }
+        let padding = CqEntry {
+            phys: 0,
+            size: 0,
+            tag_code: 0,
+        };
+        let mut entries = vec![padding; (self.from - self.page) as usize];
+        entries.reserve(len / CQ_ENTRY_BYTES as usize);
+        for (i, raw) in raw[..len].chunks_exact(CQ_ENTRY_BYTES as usize).enumerate() {
+            match CqEntry::decode(raw) {
+                Some(entry) => entries.push(entry),
+                None => {
+                    return Err(corrupt_entry(
+                        &self.dir,
+                        self.entries_per_file,
+                        self.from + i as u64,
+                        "invalid entry in a written range",
+                    ));
+                }
+            }
+        }
+        let entries: Rc<[CqEntry]> = entries.into();
+        self.cache.put(self.uid, self.page, entries.clone());
+        Ok(entries)
+    }
 }

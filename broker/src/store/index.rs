@@ -536,6 +536,9 @@ impl<File: StoreFile> IndexService<File> {
     }
 }
 
+#[path = "index_lookup.rs"]
+pub mod lookup;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,8 @@
 //! std implementation completes every operation before returning, so its futures are always
 //! ready; [`block_on`] drives such futures (offline tools, tests, benchmarks). The io_uring
 //! implementation ([`super::uring::UringFs`]) keeps those blocking-safe operations and adds the
-//! `*_ring` ones, which only the CommitLog's commit jobs use, as tasks of the shard.
+//! `*_ring` ones, which only jobs running as tasks of the shard use (commit, persist and
+//! metadata snapshot jobs, ConsumeQueue page loads).
 //!
 //! Everything here runs on the shard's thread; nothing is `Send`-bound.
 
@@ -158,6 +159,31 @@ pub trait StoreFs: Clone {
     async fn sync_dir_ring(&self, path: &Path) -> io::Result<()> {
         self.sync_dir(path)
     }
+
+    /// [`StoreFs::open`] from a job running as a task of the shard (a new ConsumeQueue file,
+    /// a new CommitLog segment, a snapshot's temp file); with `truncate` an existing file is
+    /// emptied first. The io_uring implementation opens through the ring (`OpenAt`), so the
+    /// shard never waits in `open(2)`; the default opens at once.
+    async fn open_ring(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+        truncate: bool,
+    ) -> io::Result<Self::File> {
+        let file = self.open(path, mode)?;
+        if truncate {
+            file.set_len(0).await?;
+        }
+        Ok(file)
+    }
+
+    /// Renames `from` over `to` (atomically replacing it) from a job running as a task of
+    /// the shard. Durable once the directory is synced ([`StoreFs::sync_dir_ring`]). The
+    /// io_uring implementation renames through the ring (`RenameAt`); the default is
+    /// [`StoreFs::rename`], durable at once.
+    async fn rename_ring(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.rename(from, to)
+    }
 }
 
 /// One open file with positional, completion-style operations.
@@ -225,6 +251,13 @@ pub trait StoreFile {
     async fn allocate_ring(&self, len: u64) -> io::Result<()> {
         self.allocate(len).await
     }
+
+    /// [`StoreFile::read_at`] through the ring: what a read running as a task of the shard
+    /// calls (a ConsumeQueue page evicted from memory). The io_uring implementation submits
+    /// `Read`s to the ring (continuing short reads); the default reads at once.
+    async fn read_at_ring(&self, buf: Vec<u8>, offset: u64) -> (Vec<u8>, io::Result<usize>) {
+        self.read_at(buf, offset).await
+    }
 }
 
 /// Drives a future whose operations complete without an external reactor (the std and
@@ -267,6 +300,15 @@ fn open_std(path: &Path, create: bool, direct: bool) -> io::Result<File> {
 }
 
 impl StdFile {
+    /// Wraps a file opened elsewhere (e.g. through the ring by [`super::uring::UringFs`]).
+    pub(super) fn from_parts(file: File, path: PathBuf, direct: bool) -> StdFile {
+        StdFile {
+            file: RefCell::new(file),
+            path,
+            direct: Cell::new(direct),
+        }
+    }
+
     /// A second descriptor for the same open file (same flags, e.g. `O_DIRECT`), for the
     /// ring side of [`super::uring::UringFile`].
     pub(super) fn try_clone_handle(&self) -> io::Result<File> {

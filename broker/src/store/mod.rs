@@ -32,6 +32,7 @@ pub mod consume_queue;
 pub mod error;
 pub mod index;
 pub mod io;
+pub mod meta_job;
 pub mod persist_job;
 mod read;
 pub mod recovery;
@@ -52,6 +53,7 @@ pub use ack::PendingAcks;
 pub use commit_job::{CommitDone, CommitJob};
 pub use config::{FlushMode, StoreConfig};
 pub use error::{StoreError, StoreResult};
+pub use meta_job::{MetaDone, MetaJob};
 pub use persist_job::{PersistDone, PersistJob};
 pub use read::{GetMessage, GetResult, GetStatus, ReadRecord, RecordData};
 
@@ -195,8 +197,12 @@ pub struct Store<F: StoreFs> {
     shut_down: bool,
     /// A job from [`Store::begin_persist`] is out.
     persist_in_flight: bool,
+    /// Files the persist job out creates (queue files), by index, for `finish_persist`.
+    persist_created: persist_job::CreatedFiles<F::File>,
+    /// The tables of the job from [`Store::begin_meta_persist`] that is out, if one is.
+    meta_in_flight: Option<Vec<usize>>,
     /// Recently read pages of queue entries no longer held in memory.
-    cq_pages: consume_queue::CqPageCache,
+    cq_pages: std::rc::Rc<consume_queue::CqPageCache>,
     /// Whether the last open found the `abort` file (the previous run crashed).
     pub recovered_from_crash: bool,
     /// Held for the store's lifetime: the directory's `lock` file.
@@ -273,7 +279,9 @@ impl<F: StoreFs> Store<F> {
             disk_full: false,
             shut_down: false,
             persist_in_flight: false,
-            cq_pages: consume_queue::CqPageCache::default(),
+            persist_created: std::rc::Rc::default(),
+            meta_in_flight: None,
+            cq_pages: std::rc::Rc::default(),
             recovered_from_crash: crashed,
             _lock: lock,
             config,
@@ -464,15 +472,28 @@ impl<F: StoreFs> Store<F> {
         }
         let written = self.log.written_offset();
         let synced = self.log.sync().await?;
-        self.meta.persist(&self.fs).await?;
+        // In ring mode the snapshots are jobs of their own (`begin_meta_persist`).
+        if !ring && self.meta_in_flight.is_none() {
+            self.meta.persist(&self.fs).await?;
+        }
         let mut batch = persist_job::PersistBatch::default();
         let mut targets = persist_job::PersistTargets::default();
+        let mut new_files = Vec::new();
         for (topic, queues) in &mut self.queues {
             for (qid, q) in queues.iter_mut() {
-                if q.is_dirty()
-                    && let Some(upto) = q.prepare_persist(&self.fs, written, &mut batch)?
+                if !q.is_dirty() {
+                    continue;
+                }
+                new_files.clear();
+                if let Some(upto) =
+                    q.prepare_persist(&self.fs, written, &mut batch, &mut new_files)?
                 {
                     targets.queues.push((topic.clone(), *qid, upto));
+                }
+                for (first, index) in &new_files {
+                    targets
+                        .queue_files
+                        .push((topic.clone(), *qid, *first, *index));
                 }
             }
         }
@@ -505,6 +526,10 @@ impl<F: StoreFs> Store<F> {
             batch,
             checkpoint,
             targets,
+            created: {
+                self.persist_created.borrow_mut().clear();
+                self.persist_created.clone()
+            },
         }))
     }
 
@@ -514,6 +539,17 @@ impl<F: StoreFs> Store<F> {
         self.persist_in_flight = false;
         let ok = done.result.is_ok();
         let targets = done.targets;
+        // Files the job created exist even if a later step failed: keep them open.
+        let created = std::mem::take(&mut *self.persist_created.borrow_mut());
+        for (topic, qid, first, index) in targets.queue_files {
+            let file = created.get(index).cloned().flatten();
+            if let (Some(q), Some(file)) = (
+                self.queues.get_mut(&topic).and_then(|qs| qs.get_mut(&qid)),
+                file,
+            ) {
+                q.install_file(first, file);
+            }
+        }
         if ok {
             for (topic, qid, upto) in targets.queues {
                 if let Some(q) = self.queues.get_mut(&topic).and_then(|qs| qs.get_mut(&qid)) {
@@ -640,9 +676,63 @@ impl<F: StoreFs> Store<F> {
         &mut self.meta
     }
 
-    /// Writes changed metadata snapshots now (call after a topic or group change).
+    /// Writes changed metadata snapshots now, with blocking-safe calls (call after a topic
+    /// or group change). Fails if a job from [`Self::begin_meta_persist`] is still out (the
+    /// two would share the temp files).
     pub async fn persist_meta(&mut self) -> StoreResult<()> {
+        if self.meta_in_flight.is_some() {
+            return Err(StoreError::Failed(
+                "persist_meta while a metadata snapshot job is in flight".into(),
+            ));
+        }
         self.meta.persist(&self.fs).await
+    }
+
+    /// Submit half of a metadata persist (see [`meta_job`]): serializes every changed table
+    /// (topics, groups, offsets) here, on the shard thread, into a job that publishes them
+    /// (temp file, `fdatasync`, rename, directory sync). `None` when nothing changed or a job
+    /// is already out (one at a time: changes made meanwhile are written by the next job).
+    /// With `ring`, the job must run as a task of the shard.
+    pub fn begin_meta_persist(&mut self, ring: bool) -> StoreResult<Option<MetaJob<F>>> {
+        if self.meta_in_flight.is_some() || !self.meta.is_dirty() {
+            return Ok(None);
+        }
+        let writes = self.meta.take_changed()?;
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        self.meta_in_flight = Some(writes.iter().map(|w| w.table).collect());
+        Ok(Some(MetaJob {
+            fs: self.fs.clone(),
+            ring,
+            dir: self.meta.dir().to_path_buf(),
+            writes,
+        }))
+    }
+
+    /// Complete half of a metadata persist: tables whose write failed are marked changed
+    /// again (the next job retries them); the job's error is returned.
+    pub fn finish_meta_persist(&mut self, done: MetaDone) -> StoreResult<()> {
+        self.meta_in_flight = None;
+        self.meta.mark_changed(&done.failed);
+        done.result
+    }
+
+    /// Whether a job from [`Self::begin_meta_persist`] is still out.
+    pub fn meta_persist_in_flight(&self) -> bool {
+        self.meta_in_flight.is_some()
+    }
+
+    /// Whether a topic or group change is not yet durable: changed since the last job, or
+    /// carried by the job in flight.
+    pub fn meta_config_pending(&self) -> bool {
+        self.meta.config_dirty()
+            || self.meta_in_flight.as_ref().is_some_and(|tables| {
+                tables
+                    .iter()
+                    .copied()
+                    .any(snapshot::MetaStore::is_config_table)
+            })
     }
 
     /// Whether disk usage has crossed the warning ratio (appends refused).

@@ -8,6 +8,7 @@
 //! spawns the job as a task of the shard and keeps serving.
 //!
 //! Order inside a job:
+//! 0. new ConsumeQueue files are created (`OpenAt` through the ring in ring mode);
 //! 1. the directories that got a new queue or index file are synced (a file's entry is
 //!    durable before the checkpoint counts on its contents);
 //! 2. every write — queue entries, index entries, dirty slot-table pages, index headers — in
@@ -32,12 +33,44 @@ use std::rc::Rc;
 use super::checkpoint::Checkpoint;
 use super::commit_job::join_all;
 use super::error::{StoreError, StoreResult};
-use super::io::{AlignedBuf, StoreFile, StoreFs};
+use super::io::{AlignedBuf, OpenMode, StoreFile, StoreFs};
+
+/// The files a persist job created, by index in [`PersistBatch::creates`] (`None` for one
+/// that failed); shared between the job and the store, which installs them.
+pub(super) type CreatedFiles<File> = Rc<std::cell::RefCell<Vec<Option<Rc<File>>>>>;
+
+/// A file a persist job writes: open already, or created by the job (an index into its
+/// [`PersistBatch::creates`]).
+#[derive(Debug)]
+pub(super) enum FileRef<File> {
+    /// An open file.
+    Open(Rc<File>),
+    /// The file the job creates first.
+    New(usize),
+}
+
+impl<File> FileRef<File> {
+    fn same(&self, other: &FileRef<File>) -> bool {
+        match (self, other) {
+            (FileRef::Open(a), FileRef::Open(b)) => Rc::ptr_eq(a, b),
+            (FileRef::New(a), FileRef::New(b)) => a == b,
+            _ => false,
+        }
+    }
+
+    /// The open file: `created` holds what the job created, by index.
+    fn resolve(&self, created: &[Option<Rc<File>>]) -> Option<Rc<File>> {
+        match self {
+            FileRef::Open(file) => Some(file.clone()),
+            FileRef::New(i) => created.get(*i).cloned().flatten(),
+        }
+    }
+}
 
 /// One write of a persist job: `buf[..len]` at `offset` of `file`.
 #[derive(Debug)]
 pub(super) struct PersistWrite<File> {
-    pub(super) file: Rc<File>,
+    pub(super) file: FileRef<File>,
     pub(super) path: PathBuf,
     pub(super) buf: AlignedBuf,
     pub(super) len: usize,
@@ -62,6 +95,9 @@ pub(super) struct IndexTarget {
 pub(super) struct PersistTargets {
     /// (topic, queue id, logical offset up to which entries are written).
     pub(super) queues: Vec<(String, i32, u64)>,
+    /// Queue files the job creates: (topic, queue id, first logical offset of the file,
+    /// index in [`PersistBatch::creates`]); installed in their queue when the job is back.
+    pub(super) queue_files: Vec<(String, i32, u64, usize)>,
     pub(super) index: Vec<IndexTarget>,
     /// The checkpoint written last (sequence assigned), if it changed.
     pub(super) checkpoint: Option<Checkpoint>,
@@ -70,14 +106,17 @@ pub(super) struct PersistTargets {
 /// Everything a persist job writes, gathered by the submit half.
 #[derive(Debug)]
 pub(super) struct PersistBatch<File> {
+    /// Files to create first (new ConsumeQueue files): opened through the ring in ring mode.
+    pub(super) creates: Vec<PathBuf>,
     pub(super) dir_syncs: Vec<PathBuf>,
     pub(super) writes: Vec<PersistWrite<File>>,
-    pub(super) syncs: Vec<(Rc<File>, PathBuf)>,
+    pub(super) syncs: Vec<(FileRef<File>, PathBuf)>,
 }
 
 impl<File> Default for PersistBatch<File> {
     fn default() -> Self {
         PersistBatch {
+            creates: Vec::new(),
             dir_syncs: Vec::new(),
             writes: Vec::new(),
             syncs: Vec::new(),
@@ -94,16 +133,45 @@ impl<File> PersistBatch<File> {
         bytes: &[u8],
         offset: u64,
     ) {
+        self.write_to(FileRef::Open(file.clone()), path, bytes, offset);
+    }
+
+    /// Asks the job to create `path` (in a directory it syncs before the writes); returns
+    /// the index to write to it with [`Self::write_new`].
+    pub(super) fn create(&mut self, path: &std::path::Path) -> usize {
+        if let Some(dir) = path.parent() {
+            self.sync_dir(dir);
+        }
+        self.creates.push(path.to_path_buf());
+        self.creates.len() - 1
+    }
+
+    /// [`Self::write`] to a file the job creates ([`Self::create`]).
+    pub(super) fn write_new(
+        &mut self,
+        created: usize,
+        path: &std::path::Path,
+        bytes: &[u8],
+        offset: u64,
+    ) {
+        self.write_to(FileRef::New(created), path, bytes, offset);
+    }
+
+    fn write_to(&mut self, file: FileRef<File>, path: &std::path::Path, bytes: &[u8], offset: u64) {
+        if !self.syncs.iter().any(|(f, _)| f.same(&file)) {
+            let again = match &file {
+                FileRef::Open(f) => FileRef::Open(f.clone()),
+                FileRef::New(i) => FileRef::New(*i),
+            };
+            self.syncs.push((again, path.to_path_buf()));
+        }
         self.writes.push(PersistWrite {
-            file: file.clone(),
+            file,
             path: path.to_path_buf(),
             buf: AlignedBuf::from_slice(bytes),
             len: bytes.len(),
             offset,
         });
-        if !self.syncs.iter().any(|(f, _)| Rc::ptr_eq(f, file)) {
-            self.syncs.push((file.clone(), path.to_path_buf()));
-        }
     }
 
     /// Asks for `dir` to be synced before the writes (a file was created in it).
@@ -115,7 +183,7 @@ impl<File> PersistBatch<File> {
 
     /// Whether there is nothing to write.
     pub(super) fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.dir_syncs.is_empty()
+        self.writes.is_empty() && self.dir_syncs.is_empty() && self.creates.is_empty()
     }
 }
 
@@ -138,6 +206,9 @@ pub struct PersistJob<F: StoreFs> {
     pub(super) batch: PersistBatch<F::File>,
     pub(super) checkpoint: Option<CheckpointWrite<F::File>>,
     pub(super) targets: PersistTargets,
+    /// Where the files the job creates go, by index in [`PersistBatch::creates`] (`None`
+    /// for one that failed), for the store to install when the job is handed back.
+    pub(super) created: CreatedFiles<F::File>,
 }
 
 /// The outcome of a [`PersistJob`].
@@ -174,8 +245,9 @@ impl<F: StoreFs> PersistJob<F> {
             batch,
             checkpoint,
             targets,
+            created,
         } = self;
-        let result = run_batch(&fs, ring, batch, checkpoint).await;
+        let result = run_batch(&fs, ring, batch, checkpoint, &created).await;
         if let Err(error) = &result {
             tracing::warn!(target: "store::persist", %error,
                 "persisting queues/index/checkpoint failed; retried at the next persist");
@@ -189,7 +261,30 @@ async fn run_batch<F: StoreFs>(
     ring: bool,
     batch: PersistBatch<F::File>,
     checkpoint: Option<CheckpointWrite<F::File>>,
+    created: &std::cell::RefCell<Vec<Option<Rc<F::File>>>>,
 ) -> StoreResult<()> {
+    let mode = OpenMode {
+        create: true,
+        direct: false,
+    };
+    for path in &batch.creates {
+        let file = if ring {
+            fs.open_ring(path, mode, false).await
+        } else {
+            fs.open(path, mode)
+        };
+        match file {
+            Ok(file) => created.borrow_mut().push(Some(Rc::new(file))),
+            Err(e) => return Err(StoreError::io("create", path, e)),
+        }
+    }
+    let created = created.borrow().clone();
+    let missing = |path: &std::path::Path| {
+        StoreError::Failed(format!(
+            "{}: file to create was not created",
+            path.display()
+        ))
+    };
     for dir in &batch.dir_syncs {
         let r = if ring {
             fs.sync_dir_ring(dir).await
@@ -198,21 +293,33 @@ async fn run_batch<F: StoreFs>(
         };
         r.map_err(|e| StoreError::io("fsync directory", dir, e))?;
     }
+    let mut writes = Vec::with_capacity(batch.writes.len());
+    for w in batch.writes {
+        let file = w.file.resolve(&created).ok_or_else(|| missing(&w.path))?;
+        writes.push((file, w));
+    }
+    let mut syncs = Vec::with_capacity(batch.syncs.len());
+    for (f, path) in batch.syncs {
+        syncs.push((f.resolve(&created).ok_or_else(|| missing(&path))?, path));
+    }
     if ring {
-        let writes = batch.writes.into_iter().map(write_ring).collect();
+        let writes = writes
+            .into_iter()
+            .map(|(file, w)| write_ring(file, w))
+            .collect();
         for r in join_all(writes).await {
             r?;
         }
-        let syncs = batch.syncs.iter().map(|(f, p)| sync_ring(f, p)).collect();
+        let syncs = syncs.iter().map(|(f, p)| sync_ring(f, p)).collect();
         for r in join_all(syncs).await {
             r?;
         }
     } else {
-        for w in batch.writes {
-            let (_, r) = w.file.write_at(w.buf, w.len, w.offset).await;
+        for (file, w) in writes {
+            let (_, r) = file.write_at(w.buf, w.len, w.offset).await;
             r.map_err(|e| StoreError::io("write", &w.path, e))?;
         }
-        for (file, path) in &batch.syncs {
+        for (file, path) in &syncs {
             file.sync_data()
                 .await
                 .map_err(|e| StoreError::io("fdatasync", path, e))?;
@@ -235,8 +342,8 @@ async fn run_batch<F: StoreFs>(
     Ok(())
 }
 
-async fn write_ring<File: StoreFile>(w: PersistWrite<File>) -> StoreResult<()> {
-    let (_, r) = w.file.write_at_ring(w.buf, w.len, w.offset).await;
+async fn write_ring<File: StoreFile>(file: Rc<File>, w: PersistWrite<File>) -> StoreResult<()> {
+    let (_, r) = file.write_at_ring(w.buf, w.len, w.offset).await;
     r.map_err(|e| StoreError::io("write", &w.path, e))
 }
 

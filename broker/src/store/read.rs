@@ -10,9 +10,9 @@ use ringmq_wire::record::{RecordAt, StoredMessage, decode_record_at};
 
 use super::Store;
 use super::commit_log::FileRange;
-use super::consume_queue::CqEntry;
+use super::consume_queue::{ConsumeQueue, CqEntry, CqPageCache, CqPageLoad};
 use super::error::{StoreError, StoreResult};
-use super::io::StoreFs;
+use super::io::{StoreFile, StoreFs};
 
 /// A pull request as the store sees it.
 #[derive(Debug, Clone)]
@@ -149,6 +149,75 @@ impl Drop for Pin {
 /// filtered pull).
 const FILTER_SCAN_MAX: usize = 16 * 1024;
 
+/// The ConsumeQueue half of a queue read: which entries it returns, scanned from
+/// `req.offset` within the count, byte and filter limits. Resumable: [`QueueScan::advance`]
+/// stops at the first page that is neither in memory nor cached and goes on from there once
+/// that page is loaded.
+struct QueueScan<'r> {
+    filter: Option<&'r [i64]>,
+    max_count: usize,
+    max_bytes: usize,
+    /// The queue's visible end.
+    end: u64,
+    offset: u64,
+    scanned: usize,
+    picked_bytes: usize,
+    picked: Vec<(u64, CqEntry)>,
+    /// Offset to pull next.
+    next: u64,
+    memo: Option<(u64, Rc<[CqEntry]>)>,
+}
+
+impl<'r> QueueScan<'r> {
+    fn new(req: &GetMessage<'r>, pull_messages_max: usize, end: u64) -> Self {
+        QueueScan {
+            filter: req.tag_codes.filter(|c| !c.is_empty()),
+            max_count: req.max_count.clamp(1, pull_messages_max.max(1)),
+            max_bytes: req.max_bytes,
+            end,
+            offset: req.offset,
+            scanned: 0,
+            picked_bytes: 0,
+            picked: Vec::new(),
+            next: req.offset,
+            memo: None,
+        }
+    }
+
+    /// Scans on until a limit; `Err` with the page to load when one is missing.
+    fn advance<File: StoreFile>(
+        &mut self,
+        q: &ConsumeQueue<File>,
+        cache: &Rc<CqPageCache>,
+    ) -> StoreResult<Result<(), CqPageLoad<File>>> {
+        while self.offset < self.end
+            && self.picked.len() < self.max_count
+            && self.scanned < FILTER_SCAN_MAX
+        {
+            let entry = match q.entry_cached(self.offset, cache, &mut self.memo)? {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(load) => return Ok(Err(load)),
+            };
+            if !self.picked.is_empty() && self.picked_bytes + entry.size as usize > self.max_bytes {
+                break;
+            }
+            self.scanned += 1;
+            self.offset += 1;
+            self.next = self.offset;
+            if self
+                .filter
+                .is_some_and(|codes| !codes.contains(&entry.tag_code))
+            {
+                continue;
+            }
+            self.picked_bytes += entry.size as usize;
+            self.picked.push((self.offset - 1, entry));
+        }
+        Ok(Ok(()))
+    }
+}
+
 impl<F: StoreFs> Store<F> {
     /// Reads messages of a queue from `req.offset`. Only acknowledged records are visible.
     pub async fn get_message(&self, req: &GetMessage<'_>) -> StoreResult<GetResult> {
@@ -186,30 +255,13 @@ impl<F: StoreFs> Store<F> {
             result.next_offset = result.max_offset;
             return Ok(result);
         }
-        let max_count = req.max_count.clamp(1, self.config.pull_messages_max.max(1));
-        let filter = req.tag_codes.filter(|c| !c.is_empty());
-        let mut next = req.offset;
-        let mut picked: Vec<(u64, CqEntry)> = Vec::new();
-        let mut picked_bytes = 0usize;
-        let mut offset = req.offset;
-        let mut scanned = 0usize;
-        // Old offsets come from the queue's files (evicted entries, through the page cache).
-        while offset < result.max_offset && picked.len() < max_count && scanned < FILTER_SCAN_MAX {
-            let Some(entry) = q.entry(offset, &self.cq_pages).await? else {
-                break;
-            };
-            if !picked.is_empty() && picked_bytes + entry.size as usize > req.max_bytes {
-                break;
-            }
-            scanned += 1;
-            offset += 1;
-            next = offset;
-            if filter.is_some_and(|codes| !codes.contains(&entry.tag_code)) {
-                continue;
-            }
-            picked_bytes += entry.size as usize;
-            picked.push((offset - 1, entry));
+        let mut scan = QueueScan::new(req, self.config.pull_messages_max, result.max_offset);
+        // Old offsets come from the queue's files (evicted entries, through the page cache):
+        // a page not in the cache is read here, on the calling thread, and the scan resumes.
+        while let Err(load) = scan.advance(q, &self.cq_pages)? {
+            load.read(false).await?;
         }
+        let QueueScan { picked, next, .. } = scan;
         let mut i = 0;
         while i < picked.len() {
             let (offset, entry) = picked[i];
@@ -257,6 +309,33 @@ impl<F: StoreFs> Store<F> {
             GetStatus::Found
         };
         Ok(result)
+    }
+
+    /// The first ConsumeQueue page [`Self::get_message`] would read from a queue file for
+    /// `req` (entries evicted from memory, not in the page cache), as a read to run anywhere
+    /// (in ring mode: as a task of the shard, through the ring). `None` when the read needs
+    /// no page from the files: then `get_message` does not wait on a queue file. A read may
+    /// need several pages: ask again once this one is loaded.
+    pub fn missing_queue_page(
+        &self,
+        req: &GetMessage<'_>,
+    ) -> StoreResult<Option<CqPageLoad<F::File>>> {
+        let Some(q) = self.queue(req.topic, req.queue_id) else {
+            return Ok(None);
+        };
+        // The hot path: pulls at or past the in-memory tail never touch the files.
+        if req.offset >= q.mem_from() || req.offset < q.min_offset() {
+            return Ok(None);
+        }
+        let max = q.visible_max_offset(self.ack_offset());
+        let mut scan = QueueScan::new(req, self.config.pull_messages_max, max);
+        Ok(scan.advance(q, &self.cq_pages)?.err())
+    }
+
+    /// ConsumeQueue pages read so far through the ring (by [`CqPageLoad::load`]) and on the
+    /// calling thread.
+    pub fn queue_page_reads(&self) -> (u64, u64) {
+        (self.cq_pages.ring_loads(), self.cq_pages.blocking_reads())
     }
 
     /// Checks a record read from the CommitLog (structure, CRC, position) before it is
@@ -385,18 +464,19 @@ impl<F: StoreFs> Store<F> {
         }
     }
 
-    /// CommitLog offsets of the records indexed under `topic#key` within `[begin_ms,
-    /// end_ms]`, newest first, at most `max`: candidates only (hash collisions included),
-    /// for callers that read and check the records themselves (the server's ring reads).
-    pub async fn key_candidates(
+    /// Starts a lookup of the records indexed under `topic#key` within `[begin_ms, end_ms]`,
+    /// at most `max` candidates (hash collisions included), without I/O: what the index
+    /// holds in memory is looked up now, the rest is left to the caller's reader
+    /// ([`super::index::lookup::KeyLookup::finish`]; the server reads on the shard's ring).
+    pub fn key_lookup(
         &self,
         topic: &str,
         key: &str,
         max: usize,
         begin_ms: i64,
         end_ms: i64,
-    ) -> StoreResult<Vec<u64>> {
-        self.index.query(topic, key, max, begin_ms, end_ms).await
+    ) -> super::index::lookup::KeyLookup {
+        self.index.lookup(topic, key, max, begin_ms, end_ms)
     }
 
     /// Whether retention must keep the segment starting at `start` (a reader holds it).

@@ -124,7 +124,7 @@ impl SimFs {
         })))
     }
 
-    /// Crash at the `n`-th write/sync/set_len from now (0 = the next one).
+    /// Crash at the `n`-th write/sync/set_len/rename from now (0 = the next one).
     pub fn crash_after(&self, n: u64) {
         self.0.borrow_mut().ops_until_crash = Some(n);
     }
@@ -335,10 +335,11 @@ impl StoreFs for SimFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let mut st = self.0.borrow_mut();
-        if st.crashed {
+        // A crash point: a crash here leaves the rename undone.
+        if self.tick()? {
             return Err(crashed_err());
         }
+        let mut st = self.0.borrow_mut();
         let mut file = st.files.remove(from).ok_or_else(|| {
             io::Error::new(io::ErrorKind::NotFound, format!("{}", from.display()))
         })?;

@@ -19,6 +19,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 use super::error::{StoreError, StoreResult};
 use super::io::{AlignedBuf, OpenMode, StoreFile, StoreFs};
+use super::meta_job::{MetaJob, SnapshotWrite};
 
 const MAGIC: [u8; 4] = *b"RQSN";
 const VERSION: u32 = 1;
@@ -144,7 +145,8 @@ where
     rkyv::from_bytes::<T, rancor::Error>(&aligned).map_err(|e| e.to_string())
 }
 
-/// Writes a snapshot atomically (temp file, sync, durable rename).
+/// Writes a snapshot atomically with blocking-safe calls: temp file, `fdatasync`, rename,
+/// directory sync (see [`super::meta_job`], which the store's own tables go through).
 pub async fn save<F: StoreFs, T>(fs: &F, path: &Path, value: &T) -> StoreResult<()>
 where
     T: for<'a> Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
@@ -153,32 +155,19 @@ where
         path: path.to_path_buf(),
         reason,
     })?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    if fs.exists(&tmp) {
-        fs.remove_file(&tmp)
-            .map_err(|e| StoreError::io("remove", &tmp, e))?;
-    }
-    let file = fs
-        .open(
-            &tmp,
-            OpenMode {
-                create: true,
-                direct: false,
-            },
-        )
-        .map_err(|e| StoreError::io("create", &tmp, e))?;
-    let (_, r) = file
-        .write_at(AlignedBuf::from_slice(&bytes), bytes.len(), 0)
-        .await;
-    r.map_err(|e| StoreError::io("write", &tmp, e))?;
-    file.sync_data()
-        .await
-        .map_err(|e| StoreError::io("fdatasync", &tmp, e))?;
-    drop(file);
-    fs.rename(&tmp, path)
-        .map_err(|e| StoreError::io("rename", path, e))
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let job = MetaJob {
+        fs: fs.clone(),
+        ring: false,
+        dir,
+        writes: vec![SnapshotWrite {
+            table: 0,
+            path: path.to_path_buf(),
+            len: bytes.len(),
+            bytes: AlignedBuf::from_slice(&bytes),
+        }],
+    };
+    job.run().await.result
 }
 
 /// Reads a snapshot; `Ok(None)` when the file does not exist.
@@ -231,6 +220,8 @@ impl MetaStore {
     const TOPICS: &'static str = "topics.rkyv";
     const GROUPS: &'static str = "subscriptionGroup.rkyv";
     const OFFSETS: &'static str = "consumerOffset.rkyv";
+    const TOPICS_TABLE: usize = 0;
+    const GROUPS_TABLE: usize = 1;
 
     /// Loads the snapshots of `dir` (missing files = empty tables).
     pub async fn open<F: StoreFs>(fs: &F, dir: &Path) -> StoreResult<Self> {
@@ -302,21 +293,85 @@ impl MetaStore {
         &self.offsets
     }
 
-    /// Writes the changed snapshots.
+    /// Whether some table changed since its last durable snapshot.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.iter().any(|d| *d)
+    }
+
+    /// Whether topics or groups changed since their last durable snapshot (a message sent
+    /// to a topic created meanwhile must not be acknowledged before the topic is on disk).
+    pub fn config_dirty(&self) -> bool {
+        self.dirty[Self::TOPICS_TABLE] || self.dirty[Self::GROUPS_TABLE]
+    }
+
+    /// Whether `table` (of a [`SnapshotWrite`]) holds topics or groups.
+    pub(super) fn is_config_table(table: usize) -> bool {
+        table == Self::TOPICS_TABLE || table == Self::GROUPS_TABLE
+    }
+
+    /// The directory holding the snapshots.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Serializes every changed table (on the calling thread) and clears its changed flag:
+    /// the writes of a [`MetaJob`]. A table that cannot be serialized stays changed.
+    pub(super) fn take_changed(&mut self) -> StoreResult<Vec<SnapshotWrite>> {
+        let names = [Self::TOPICS, Self::GROUPS, Self::OFFSETS];
+        let mut writes = Vec::new();
+        for (table, name) in names.iter().enumerate() {
+            if !self.dirty[table] {
+                continue;
+            }
+            let path = self.dir.join(name);
+            let encoded = match table {
+                Self::TOPICS_TABLE => encode_snapshot(&self.topics),
+                Self::GROUPS_TABLE => encode_snapshot(&self.groups),
+                _ => encode_snapshot(&self.offsets),
+            }
+            .map_err(|reason| StoreError::Snapshot {
+                path: path.clone(),
+                reason,
+            })?;
+            writes.push(SnapshotWrite {
+                table,
+                path,
+                len: encoded.len(),
+                bytes: AlignedBuf::from_slice(&encoded),
+            });
+        }
+        for w in &writes {
+            self.dirty[w.table] = false;
+        }
+        Ok(writes)
+    }
+
+    /// Marks tables changed again (their snapshot job failed): the next job writes them.
+    pub(super) fn mark_changed(&mut self, tables: &[usize]) {
+        for table in tables {
+            if let Some(d) = self.dirty.get_mut(*table) {
+                *d = true;
+            }
+        }
+    }
+
+    /// Writes the changed snapshots now, with blocking-safe calls (temp file, sync, rename,
+    /// directory sync; see [`super::meta_job`]). The broker's ring mode uses
+    /// [`super::Store::begin_meta_persist`] instead.
     pub async fn persist<F: StoreFs>(&mut self, fs: &F) -> StoreResult<()> {
-        if self.dirty[0] {
-            save(fs, &self.dir.join(Self::TOPICS), &self.topics).await?;
-            self.dirty[0] = false;
+        let writes = self.take_changed()?;
+        if writes.is_empty() {
+            return Ok(());
         }
-        if self.dirty[1] {
-            save(fs, &self.dir.join(Self::GROUPS), &self.groups).await?;
-            self.dirty[1] = false;
-        }
-        if self.dirty[2] {
-            save(fs, &self.dir.join(Self::OFFSETS), &self.offsets).await?;
-            self.dirty[2] = false;
-        }
-        Ok(())
+        let job = MetaJob {
+            fs: fs.clone(),
+            ring: false,
+            dir: self.dir.clone(),
+            writes,
+        };
+        let done = job.run().await;
+        self.mark_changed(&done.failed);
+        done.result
     }
 }
 

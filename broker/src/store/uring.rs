@@ -2,16 +2,23 @@
 //! broker.
 //!
 //! It is the std implementation ([`StdFs`]) for everything that is rare or must complete when
-//! polled (open, metadata, reads driven by [`super::io::block_on`], recovery, the blocking
-//! persist of a clean shutdown), plus the ring operations of the CommitLog's commit jobs
-//! ([`super::commit_job`]) and of the persist jobs ([`super::persist_job`]: ConsumeQueue,
-//! index and checkpoint writes and their `fdatasync`s, buffered, on the ring):
+//! polled (opening at startup, metadata, reads driven by [`super::io::block_on`], recovery,
+//! the blocking persist of a clean shutdown), plus the ring operations of the CommitLog's
+//! commit jobs ([`super::commit_job`]), of the persist jobs ([`super::persist_job`]:
+//! ConsumeQueue, index and checkpoint writes and their `fdatasync`s, buffered, on the ring),
+//! of the metadata snapshot jobs ([`super::meta_job`]) and of ConsumeQueue page loads
+//! ([`super::consume_queue::CqPageLoad`]):
 //! * group-commit writes go to the ring as `O_DIRECT` writes of at most
 //!   [`RING_WRITE_PIECE_BYTES`] each, all pieces of a job in flight together (queue depth >
 //!   1 is what lets a preallocated file reach the disk's bandwidth), `WriteFixed` when the
 //!   write buffers are registered;
 //! * `fdatasync` (sync flush mode, and the periodic sync of async mode) and the `fallocate`
 //!   of new segments go through the ring too, so the shard never blocks on them;
+//! * files the jobs create — the next CommitLog segment, new ConsumeQueue files, the temp
+//!   files of metadata snapshots — are opened with `OpenAt` on the ring (`open_ring`),
+//!   snapshots are published with `RenameAt` (`rename_ring`) and directories synced after an
+//!   `OpenAt` of the directory; pages of ConsumeQueue entries evicted from memory are read
+//!   with `Read` on the ring (`read_at_ring`) by a task of the shard;
 //! * the write buffers are allocated once at open and registered with the ring after the
 //!   runtime's pool ([`crate::runtime::register_extra_buffers`]) when the memlock budget
 //!   allows (always with `CAP_IPC_LOCK`); otherwise, or on `ENOMEM`, the same aligned buffers
@@ -187,8 +194,48 @@ impl StoreFs for UringFs {
     }
 
     async fn sync_dir_ring(&self, path: &Path) -> io::Result<()> {
-        let dir = runtime::File::open(path)?;
+        let dir = runtime::File::open_at(path, libc::O_RDONLY | libc::O_DIRECTORY, 0).await?;
         dir.sync_all().await
+    }
+
+    async fn open_ring(
+        &self,
+        path: &Path,
+        mode: OpenMode,
+        truncate: bool,
+    ) -> io::Result<UringFile> {
+        let mut flags = libc::O_RDWR;
+        if mode.create {
+            flags |= libc::O_CREAT;
+        }
+        if truncate {
+            flags |= libc::O_TRUNC;
+        }
+        let (ring, direct) = if mode.direct {
+            match runtime::File::open_at(path, flags | libc::O_DIRECT, 0o666).await {
+                Ok(file) => (file, true),
+                // The filesystem refuses O_DIRECT (tmpfs): buffered, as StdFs does.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    (runtime::File::open_at(path, flags, 0o666).await?, false)
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            (runtime::File::open_at(path, flags, 0o666).await?, false)
+        };
+        // SAFETY: `ring` owns this descriptor and is alive for the whole borrow.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(ring.as_raw_fd()) };
+        let std = std::fs::File::from(borrowed.try_clone_to_owned()?);
+        Ok(UringFile {
+            std: StdFile::from_parts(std, path.to_path_buf(), direct),
+            ring: Some(ring),
+            ring_ok: Cell::new(true),
+            fixed: self.fixed.clone(),
+        })
+    }
+
+    async fn rename_ring(&self, from: &Path, to: &Path) -> io::Result<()> {
+        runtime::rename(from, to).await
     }
 }
 
@@ -350,6 +397,30 @@ impl StoreFile for UringFile {
         }
     }
 
+    async fn read_at_ring(&self, mut buf: Vec<u8>, offset: u64) -> (Vec<u8>, io::Result<usize>) {
+        let Some(ring) = self.ring.as_ref() else {
+            return self.std.read_at(buf, offset).await;
+        };
+        let want = buf.len();
+        let mut done = 0;
+        while done < want {
+            let (r, chunk) = ring
+                .read_at(Vec::with_capacity(want - done), offset + done as u64)
+                .await;
+            match r {
+                Ok(0) => break,
+                Ok(n) => {
+                    let n = n.min(chunk.len()).min(want - done);
+                    buf[done..done + n].copy_from_slice(&chunk[..n]);
+                    done += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (buf, Err(e)),
+            }
+        }
+        (buf, Ok(done))
+    }
+
     async fn allocate_ring(&self, len: u64) -> io::Result<()> {
         let Some(ring) = self.ring.as_ref() else {
             return self.std.allocate(len).await;
@@ -478,6 +549,9 @@ mod tests {
             // Several 256 KiB segments were written and preallocated through the ring.
             assert!(store.commit_log().segments().count() >= 3);
             assert!(store.commit_log().segments().all(|s| s.is_direct()));
+            // Every new segment was created ahead by a job (OpenAt on the ring), none on the
+            // append path.
+            assert_eq!(store.commit_log().blocking_segment_opens(), 0);
             assert_eq!(bodies(&store).len(), n as usize);
             // The periodic sync is asked of the next job in ring mode.
             block_on(store.persist_step()).expect("persist");
@@ -545,6 +619,13 @@ mod tests {
                 .expect("a persist job");
             assert!(job.on_ring());
             assert!(job.write_count() >= 4, "3 queue files and the checkpoint");
+            // The queue files are created by the job (OpenAt on the ring), not before.
+            let first_file = cfg
+                .consume_queue_dir()
+                .join("RingTopic")
+                .join("0")
+                .join(crate::store::commit_log::file_name(0));
+            assert!(!first_file.exists());
             // One persist job at a time.
             assert!(
                 block_on(store.begin_persist(true))
@@ -556,6 +637,7 @@ mod tests {
             append_on_ring(&mut store, 300, 100).await;
             let done = handle.await;
             assert!(done.is_ok());
+            assert!(first_file.exists());
             store.finish_persist(done).expect("finish");
             assert!(!store.persist_in_flight());
             // Crash: no close, the abort file stays.

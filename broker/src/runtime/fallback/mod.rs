@@ -6,7 +6,8 @@
 //!   `connect`, pipe → socket `splice`), attempted at once; on `EAGAIN` the operation waits in
 //!   its socket's FIFO (one per direction, so bytes keep their order) until the shard's epoll
 //!   instance reports readiness (edge-triggered, registered once per socket at creation);
-//! - **files**: blocking `pread`/`pwrite`/`fdatasync`/`fsync`/`fallocate` and file → pipe
+//! - **files**: blocking `pread`/`pwrite`/`fdatasync`/`fsync`/`fallocate`/`openat`/`renameat`
+//!   and file → pipe
 //!   `splice` on the shard's helper threads ([`helper`]), whose results wake the shard through
 //!   an eventfd registered in the same epoll instance;
 //! - **timers**: a deadline heap; `epoll_wait`'s timeout is the nearest deadline;
@@ -547,6 +548,6 @@ fn wait_fd(op: &IoOp) -> RawFd {
         | IoOp::Write { fd, .. }
         | IoOp::Fsync { fd, .. }
         | IoOp::Fallocate { fd, .. } => fd,
-        IoOp::Timeout { .. } => -1,
+        IoOp::OpenAt { .. } | IoOp::RenameAt { .. } | IoOp::Timeout { .. } => -1,
     }
 }

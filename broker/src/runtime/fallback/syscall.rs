@@ -146,6 +146,8 @@ pub(crate) unsafe fn attempt(op: &IoOp) -> Attempt {
         | IoOp::Write { .. }
         | IoOp::Fsync { .. }
         | IoOp::Fallocate { .. }
+        | IoOp::OpenAt { .. }
+        | IoOp::RenameAt { .. }
         | IoOp::Timeout { .. } => {
             unreachable!("file operations and timers are not attempted on the shard")
         }
@@ -197,6 +199,14 @@ pub(crate) unsafe fn run_blocking(op: &IoOp) -> i32 {
         } => retry_eintr(|| {
             // SAFETY: plain syscall on a descriptor the operation holds open.
             (unsafe { libc::fallocate(fd, mode, offset as i64, len as i64) }) as isize
+        }),
+        IoOp::OpenAt { path, flags, mode } => retry_eintr(|| {
+            // SAFETY: `path` is a NUL-terminated string owned by the operation.
+            (unsafe { libc::openat(libc::AT_FDCWD, path, flags, mode) }) as isize
+        }),
+        IoOp::RenameAt { from, to } => retry_eintr(|| {
+            // SAFETY: both paths are NUL-terminated strings owned by the operation.
+            (unsafe { libc::renameat(libc::AT_FDCWD, from, libc::AT_FDCWD, to) }) as isize
         }),
         IoOp::Splice {
             fd_in,

@@ -23,6 +23,7 @@ pub mod offset;
 pub mod pull;
 pub mod query;
 pub mod relay;
+pub mod reset_offset;
 pub mod schedule;
 pub mod search_offset;
 pub mod send;
@@ -62,7 +63,9 @@ pub fn dispatch<S: ShardStore>(
         }
         Some(C::GetMaxOffset) => offset::get_max_offset(state, request),
         Some(C::GetMinOffset) => offset::get_min_offset(state, request),
-        Some(C::GetEarliestMsgStoretime) => offset::get_earliest_msg_storetime(state, request),
+        Some(C::GetEarliestMsgStoretime) => {
+            search_offset::get_earliest_msg_storetime(state, conn, request)
+        }
         Some(C::QueryMessage) => query::query_message(state, conn, request),
         Some(C::ViewMessageById) => query::view_message_by_id(state, conn, request),
         Some(C::GetConsumerRunningInfo) => {
@@ -70,6 +73,9 @@ pub fn dispatch<S: ShardStore>(
         }
         Some(C::ConsumeMessageDirectly) => {
             relay::consume_message_directly(state, conn, request, now_ms)
+        }
+        Some(C::InvokeBrokerToResetOffset) => {
+            reset_offset::invoke_broker_to_reset_offset(state, conn, request)
         }
         Some(C::UpdateBrokerConfig) => broker_config::update_broker_config(state, request, now_ms),
         Some(C::UpdateAndCreateTopic) => admin_topic::update_and_create(state, request, now_ms),

@@ -1,11 +1,10 @@
 //! Offsets: `QUERY_CONSUMER_OFFSET` (14), `UPDATE_CONSUMER_OFFSET` (15),
-//! `SEARCH_OFFSET_BY_TIMESTAMP` (29), `GET_MAX_OFFSET` (30), `GET_MIN_OFFSET` (31),
-//! `GET_EARLIEST_MSG_STORETIME` (32).
+//! `GET_MAX_OFFSET` (30), `GET_MIN_OFFSET` (31). (`SEARCH_OFFSET_BY_TIMESTAMP` and
+//! `GET_EARLIEST_MSG_STORETIME`, which read records, are in [`super::search_offset`].)
 
 use ringmq_wire::header::offset::{
-    GetEarliestMsgStoretimeRequestHeader, GetEarliestMsgStoretimeResponseHeader,
     GetMaxOffsetRequestHeader, GetMinOffsetRequestHeader, OffsetResponseHeader,
-    QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader, SearchOffsetRequestHeader,
+    QueryConsumerOffsetRequestHeader, QueryConsumerOffsetResponseHeader,
     UpdateConsumerOffsetRequestHeader,
 };
 use ringmq_wire::{RemotingCommand, ResponseCode};
@@ -13,7 +12,7 @@ use ringmq_wire::{RemotingCommand, ResponseCode};
 use crate::server::handler::{HandlerResult, decode_header, error, success, success_with};
 use crate::server::offset::{OffsetAnswer, answer_query};
 use crate::server::state::ShardState;
-use crate::server::store::{Boundary, ShardStore};
+use crate::server::store::ShardStore;
 
 /// `QUERY_CONSUMER_OFFSET`: the committed offset; for a group without one, 0 while the
 /// queue still starts at 0 and its first message is hot, else QUERY_NOT_FOUND.
@@ -74,25 +73,6 @@ pub fn update_consumer_offset<S: ShardStore>(
     Ok(Some(success(request)))
 }
 
-/// `SEARCH_OFFSET_BY_TIMESTAMP`.
-pub fn search_offset_by_timestamp<S: ShardStore>(
-    state: &mut ShardState<S>,
-    request: &RemotingCommand,
-) -> HandlerResult {
-    let h: SearchOffsetRequestHeader = decode_header(request)?;
-    let boundary = match h.boundary_type.as_deref() {
-        Some(b) if b.eq_ignore_ascii_case("upper") => Boundary::Upper,
-        _ => Boundary::Lower,
-    };
-    let offset = state
-        .store
-        .offset_by_time(&h.topic, h.queue_id, h.timestamp, boundary);
-    Ok(Some(success_with(
-        request,
-        &OffsetResponseHeader { offset },
-    )))
-}
-
 /// `GET_MAX_OFFSET`: the offset the next message of the queue will get.
 pub fn get_max_offset<S: ShardStore>(
     state: &mut ShardState<S>,
@@ -116,23 +96,6 @@ pub fn get_min_offset<S: ShardStore>(
     Ok(Some(success_with(
         request,
         &OffsetResponseHeader { offset },
-    )))
-}
-
-/// `GET_EARLIEST_MSG_STORETIME`: store time of the queue's first message, −1 if empty.
-pub fn get_earliest_msg_storetime<S: ShardStore>(
-    state: &mut ShardState<S>,
-    request: &RemotingCommand,
-) -> HandlerResult {
-    let h: GetEarliestMsgStoretimeRequestHeader = decode_header(request)?;
-    let min = state.store.min_offset(&h.topic, h.queue_id);
-    let timestamp = state
-        .store
-        .store_time(&h.topic, h.queue_id, min)
-        .unwrap_or(-1);
-    Ok(Some(success_with(
-        request,
-        &GetEarliestMsgStoretimeResponseHeader { timestamp },
     )))
 }
 

@@ -69,7 +69,7 @@ pub fn handle<S: ShardStore>(
     request: &RemotingCommand,
     now_ms: u64,
 ) -> HandlerResult {
-    process(state, conn, request, true, now_ms)
+    process(state, conn, request, true, PAGE_LOADS_MAX, now_ms)
 }
 
 /// Re-runs a parked pull after a wake-up or its timeout (no second suspension).
@@ -78,7 +78,14 @@ pub fn rerun<S: ShardStore>(
     parked: ParkedPull,
     now_ms: u64,
 ) -> Option<RemotingCommand> {
-    match process(state, parked.conn, &parked.request, false, now_ms) {
+    match process(
+        state,
+        parked.conn,
+        &parked.request,
+        false,
+        PAGE_LOADS_MAX,
+        now_ms,
+    ) {
         Ok(response) => response,
         Err(error) => Some(error),
     }
@@ -89,6 +96,7 @@ fn process<S: ShardStore>(
     conn: Conn,
     request: &RemotingCommand,
     allow_suspend: bool,
+    page_loads_left: u32,
     now_ms: u64,
 ) -> HandlerResult {
     let header: PullMessageRequestHeader = decode_header(request)?;
@@ -128,6 +136,12 @@ fn process<S: ShardStore>(
         tag_codes: (!matches_all(&subscription)).then_some(codes.as_slice()),
         splice: sql.is_none() && state.config.store.splice_pulls,
     };
+    if page_loads_left > 0
+        && state.deferred.enabled()
+        && let Some(load) = state.store.load_for(&read)
+    {
+        return defer_page_load(state, conn, request, allow_suspend, page_loads_left, load);
+    }
     let result = read_queue(&state.store, &read, &subscription, sql.as_deref()).map_err(|e| {
         tracing::warn!(target: "ringmq::server::pull", error = %e, "store read failed");
         error(request, ResponseCode::SystemError, e.to_string())
@@ -216,6 +230,50 @@ fn process<S: ShardStore>(
         );
     }
     Ok(outcome)
+}
+
+/// Page loads one pull may wait for before it reads what is still missing on the shard
+/// thread: a filtered scan covers at most 16 Ki entries, 16 pages of 1024.
+const PAGE_LOADS_MAX: u32 = 16;
+
+/// The pull needs a ConsumeQueue page that is no longer in memory: a deferred task reads it
+/// on the shard's ring ([`crate::server::deferred`]) and the pull runs again once it is in
+/// the store's page cache, answering through the outbox. Past
+/// [`crate::server::deferred::DEFERRED_TASKS_MAX`] tasks the pull is answered `SYSTEM_BUSY`.
+fn defer_page_load<S: ShardStore>(
+    state: &mut ShardState<S>,
+    conn: Conn,
+    request: &RemotingCommand,
+    allow_suspend: bool,
+    page_loads_left: u32,
+    load: crate::server::store::ReadFuture<()>,
+) -> HandlerResult {
+    let kept = request.clone();
+    let spawned = state.deferred.spawn(async move {
+        let loaded = load.await;
+        Box::new(move |state: &mut ShardState<S>, now_ms: u64| {
+            // A failed load leaves the page to the read itself, which reports any error.
+            let left = match loaded {
+                Ok(()) => page_loads_left - 1,
+                Err(error) => {
+                    tracing::warn!(target: "ringmq::server::pull", %error,
+                        "queue page read on the ring failed");
+                    0
+                }
+            };
+            let response = match process(state, conn, &kept, allow_suspend, left, now_ms) {
+                Ok(response) => response,
+                Err(error) => Some(error),
+            };
+            if let Some(response) = response {
+                state.respond_later(conn.id, response);
+            }
+        }) as crate::server::deferred::Continuation<S>
+    });
+    match spawned {
+        Ok(()) => Ok(None),
+        Err(e) => Err(error(request, ResponseCode::SystemBusy, e.to_string())),
+    }
 }
 
 /// Merges file spans that follow each other in the same segment (records stored back to

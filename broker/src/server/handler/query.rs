@@ -2,7 +2,8 @@
 //! `VIEW_MESSAGE_BY_ID` (33, by CommitLog offset decoded from an offset msgId).
 //!
 //! Neither blocks the shard on the disk: records in memory (tail cache, write buffers) are
-//! answered at once; records on disk are read on the shard's io_uring by a deferred task
+//! answered at once; records on disk, and the IndexFile slots and entries of a key query
+//! that are not held in memory, are read on the shard's io_uring by a deferred task
 //! ([`crate::server::deferred`]) while the shard serves other requests, and the answer goes
 //! out when the read completes. Past [`crate::server::deferred::DEFERRED_TASKS_MAX`] reads in
 //! flight a query is answered `SYSTEM_BUSY`.
@@ -35,6 +36,18 @@ pub fn query_message<S: ShardStore>(
         state
             .store
             .query_by_key_read(&h.topic, &h.key, max, h.begin_timestamp, h.end_timestamp);
+    answer_records(state, conn, request, read, (h.topic, h.key, max))
+}
+
+/// Answers a key query from `read`: now, after the records are read, or after the index
+/// entries and then the records are read (each a deferred task).
+fn answer_records<S: ShardStore>(
+    state: &mut ShardState<S>,
+    conn: Conn,
+    request: &RemotingCommand,
+    read: RecordsRead,
+    (topic, key, max): (String, String, usize),
+) -> HandlerResult {
     match read {
         RecordsRead::Ready(records) => query_answer(state, request, records).map(Some),
         RecordsRead::Pending(read) => {
@@ -44,6 +57,26 @@ pub fn query_message<S: ShardStore>(
                 Box::new(move |state: &mut ShardState<S>, _now_ms: u64| {
                     let response = query_answer(state, &request, records).unwrap_or_else(|e| e);
                     state.respond_later(conn.id, response);
+                }) as Continuation<S>
+            })
+        }
+        RecordsRead::Index(read) => {
+            let request = header_only(request);
+            defer(state, &request.clone(), async move {
+                let candidates = read.await;
+                Box::new(move |state: &mut ShardState<S>, _now_ms: u64| {
+                    let read = match candidates {
+                        Ok(candidates) => {
+                            state.store.candidates_read(&topic, &key, max, candidates)
+                        }
+                        Err(error) => RecordsRead::Ready(Err(error)),
+                    };
+                    match answer_records(state, conn, &request, read, (topic, key, max)) {
+                        Ok(Some(response)) | Err(response) => {
+                            state.respond_later(conn.id, response)
+                        }
+                        Ok(None) => {}
+                    }
                 }) as Continuation<S>
             })
         }

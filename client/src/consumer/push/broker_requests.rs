@@ -1,5 +1,6 @@
 //! The push consumer's side of the broker-initiated requests (see
-//! [`crate::consumer::broker_requests`]): its running info and the offset reset.
+//! [`crate::consumer::broker_requests`]): its running info, the offset reset and consuming
+//! one message directly.
 //!
 //! The handle holds the consumer's core weakly: the client instance keeps handles, and the
 //! core keeps the instance, so a strong reference would keep a stopped consumer alive.
@@ -14,8 +15,10 @@ use ringmq_wire::body::client::{
 use tracing::{info, warn};
 
 use super::{Core, ORDERLY_RELEASE_WAIT};
-use crate::consumer::broker_requests::ConsumerHandle;
+use crate::consumer::broker_requests::{CmResult, ConsumeMessageDirectlyResult, ConsumerHandle};
+use crate::consumer::message_ext::MessageExt;
 use crate::consumer::process_queue::ProcessQueue;
+use crate::consumer::push::{ConsumeResult, MessageListener, OrderlyResult};
 use crate::queue::MessageQueue;
 use crate::remoting::BoxFuture;
 
@@ -45,6 +48,23 @@ impl ConsumerHandle for PushHandle {
             match core {
                 Some(core) => core.reset_offsets(&topic, &offsets).await,
                 None => 0,
+            }
+        })
+    }
+
+    fn consume_directly(&self, message: MessageExt) -> BoxFuture<ConsumeMessageDirectlyResult> {
+        let core = self.0.upgrade();
+        Box::pin(async move {
+            match core {
+                Some(core) => core.consume_directly(message).await,
+                // Stopped meanwhile: nothing ran.
+                None => ConsumeMessageDirectlyResult {
+                    auto_commit: true,
+                    consume_result: None,
+                    order: false,
+                    remark: Some("the consumer has stopped".to_owned()),
+                    spent_time_mills: 0,
+                },
             }
         })
     }
@@ -131,6 +151,49 @@ impl Core {
         }
     }
 
+    /// RocketMQ's `ConsumeMessage{Concurrently,Orderly}Service.consumeMessageDirectly`: the
+    /// listener runs on `message` alone, outside the queues (no offset moves, a failure is
+    /// not sent back); a panic is reported as `CR_THROW_EXCEPTION` with its message.
+    async fn consume_directly(&self, message: MessageExt) -> ConsumeMessageDirectlyResult {
+        let started = std::time::Instant::now();
+        let offset_msg_id = message.offset_msg_id.clone();
+        let (order, outcome) = match &self.listener {
+            MessageListener::Concurrently(listener) => (
+                false,
+                tokio::spawn(listener(vec![message]))
+                    .await
+                    .map(|result| match result {
+                        ConsumeResult::Success => CmResult::Success,
+                        ConsumeResult::ReconsumeLater => CmResult::Later,
+                    }),
+            ),
+            MessageListener::Orderly(listener) => (
+                true,
+                tokio::spawn(listener(vec![message]))
+                    .await
+                    .map(|result| match result {
+                        OrderlyResult::Success => CmResult::Success,
+                        OrderlyResult::SuspendCurrentQueueAMoment => CmResult::Later,
+                    }),
+            ),
+        };
+        let (consume_result, remark) = match outcome {
+            Ok(result) => (result, None),
+            Err(error) => {
+                warn!(group = %self.config.group, msg = %offset_msg_id, %error,
+                    "listener failed on a directly consumed message");
+                (CmResult::ThrowException, Some(error.to_string()))
+            }
+        };
+        ConsumeMessageDirectlyResult {
+            auto_commit: true,
+            consume_result: Some(consume_result),
+            order,
+            remark,
+            spent_time_mills: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
     /// RocketMQ's `MQClientInstance.resetOffset` for a push consumer: with rebalancing paused,
     /// drop every held queue of `topic` listed in `offsets` (cached and in-flight messages are
     /// discarded; results of listener calls still running are ignored), set and persist the
@@ -202,6 +265,7 @@ mod tests {
     use std::collections::BTreeSet;
     use std::time::Duration;
 
+    use bytes::Bytes;
     use ringmq_wire::body::client::{
         PROP_CLIENT_VERSION, PROP_NAMESERVER_ADDR, ProcessQueueInfo, ResetOffsetBody,
     };
@@ -385,5 +449,129 @@ mod tests {
         for (queue, offset) in &per_queue {
             assert_eq!(broker.committed("GR", "T", *queue), Some(*offset));
         }
+    }
+
+    /// A `CONSUME_MESSAGE_DIRECTLY` request as a broker relays it: the stored record, the
+    /// group and the broker name.
+    fn consume_directly_request(group: &str, client_id: &str, record: Bytes) -> RemotingCommand {
+        let mut request = RemotingCommand::request(RequestCode::ConsumeMessageDirectly);
+        for (key, value) in [
+            ("consumerGroup", group),
+            ("clientId", client_id),
+            ("msgId", "unused"),
+            ("brokerName", "broker-a"),
+        ] {
+            request.ext_fields.insert(key.into(), value.into());
+        }
+        request.body = record;
+        request
+    }
+
+    #[tokio::test]
+    async fn consume_message_directly_runs_the_listener_and_reports_the_outcome() {
+        let (broker, namesrv) = setup("GD").await;
+        produce(&namesrv, ["ok", "later", "boom"].map(str::to_owned), None).await;
+        let records: Vec<Bytes> = {
+            let state = broker.state.lock().expect("state");
+            state.queues.values().flatten().cloned().collect()
+        };
+        let record_of = |body: &str| {
+            records
+                .iter()
+                .find(|r| {
+                    ringmq_wire::record::StoredMessage::decode(r, false)
+                        .is_ok_and(|m| &m.body()[..] == body.as_bytes())
+                })
+                .cloned()
+                .expect("stored")
+        };
+        let client = instance(&namesrv, "cd");
+        let client_id = client.client_id().to_owned();
+        let (tx, mut rx) = mpsc::channel(100);
+        let mut consumer = PushConsumer::new(client, config("GD")).expect("consumer");
+        consumer.subscribe("T", "*").expect("subscribe");
+        consumer
+            .start(MessageListener::concurrently(move |messages| {
+                let tx = tx.clone();
+                async move {
+                    let mut result = ConsumeResult::Success;
+                    for message in messages {
+                        match &message.body[..] {
+                            b"later" => result = ConsumeResult::ReconsumeLater,
+                            b"boom" if message.broker_name == "direct" => {
+                                panic!("listener refused the message")
+                            }
+                            _ => {}
+                        }
+                        let _ = tx.send(message).await;
+                    }
+                    result
+                }
+            }))
+            .await
+            .expect("started");
+        // The consumer is running (its queues consumed), then asked directly.
+        collect(&mut rx, 3).await;
+
+        // "direct" as the broker name tells the listener's normal and direct calls apart.
+        let ask = |body: &str, group: &str| {
+            let mut request = consume_directly_request(group, &client_id, record_of(body));
+            request
+                .ext_fields
+                .insert("brokerName".into(), "direct".into());
+            request
+        };
+        let response = broker.invoke_client(&client_id, ask("ok", "GD")).await;
+        assert_eq!(
+            response.code,
+            ResponseCode::Success.as_i32(),
+            "{response:?}"
+        );
+        let result = ConsumeMessageDirectlyResult::decode(&response.body).expect("result");
+        assert_eq!(result.consume_result, Some(CmResult::Success));
+        assert!(!result.order && result.auto_commit && result.remark.is_none());
+        let json: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
+        assert_eq!(json["consumeResult"], "CR_SUCCESS");
+        assert!(json.get("spentTimeMills").is_some() && json.get("remark").is_none());
+        let direct = loop {
+            let message = collect(&mut rx, 1).await.remove(0);
+            if message.broker_name == "direct" {
+                break message;
+            }
+        };
+        assert_eq!(&direct.body[..], b"ok");
+
+        let response = broker.invoke_client(&client_id, ask("later", "GD")).await;
+        let result = ConsumeMessageDirectlyResult::decode(&response.body).expect("result");
+        assert_eq!(result.consume_result, Some(CmResult::Later));
+
+        let response = broker.invoke_client(&client_id, ask("boom", "GD")).await;
+        let result = ConsumeMessageDirectlyResult::decode(&response.body).expect("result");
+        assert_eq!(result.consume_result, Some(CmResult::ThrowException));
+        assert!(
+            result.remark.as_deref().unwrap_or("").contains("panic"),
+            "{result:?}"
+        );
+
+        // Another group, a body that is not a record, no group: Java's errors.
+        let response = broker.invoke_client(&client_id, ask("ok", "nope")).await;
+        assert_eq!(response.code, ResponseCode::SystemError.as_i32());
+        assert_eq!(
+            response.remark.as_deref(),
+            Some("The Consumer Group <nope> not exist in this consumer")
+        );
+        let mut garbage = consume_directly_request("GD", &client_id, Bytes::from_static(b"junk"));
+        let response = broker.invoke_client(&client_id, garbage.clone()).await;
+        assert_eq!(response.code, ResponseCode::SystemError.as_i32());
+        garbage.ext_fields.remove("consumerGroup");
+        garbage.body = record_of("ok");
+        let response = broker.invoke_client(&client_id, garbage).await;
+        assert!(
+            response
+                .remark
+                .unwrap_or_default()
+                .contains("consumerGroup")
+        );
+        consumer.shutdown().await;
     }
 }
