@@ -1,5 +1,6 @@
 //! The fallback driver's file helpers: [`FILE_HELPERS`] threads per shard that run blocking
-//! file operations (`pread`, `pwrite`, `fdatasync`, `fallocate`, file → pipe `splice`) off
+//! file operations (`pread`, `pwrite`, `fdatasync`, `fallocate`, `openat`, `renameat`, file →
+//! pipe `splice`) off
 //! the shard thread, and post each result to a list the shard drains after an eventfd
 //! registered in its epoll instance rings.
 //!
