@@ -4,7 +4,8 @@
 //!
 //! Test hooks: [`MemStore::set_auto_durable`]/[`MemStore::set_durable_offset`] control
 //! when sends become durable, [`MemStore::drop_before`] simulates retention deleting the
-//! head of a queue, [`MemStore::set_now_ms`] fixes the store clock.
+//! head of a queue, [`MemStore::set_now_ms`] fixes the store clock, [`MemStore::commits`]
+//! counts the group commits asked for.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ pub struct MemStore {
     now_ms: Option<i64>,
     hot: bool,
     meta: MetaSnapshot,
+    commits: usize,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +67,11 @@ impl MemStore {
         if auto {
             self.durable = self.log.len() as u64;
         }
+    }
+
+    /// How many times [`ShardStore::commit`] was called.
+    pub fn commits(&self) -> usize {
+        self.commits
     }
 
     /// Marks everything before `offset` durable.
@@ -378,6 +385,11 @@ impl ShardStore for MemStore {
 
     fn commit_log_max_offset(&self) -> i64 {
         self.log.len() as i64
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        self.commits += 1;
+        Ok(())
     }
 
     fn delete_topic(&mut self, topic: &str) {

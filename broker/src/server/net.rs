@@ -7,11 +7,18 @@
 //! - Each connection's reader feeds received bytes to [`ShardService::on_read`]; requests
 //!   are answered as soon as their answer exists, in any order (matched by `opaque`).
 //! - Each connection's writer sends whatever the service queued for it; writers of all
-//!   connections are woken after every read and tick, because a request on one connection
-//!   can complete a deferred request of another (a send wakes a parked pull).
+//!   connections are woken after every read, progress step and tick, because a request on
+//!   one connection can complete a deferred request of another (a send wakes a parked pull).
+//! - The progress task runs [`ShardService::on_progress`] when [`ShardServer::kick`] is
+//!   called (a group commit or a deferred read completed) and after reads that processed
+//!   requests: the service runs in deferred-commit mode, so the group commit of what the
+//!   reads appended starts there. Being a task woken like the readers, it runs after the
+//!   readers woken in the same turn of the shard's loop: under load their appends leave in
+//!   one write; a lone send is written at once (nothing else is ready). A completed write
+//!   releases its acknowledgements and starts the next write in the same turn, with no
+//!   wait for the timer.
 //! - The timer task ticks the service at its next deadline (long-poll expiry, durable
-//!   acknowledgements, client expiry), at least every [`TICK_MS_MAX`] ms, and at once when
-//!   [`ShardServer::kick`] is called (the store reports flush progress through it).
+//!   acknowledgement timeouts, client expiry), at least every [`TICK_MS_MAX`] ms.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -24,7 +31,7 @@ use std::time::Duration;
 
 use crate::runtime::{TcpListener, TcpStream, sleep, spawn_local, timeout};
 use crate::server::ConnId;
-use crate::server::service::{Outbound, ShardService};
+use crate::server::service::{CloseReason, Outbound, ShardService};
 use crate::server::splice::SegmentFiles;
 use crate::server::store::ShardStore;
 
@@ -101,6 +108,8 @@ pub struct ShardServer<S> {
     pub service: RefCell<ShardService<S>>,
     writers: RefCell<HashMap<ConnId, Rc<Signal>>>,
     timer: Signal,
+    /// Wakes the progress task (store progress, requests processed by a read).
+    progress: Signal,
     /// When the timer task will tick next unless notified (0: not waiting yet).
     timer_armed_ms: Cell<u64>,
     stopped: Signal,
@@ -120,12 +129,15 @@ impl<S> std::fmt::Debug for ShardServer<S> {
 }
 
 impl<S: ShardStore + 'static> ShardServer<S> {
-    /// A server over `service`.
-    pub fn new(service: ShardService<S>) -> Rc<Self> {
+    /// A server over `service` (switched to deferred-commit mode: the server's progress
+    /// task commits).
+    pub fn new(mut service: ShardService<S>) -> Rc<Self> {
+        service.set_deferred_commits(true);
         Rc::new(ShardServer {
             service: RefCell::new(service),
             writers: RefCell::new(HashMap::new()),
             timer: Signal::default(),
+            progress: Signal::default(),
             timer_armed_ms: Cell::new(0),
             stopped: Signal::default(),
             fanout: RefCell::new(None),
@@ -162,9 +174,14 @@ impl<S: ShardStore + 'static> ShardServer<S> {
             let server = self.clone();
             spawn_local(async move { server.timer_loop().await })
         };
+        let progress = {
+            let server = self.clone();
+            spawn_local(async move { server.progress_loop().await })
+        };
         self.stopped.wait().await;
         drop(tasks);
         drop(timer);
+        drop(progress);
         let stats = self.segments.stats();
         if stats != Default::default() {
             tracing::info!(target: "ringmq::server::splice", ?stats, "pull bodies sent from the files");
@@ -179,11 +196,14 @@ impl<S: ShardStore + 'static> ShardServer<S> {
     pub fn stop(&self) {
         self.stopped.close();
         self.timer.close();
+        self.progress.close();
     }
 
-    /// Ticks the service soon: call when the store made progress (durable offset moved).
+    /// Runs the progress step soon (in this turn of the shard's loop, after the tasks
+    /// already woken): call when the store made progress (a group commit completed, the
+    /// durable offset moved) or a deferred task finished.
     pub fn kick(&self) {
-        self.timer.notify();
+        self.progress.notify();
     }
 
     async fn accept_loop(self: Rc<Self>, listener: TcpListener) {
@@ -239,6 +259,9 @@ impl<S: ShardStore + 'static> ShardServer<S> {
                 return Ok(());
             }
             let outcome = self.service.borrow_mut().on_read(conn, &buf[..n], now_ms());
+            if self.service.borrow_mut().take_progress_due() {
+                self.progress.notify();
+            }
             self.wake_writers();
             self.fan_out_admin_changes();
             self.tick_if_due_earlier();
@@ -307,17 +330,18 @@ impl<S: ShardStore + 'static> ShardServer<S> {
         }
     }
 
-    /// Wakes the timer task when what a read did needs a tick before the one it waits for:
-    /// a deadline earlier than the armed one (a new long poll, a delayed message, a durable
-    /// acknowledgement deadline), or a connection that can process buffered requests again.
-    /// A tick per read would cost a whole tick of housekeeping per received batch (per
-    /// message at one send in flight) for nothing.
+    /// Wakes the timer task when what a read or a progress step did needs a tick before the
+    /// one it waits for: a deadline earlier than the armed one (a new long poll, a delayed
+    /// message, a durable acknowledgement deadline). A tick per read would cost a whole tick
+    /// of housekeeping per received batch (per message at one send in flight) for nothing.
+    /// (Connections that can process buffered requests again are the progress step's.)
     fn tick_if_due_earlier(&self) {
-        let service = self.service.borrow();
-        let earlier = service
+        let earlier = self
+            .service
+            .borrow()
             .next_deadline_ms()
             .is_some_and(|deadline| deadline < self.timer_armed_ms.get());
-        if earlier || service.has_runnable_backlog() {
+        if earlier {
             self.timer.notify();
         }
     }
@@ -361,14 +385,32 @@ impl<S: ShardStore + 'static> ShardServer<S> {
                 return;
             }
             let closes = self.service.borrow_mut().tick(now_ms());
-            for (conn, reason) in closes {
-                tracing::warn!(target: "ringmq::server::net", conn = conn.0, %reason, "closing connection");
-                self.service.borrow_mut().close(conn);
-                if let Some(signal) = self.writers.borrow_mut().remove(&conn) {
-                    signal.close();
-                }
-            }
+            self.close_all(closes);
+            // Requests the tick processed (held connections) are committed by the progress
+            // step.
+            self.progress.notify();
             self.wake_writers();
+        }
+    }
+
+    /// The progress task: see the module docs.
+    async fn progress_loop(&self) {
+        while self.progress.wait().await {
+            let closes = self.service.borrow_mut().on_progress(now_ms());
+            self.close_all(closes);
+            self.wake_writers();
+            self.fan_out_admin_changes();
+            self.tick_if_due_earlier();
+        }
+    }
+
+    fn close_all(&self, closes: Vec<(ConnId, CloseReason)>) {
+        for (conn, reason) in closes {
+            tracing::warn!(target: "ringmq::server::net", conn = conn.0, %reason, "closing connection");
+            self.service.borrow_mut().close(conn);
+            if let Some(signal) = self.writers.borrow_mut().remove(&conn) {
+                signal.close();
+            }
         }
     }
 }

@@ -6,8 +6,17 @@
 //!    request, and queues the encoded responses;
 //! 3. [`ShardService::take_writes`] for each connection in [`ShardService::writable`] and
 //!    writes the bytes out;
-//! 4. [`ShardService::tick`] at [`ShardService::next_deadline_ms`] and after store progress;
-//! 5. [`ShardService::close`] when the peer goes away (or when `on_read` says to close).
+//! 4. [`ShardService::on_progress`] when the store made progress (a group commit or a
+//!    deferred read completed) and, in deferred-commit mode, after the reads of a loop turn;
+//! 5. [`ShardService::tick`] at [`ShardService::next_deadline_ms`];
+//! 6. [`ShardService::close`] when the peer goes away (or when `on_read` says to close).
+//!
+//! Deferred-commit mode ([`ShardService::set_deferred_commits`], what the shard server runs):
+//! `on_read` only appends and answers what can be answered at once; the group commit and
+//! the release of what became durable run in `on_progress`, which the server calls once
+//! the reads woken together have run. Appends of every connection read in one turn of the
+//! shard's loop then leave in one write, and a completed write releases its acknowledgements
+//! (in append order) and starts the next write in the same turn.
 //!
 //! Requests on one connection are processed concurrently in the sense that matters to
 //! clients: each is answered by its `opaque`, in whatever order its answer is ready, so a
@@ -103,6 +112,10 @@ pub struct ShardService<S> {
     /// Keyed by our own connection ids: a fast hasher (looked up several times per request).
     sessions: HashMap<ConnId, Session, foldhash::fast::RandomState>,
     next_conn: u64,
+    /// Group commits wait for [`Self::on_progress`] instead of running in `on_read`.
+    defer_commits: bool,
+    /// Requests were processed since the last [`Self::on_progress`] (deferred mode).
+    progress_due: bool,
 }
 
 impl<S: ShardStore> ShardService<S> {
@@ -112,7 +125,22 @@ impl<S: ShardStore> ShardService<S> {
             state,
             sessions: HashMap::default(),
             next_conn: 1,
+            defer_commits: false,
+            progress_due: false,
         }
+    }
+
+    /// Deferred-commit mode (see the module docs): `on_read` leaves the group commit and
+    /// the release of durable acknowledgements to [`Self::on_progress`], which the caller
+    /// must then run once [`Self::take_progress_due`] says so.
+    pub fn set_deferred_commits(&mut self, on: bool) {
+        self.defer_commits = on;
+    }
+
+    /// Whether reads processed requests whose commit waits for [`Self::on_progress`]
+    /// (deferred mode); clears the flag.
+    pub fn take_progress_due(&mut self) -> bool {
+        std::mem::take(&mut self.progress_due)
     }
 
     /// Registers a new connection, or refuses it (`None`: close it at once) past
@@ -151,10 +179,49 @@ impl<S: ShardStore> ShardService<S> {
         let session = self.sessions.get_mut(&conn).ok_or(CloseReason::Unknown)?;
         session.decoder.extend(data);
         let processed = self.process_buffered(conn, now_ms);
-        self.state.after_requests(now_ms);
+        if self.defer_commits {
+            self.progress_due = true;
+        } else {
+            self.state.after_requests(now_ms);
+        }
         self.route_outbox();
         processed?;
         Ok(())
+    }
+
+    /// After store progress (a group commit completed, a deferred read finished) and, in
+    /// deferred-commit mode, after the reads of a loop turn: starts the next group commit
+    /// of what was appended, queues the acknowledgements that became durable (in append
+    /// order), and processes requests of connections that were held at their in-flight
+    /// limit and may run again. Returns the connections to close.
+    pub fn on_progress(&mut self, now_ms: u64) -> Vec<(ConnId, CloseReason)> {
+        self.progress_due = false;
+        self.state.after_requests(now_ms);
+        self.route_outbox();
+        let mut to_close = Vec::new();
+        let max_in_flight = self
+            .state
+            .config
+            .limits
+            .max_in_flight_requests_per_connection;
+        // Collecting nothing allocates nothing: the common case.
+        let runnable: Vec<ConnId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.deferred < max_in_flight && s.decoder.has_frame())
+            .map(|(conn, _)| *conn)
+            .collect();
+        if !runnable.is_empty() {
+            for conn in runnable {
+                if let Err(reason) = self.process_buffered(conn, now_ms) {
+                    to_close.push((conn, reason));
+                }
+            }
+            // What those requests appended is committed now, not at the next tick.
+            self.state.after_requests(now_ms);
+            self.route_outbox();
+        }
+        to_close
     }
 
     fn process_buffered(&mut self, conn: ConnId, now_ms: u64) -> Result<(), CloseReason> {

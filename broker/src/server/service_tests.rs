@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use ringmq_wire::header::CommandHeader;
 use ringmq_wire::header::offset::QueryConsumerOffsetRequestHeader;
 use ringmq_wire::{FrameDecoder, RemotingCommand, RequestCode, ResponseCode};
 
@@ -182,6 +183,108 @@ fn in_flight_limit_holds_further_requests_until_one_completes() {
             (query.opaque, 0)
         ]
     );
+}
+
+fn queue_offsets(responses: &[RemotingCommand]) -> Vec<i64> {
+    responses
+        .iter()
+        .map(|r| {
+            assert_eq!(r.code, 0, "{:?}", r.remark);
+            ringmq_wire::header::send::SendMessageResponseHeader::decode(r)
+                .expect("send response header")
+                .queue_offset
+        })
+        .collect()
+}
+
+#[test]
+fn deferred_commits_wait_for_the_progress_step_and_ack_in_append_order_once_durable() {
+    let mut svc = service(BrokerConfig::standalone());
+    svc.set_deferred_commits(true);
+    svc.state.store.set_auto_durable(false);
+    let a = svc.accept(test_addr(40000)).expect("accepted");
+    let b = svc.accept(test_addr(40001)).expect("accepted");
+    svc.on_read(a, &frame(&send_request("T", 0, b"a1", &[])), NOW)
+        .expect("ok");
+    let first_end = svc.state.store.commit_log_max_offset() as u64;
+    svc.on_read(a, &frame(&send_request("T", 0, b"a2", &[])), NOW)
+        .expect("ok");
+    svc.on_read(b, &frame(&send_request("T", 0, b"b1", &[])), NOW)
+        .expect("ok");
+    assert_eq!(
+        svc.state.store.commits(),
+        0,
+        "reads leave the group commit to the progress step"
+    );
+    assert!(svc.take_progress_due());
+    assert!(!svc.take_progress_due(), "the flag clears");
+
+    assert!(svc.on_progress(NOW).is_empty());
+    assert_eq!(
+        svc.state.store.commits(),
+        1,
+        "one commit covers what both connections appended"
+    );
+    assert!(svc.take_writes(a).is_none() && svc.take_writes(b).is_none());
+
+    // The write holding the first record completed: its acknowledgement only.
+    svc.state.store.set_durable_offset(first_end);
+    assert!(svc.on_progress(NOW).is_empty());
+    assert_eq!(queue_offsets(&responses(&mut svc, a)), vec![0]);
+    assert!(
+        svc.take_writes(b).is_none(),
+        "b's record is not durable yet"
+    );
+
+    let end = svc.state.store.commit_log_max_offset() as u64;
+    svc.state.store.set_durable_offset(end);
+    assert!(svc.on_progress(NOW).is_empty());
+    assert_eq!(queue_offsets(&responses(&mut svc, a)), vec![1]);
+    assert_eq!(queue_offsets(&responses(&mut svc, b)), vec![2]);
+}
+
+#[test]
+fn without_deferred_commits_each_read_commits_at_once() {
+    let mut svc = service(BrokerConfig::standalone());
+    let conn = svc.accept(test_addr(40000)).expect("accepted");
+    svc.on_read(conn, &frame(&send_request("T", 0, b"x", &[])), NOW)
+        .expect("ok");
+    assert_eq!(svc.state.store.commits(), 1);
+    assert!(!svc.take_progress_due());
+    assert_eq!(queue_offsets(&responses(&mut svc, conn)), vec![0]);
+}
+
+#[test]
+fn the_progress_step_runs_and_commits_requests_a_held_connection_buffered() {
+    let mut config = BrokerConfig::standalone();
+    config.limits.max_in_flight_requests_per_connection = 1;
+    let mut svc = service(config);
+    svc.set_deferred_commits(true);
+    let held = svc.accept(test_addr(40000)).expect("accepted");
+    let other = svc.accept(test_addr(40001)).expect("accepted");
+    svc.on_read(held, &frame(&send_request("T", 0, b"first", &[])), NOW)
+        .expect("ok");
+    assert_eq!(queue_offsets(&responses(&mut svc, held)), vec![0]);
+    // A parked pull holds `held` at its limit; the send behind it waits in the decoder.
+    let pull = pull_request("G", "T", 0, 1, "*", true);
+    let mut bytes = frame(&pull);
+    bytes.extend(frame(&send_request("T", 1, b"behind the pull", &[])));
+    svc.on_read(held, &bytes, NOW).expect("ok");
+    assert!(svc.take_writes(held).is_none());
+    // A send on another connection wakes the pull: `held` may run its send now.
+    svc.on_read(other, &frame(&send_request("T", 0, b"wake", &[])), NOW)
+        .expect("ok");
+    let commits = svc.state.store.commits();
+    assert!(svc.on_progress(NOW).is_empty());
+    assert!(
+        svc.state.store.commits() > commits,
+        "what the held connection appended is committed in the same step"
+    );
+    let got = responses(&mut svc, held);
+    let codes: Vec<(i32, i32)> = got.iter().map(|r| (r.opaque, r.code)).collect();
+    assert_eq!(codes.len(), 2, "{codes:?}");
+    assert_eq!(codes[0], (pull.opaque, 0), "the woken pull first");
+    assert_eq!(codes[1].1, 0, "then the send it held");
 }
 
 #[test]

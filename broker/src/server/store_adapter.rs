@@ -12,9 +12,10 @@
 //!   takes a [`crate::store::CommitJob`] out of the store and spawns it as a task of the
 //!   shard (its `O_DIRECT` writes and `fdatasync` go through the ring), then returns at once;
 //!   appends go on into the next write buffer meanwhile. When the job completes, the task
-//!   parks its outcome here and calls the commit notifier (the server's `kick`), whose tick
-//!   calls `commit` again: the outcome is handed back to the store (offsets advance, buffers
-//!   return) and the next job starts. One job is in flight at a time.
+//!   parks its outcome here and calls the commit notifier (the server's `kick`), whose
+//!   progress step (in the same turn of the shard's loop) calls `commit` again: the outcome
+//!   is handed back to the store (offsets advance, buffers return), the acknowledgements it
+//!   covers are released, and the next job starts. One job is in flight at a time.
 //!
 //! In ring mode the metadata snapshots (topics, groups, offsets) are jobs of the shard too
 //! ([`crate::store::MetaJob`]): `save_meta` updates the tables and starts a job (temp file,
@@ -130,7 +131,7 @@ impl<F: StoreFs + 'static> RealStore<F> {
     }
 
     /// Sets what to call when a background commit completes (the server's `kick`, so that
-    /// acknowledgements go out at once rather than at the next tick).
+    /// acknowledgements go out at once, in the same turn of the shard's loop).
     pub fn set_commit_notify(&mut self, notify: CommitNotify) {
         if let Some(ring) = self.ring.as_mut() {
             ring.notify = Some(notify);

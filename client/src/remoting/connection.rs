@@ -4,7 +4,9 @@
 //! into the connection's [`Outbox`] since its last write and writes them with one `write`,
 //! and a reader that decodes every whole frame of each read and either completes the
 //! pending request with the same `opaque` or dispatches a broker-initiated request to its
-//! registered handler. Requests wait for a permit of a
+//! registered handler. A request that is the only one outstanding on its connection (one
+//! send at a time: nothing to coalesce with) is written by its caller at once, without the
+//! hop through the writer task (see [`Outbox::push_direct`]). Requests wait for a permit of a
 //! per-connection semaphore, so at most `max_in_flight` requests are outstanding; callers
 //! beyond that wait (backpressure), bounded by their own timeout.
 //!
@@ -13,6 +15,8 @@
 //! [`ClientError::ConnectionLost`] naming the reason; nothing waits for its timeout.
 
 use std::collections::HashMap;
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +52,10 @@ struct Shared {
     inbound: Arc<Semaphore>,
     /// Frames waiting for the writer.
     outbox: Outbox,
+    /// The socket again (a duplicated descriptor, non-blocking like tokio's), for callers
+    /// that hold the write turn ([`Outbox::push_direct`]); `None` if it could not be
+    /// duplicated (then every frame goes through the writer task).
+    direct: Option<std::net::TcpStream>,
 }
 
 impl Shared {
@@ -74,6 +82,42 @@ impl Shared {
 
     fn closed_reason(&self) -> Option<String> {
         lock(&self.pending).closed.clone()
+    }
+
+    /// Queues `command`, writing it (and whatever else is queued) from this task when
+    /// `direct` and nobody else holds the write turn.
+    async fn push(&self, command: &RemotingCommand, direct: bool) -> Result<(), PushError> {
+        match &self.direct {
+            Some(socket) if direct => {
+                if let Some(batch) = self.outbox.push_direct(command).await? {
+                    self.write_direct(socket, batch);
+                }
+                Ok(())
+            }
+            _ => self.outbox.push(command).await,
+        }
+    }
+
+    /// Writes `batch` without blocking; what does not fit in the socket buffer now is left
+    /// to the writer task. A failed write closes the connection.
+    fn write_direct(&self, mut socket: &std::net::TcpStream, batch: bytes::BytesMut) {
+        let mut written = 0;
+        let result = loop {
+            if written == batch.len() {
+                break Ok(());
+            }
+            match socket.write(&batch[written..]) {
+                Ok(0) => break Err(std::io::Error::from(std::io::ErrorKind::WriteZero)),
+                Ok(n) => written += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break Ok(()),
+                Err(error) => break Err(error),
+            }
+        };
+        self.outbox.direct_done(batch, written);
+        if let Err(error) = result {
+            self.close(format!("write failed: {error}"));
+        }
     }
 }
 
@@ -123,12 +167,20 @@ impl Connection {
         handlers: Handlers,
     ) -> Connection {
         let _ = stream.set_nodelay(true);
+        let direct = match stream.as_fd().try_clone_to_owned() {
+            Ok(fd) => Some(std::net::TcpStream::from(fd)),
+            Err(error) => {
+                debug!(%addr, %error, "cannot duplicate the socket; every write goes through the writer task");
+                None
+            }
+        };
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
             addr,
             pending: Mutex::new(Pending::default()),
             inbound: Arc::new(Semaphore::new(INBOUND_REQUESTS_MAX)),
             outbox: Outbox::new(config.write_buffer_bytes),
+            direct,
         });
         let writer = tokio::spawn(write_loop(shared.clone(), write));
         let reader = tokio::spawn(read_loop(
@@ -189,19 +241,21 @@ impl Connection {
             Err(_) => return Err(self.timed_out(code, timeout)),
         };
         let (reply_tx, reply_rx) = oneshot::channel();
-        {
+        // The only request outstanding: nothing to coalesce it with, so write it now.
+        let alone = {
             let mut pending = lock(&self.shared.pending);
             if let Some(reason) = &pending.closed {
                 return Err(self.lost(reason.clone()));
             }
             pending.waiting.insert(request.opaque, reply_tx);
-        }
+            pending.waiting.len() == 1
+        };
         let _guard = PendingGuard {
             shared: &self.shared,
             opaque: request.opaque,
         };
         trace!(addr = %self.shared.addr, code, opaque = request.opaque, "request");
-        match timeout_at(deadline, self.shared.outbox.push(&request)).await {
+        match timeout_at(deadline, self.shared.push(&request, alone)).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Err(self.push_failed(error)),
             Err(_) => return Err(self.timed_out(code, timeout)),
@@ -225,10 +279,14 @@ impl Connection {
     ) -> Result<()> {
         request.set_oneway();
         let code = request.code;
-        if let Some(reason) = self.shared.closed_reason() {
-            return Err(self.lost(reason));
-        }
-        match tokio::time::timeout(timeout, self.shared.outbox.push(&request)).await {
+        let alone = {
+            let pending = lock(&self.shared.pending);
+            if let Some(reason) = &pending.closed {
+                return Err(self.lost(reason.clone()));
+            }
+            pending.waiting.is_empty()
+        };
+        match tokio::time::timeout(timeout, self.shared.push(&request, alone)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(self.push_failed(error)),
             Err(_) => Err(self.timed_out(code, timeout)),
@@ -262,7 +320,9 @@ async fn write_loop(shared: Arc<Shared>, mut write: OwnedWriteHalf) {
         if !shared.outbox.take(&mut batch).await {
             break;
         }
-        if let Err(error) = write.write_all(&batch).await {
+        let written = write.write_all(&batch).await;
+        shared.outbox.writer_done();
+        if let Err(error) = written {
             shared.close(format!("write failed: {error}"));
             return;
         }
