@@ -94,6 +94,8 @@ pub struct BrokerConfig {
     pub transaction: TransactionSection,
     /// Message filtering (SQL92).
     pub filter: FilterSection,
+    /// The shard runtime's I/O driver.
+    pub runtime: RuntimeSection,
 }
 
 /// `[broker]`: identity, network, shards, registration.
@@ -345,6 +347,16 @@ impl Default for FilterSection {
             enable_property_filter: true,
         }
     }
+}
+
+/// `[runtime]`: the shard runtime's I/O driver.
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// `auto` (io_uring when available, else the slower fallback driver with one warning),
+    /// `io_uring` (refuse to start without it) or `fallback` (epoll + blocking file I/O on
+    /// helper threads). See docs/runtime.md.
+    pub driver: crate::runtime::DriverChoice,
 }
 
 /// `[transaction]`: when undecided half messages are checked back with their producer.
@@ -877,6 +889,27 @@ mod tests {
             err_key(&format!("{base}check_max = 0\n")),
             "transaction.check_max"
         );
+    }
+
+    #[test]
+    fn runtime_driver_is_read_and_unknown_drivers_are_refused() {
+        use crate::runtime::DriverChoice;
+        let base = "[broker]\nadvertised_addr = \"10.0.0.1\"\n";
+        let config = BrokerConfig::from_toml_str(base).expect("no [runtime]");
+        assert_eq!(config.runtime.driver, DriverChoice::Auto);
+        for (text, driver) in [
+            ("auto", DriverChoice::Auto),
+            ("io_uring", DriverChoice::IoUring),
+            ("fallback", DriverChoice::Fallback),
+        ] {
+            let config =
+                BrokerConfig::from_toml_str(&format!("{base}[runtime]\ndriver = \"{text}\"\n"))
+                    .expect("valid driver");
+            assert_eq!(config.runtime.driver, driver);
+        }
+        let err = BrokerConfig::from_toml_str(&format!("{base}[runtime]\ndriver = \"kqueue\"\n"))
+            .expect_err("unknown driver");
+        assert!(err.to_string().contains("kqueue"), "{err}");
     }
 
     #[test]

@@ -78,6 +78,11 @@ struct StandaloneArgs {
     /// default); `false` reads and copies them (docs/benchmarks.md, cold backlog).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     splice_pulls: bool,
+    /// I/O driver of the shards: auto (io_uring when available, else the slower fallback
+    /// with a warning), io_uring (refuse to start without it) or fallback (epoll + blocking
+    /// file I/O on helper threads). `start` reads `runtime.driver` from the config file.
+    #[arg(long, default_value = "auto")]
+    runtime_driver: String,
 }
 
 #[derive(Subcommand)]
@@ -162,7 +167,7 @@ fn serve(
         Err(e) => return fail(&e.to_string()),
     };
     println!(
-        "ringmq-broker {} serving: cluster {}, broker {}, {} shard(s) on {}:{} (+4 per shard), NameServer {}",
+        "ringmq-broker {} serving: cluster {}, broker {}, {} shard(s) on {}:{} (+4 per shard), NameServer {}, runtime driver {}",
         env!("CARGO_PKG_VERSION"),
         config.broker.cluster_name,
         config.broker.broker_name,
@@ -170,6 +175,7 @@ fn serve(
         config.broker.listen_addr,
         config.broker.base_port,
         config.broker.namesrv_addrs.join(";"),
+        broker.runtime_driver().name(),
     );
     notify_systemd(&format!(
         "READY=1\nSTATUS=serving {shards} shard(s) from port {}",
@@ -226,6 +232,10 @@ fn standalone(
     config.broker.shards = args.shards;
     config.store.path = args.data.join("store");
     config.store.splice_pulls = args.splice_pulls;
+    config.runtime.driver = args
+        .runtime_driver
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--runtime-driver: {e}"))?;
     config.store.flush_mode = match args.flush_mode.as_str() {
         "async" => FlushMode::Async,
         "sync" => FlushMode::Sync,

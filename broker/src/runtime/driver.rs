@@ -1,31 +1,29 @@
-//! The io_uring driver of one shard: ring setup with the startup checks, the table of
-//! in-flight operations, submission with backpressure, completion harvesting, the doorbell.
+//! The seam between the executor and the kernel: [`Driver`] is either the io_uring driver
+//! ([`UringDriver`], the normal case) or the fallback driver ([`FallbackDriver`]: epoll for
+//! sockets, blocking file I/O on helper threads) for hosts where io_uring is unavailable.
+//! The executor and the operations (`op.rs`, `fs.rs`, `net.rs`, `time.rs`) only call
+//! `push`, `push_chain`, `poll_op`, `abandon` and `park`; which driver answers is chosen once
+//! per shard at startup ([`DriverChoice`]).
 //!
-//! Runs only on its shard's thread. Harvesting never runs user code: it records results and
-//! collects wakers (and the parked buffers of abandoned operations) for the executor to wake
-//! (and drop) after the driver is released, so nothing is re-entrant.
+//! Runs only on its shard's thread. Neither driver runs user code while it collects
+//! completions: wakers and the parked resources of abandoned operations are handed to the
+//! executor, which wakes (and drops) them after the driver is released.
 
 use std::any::Any;
-use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
-
-use io_uring::{IoUring, cqueue, opcode, squeue, types};
+use std::time::Duration;
 
 use super::error::RuntimeError;
+use super::executor::Shared;
+use super::fallback::FallbackDriver;
+use super::io_op::IoOp;
 use super::pool::LeaseTag;
-use super::setup::{RingFlavor, build_ring, probe_opcodes};
-
-/// `user_data` of the CQEs of our `AsyncCancel` requests (ignored).
-const CANCEL_UD: u64 = u64::MAX;
-/// `user_data` of the doorbell read on the shard's eventfd.
-const DOORBELL_UD: u64 = u64::MAX - 1;
-/// `IORING_ENTER_GETEVENTS`: with `DEFER_TASKRUN`, completions are only posted by an enter
-/// carrying it, so even a non-waiting submit passes it.
-const ENTER_GETEVENTS: u32 = 1;
+use super::setup::RingFlavor;
+use super::uring::UringDriver;
 
 /// Counters of one shard, written only by the shard's thread (plain load+store, no locked
 /// instructions), readable from any thread.
@@ -39,6 +37,8 @@ pub(crate) struct StatsCells {
     pub(crate) tasks_spawned: AtomicU64,
     pub(crate) tasks_live: AtomicU64,
     pub(crate) fixed_fallback_ops: AtomicU64,
+    /// [`DriverKind`] of the shard, as `DriverKind as u64`.
+    pub(crate) driver: AtomicU64,
 }
 
 /// Adds `n` to a single-writer counter.
@@ -46,7 +46,7 @@ pub(crate) fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
-/// Final result of an operation: the CQE's `res` and `flags`.
+/// Final result of an operation: the kernel's `res` and (io_uring) CQE `flags`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Completion {
     pub(crate) res: i32,
@@ -65,456 +65,244 @@ impl Completion {
     }
 }
 
-enum Lifecycle {
-    /// In the kernel; nobody polled yet.
-    Submitted,
-    /// In the kernel; this waker wants the result.
-    Waiting(Waker),
-    /// Done; the future will pick it up.
-    Completed(Completion),
-    /// The future was dropped: its resources wait here for the final CQE.
-    Abandoned(Box<dyn Any>),
+/// Which driver a shard should run on (`runtime.driver` in the broker config).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverChoice {
+    /// io_uring when it is available; otherwise log one warning naming the cause (and that
+    /// the fallback is slower) and run on the fallback driver.
+    #[default]
+    Auto,
+    /// io_uring only: when it is unavailable, startup fails with the cause and the fix.
+    IoUring,
+    /// The fallback driver (epoll + blocking file I/O on helper threads), even where io_uring
+    /// works (tests, A/B comparisons).
+    Fallback,
 }
 
-struct Slot {
-    life: Lifecycle,
-    /// Result of the first CQE of a two-CQE operation (`SendZc`: result, then notification).
-    first_res: Option<i32>,
-    /// Pool buffer lent to the kernel by this operation, checked on completion.
-    tag: Option<LeaseTag>,
-    /// The result is a new fd (accept): closed here if nobody is left to take it.
-    fd_result: bool,
-}
-
-impl Slot {
-    /// Closes the fd a completed accept returned when its future is gone.
-    fn close_orphan_fd(&self, res: i32) {
-        if self.fd_result && res >= 0 {
-            // SAFETY: the kernel just created this descriptor for an operation whose future
-            // was dropped; nothing else knows about it.
-            unsafe { libc::close(res) };
+impl DriverChoice {
+    /// The config spelling: `auto`, `io_uring` or `fallback`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverChoice::Auto => "auto",
+            DriverChoice::IoUring => "io_uring",
+            DriverChoice::Fallback => "fallback",
         }
     }
 }
 
-/// One shard's ring and its in-flight operation table.
-pub(crate) struct Driver {
-    ring: IoUring,
-    flavor: RingFlavor,
-    slots: Vec<Option<Slot>>,
-    free_slots: Vec<usize>,
-    in_flight: usize,
-    send_zc: bool,
-    doorbell: File,
-    /// Where the doorbell read lands; boxed so its address is stable.
-    doorbell_buf: Box<u64>,
-    doorbell_armed: bool,
-    wakes: Vec<Waker>,
-    graveyard: Vec<Box<dyn Any>>,
-    /// Reused buffer of harvested CQEs (user_data, res, flags).
-    cqe_buf: Vec<(u64, i32, u32)>,
-    stats: std::sync::Arc<super::executor::Shared>,
+impl FromStr for DriverChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(DriverChoice::Auto),
+            "io_uring" | "io-uring" | "uring" => Ok(DriverChoice::IoUring),
+            "fallback" | "epoll" => Ok(DriverChoice::Fallback),
+            other => Err(format!(
+                "unknown runtime driver {other:?}: expected auto, io_uring or fallback"
+            )),
+        }
+    }
+}
+
+/// Which driver a shard actually runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DriverKind {
+    /// io_uring (the ring flavor is in [`Shard::ring_flavor`](super::Shard::ring_flavor)).
+    #[default]
+    IoUring,
+    /// The fallback driver: epoll for sockets, blocking file I/O on helper threads.
+    Fallback,
+}
+
+impl DriverKind {
+    /// Short name for logs, stats and `GET_BROKER_RUNTIME_INFO`: `io_uring` or `fallback`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::IoUring => "io_uring",
+            DriverKind::Fallback => "fallback",
+        }
+    }
+
+    pub(crate) fn from_code(code: u64) -> Self {
+        if code == DriverKind::Fallback as u64 {
+            DriverKind::Fallback
+        } else {
+            DriverKind::IoUring
+        }
+    }
+}
+
+/// One shard's driver.
+pub(crate) enum Driver {
+    /// io_uring.
+    Uring(UringDriver),
+    /// epoll + file helper threads.
+    Fallback(FallbackDriver),
 }
 
 impl Driver {
-    /// Sets up the ring and checks the kernel. `shared` carries the doorbell and the counters.
+    /// Builds the driver `choice` asks for. `simulate_setup_errno` (tests) makes the io_uring
+    /// setup fail with that errno, as a seccomp filter or the sysctl would.
     pub(crate) fn new(
+        choice: DriverChoice,
         entries: u32,
-        shared: std::sync::Arc<super::executor::Shared>,
+        shared: Arc<Shared>,
+        simulate_setup_errno: Option<i32>,
     ) -> Result<Self, RuntimeError> {
-        let (ring, flavor) = build_ring(entries)?;
-        let send_zc = probe_opcodes(&ring)?;
-        let doorbell = shared
-            .doorbell
-            .try_clone()
-            .map_err(|e| RuntimeError::io("duplicating the shard doorbell eventfd", e))?;
-        tracing::debug!(target: "ringmq::runtime", flavor = flavor.name(), entries, "ring ready");
-        Ok(Driver {
-            ring,
-            flavor,
-            slots: Vec::new(),
-            free_slots: Vec::new(),
-            in_flight: 0,
-            send_zc,
-            doorbell,
-            doorbell_buf: Box::new(0),
-            doorbell_armed: false,
-            wakes: Vec::new(),
-            graveyard: Vec::new(),
-            cqe_buf: Vec::with_capacity(entries as usize * 2),
-            stats: shared,
-        })
-    }
-
-    pub(crate) fn flavor(&self) -> RingFlavor {
-        self.flavor
-    }
-
-    pub(crate) fn supports_send_zc(&self) -> bool {
-        self.send_zc
-    }
-
-    pub(crate) fn ring(&self) -> &IoUring {
-        &self.ring
-    }
-
-    fn stats(&self) -> &StatsCells {
-        &self.stats.stats
-    }
-
-    fn alloc_slot(&mut self, tag: Option<LeaseTag>) -> usize {
-        let slot = Slot {
-            life: Lifecycle::Submitted,
-            first_res: None,
-            tag,
-            fd_result: false,
+        let uring = || match simulate_setup_errno {
+            Some(errno) => Err(super::setup::map_setup_error(
+                io::Error::from_raw_os_error(errno),
+                entries,
+            )),
+            None => UringDriver::new(entries, shared.clone()),
         };
-        self.in_flight += 1;
-        self.stats()
-            .in_flight
-            .store(self.in_flight as u64, Ordering::Relaxed);
-        match self.free_slots.pop() {
-            Some(i) => {
-                self.slots[i] = Some(slot);
-                i
-            }
-            None => {
-                self.slots.push(Some(slot));
-                self.slots.len() - 1
-            }
-        }
-    }
-
-    fn free_slot(&mut self, idx: usize) -> Option<Slot> {
-        let slot = self.slots[idx].take();
-        if slot.is_some() {
-            self.free_slots.push(idx);
-            self.in_flight -= 1;
-            self.stats()
-                .in_flight
-                .store(self.in_flight as u64, Ordering::Relaxed);
-        }
-        slot
-    }
-
-    /// Makes room for `n` SQEs: flushes the SQ to the kernel while it is too full, harvesting
-    /// completions when the kernel pushes back (`EBUSY`/`EAGAIN`: CQ overflow backlog).
-    fn reserve(&mut self, n: usize) -> io::Result<()> {
-        loop {
-            let (len, cap) = {
-                let sq = self.ring.submission();
-                (sq.len(), sq.capacity())
-            };
-            if cap - len >= n {
-                return Ok(());
-            }
-            bump(&self.stats.stats.ring_full, 1);
-            match self.ring.submit() {
-                Ok(_) => {}
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EAGAIN)) => {
-                    self.harvest();
-                    if self.ring.submission().len() == len {
-                        // Nothing moved: wait for one completion to free kernel resources.
-                        self.wait_one(Some(Duration::from_millis(10)))?;
-                    }
+        let driver = match choice {
+            DriverChoice::IoUring => Driver::Uring(uring()?),
+            DriverChoice::Fallback => Driver::Fallback(FallbackDriver::new(shared.clone())?),
+            DriverChoice::Auto => match uring() {
+                Ok(d) => Driver::Uring(d),
+                Err(e) if e.fallback_applies() => {
+                    super::fallback::warn_unavailable_once(&e);
+                    Driver::Fallback(FallbackDriver::new(shared.clone())?)
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => return Err(e),
-            }
+            },
+        };
+        shared
+            .stats
+            .driver
+            .store(driver.kind() as u64, Ordering::Relaxed);
+        Ok(driver)
+    }
+
+    /// Which driver this is.
+    pub(crate) fn kind(&self) -> DriverKind {
+        match self {
+            Driver::Uring(_) => DriverKind::IoUring,
+            Driver::Fallback(_) => DriverKind::Fallback,
         }
     }
 
-    /// Queues `entry` as a new operation and returns its slot index. The entry's pointers
-    /// must stay valid until its CQE arrives (callers keep the pointed-to memory in the
-    /// operation's data).
-    pub(crate) fn push(
-        &mut self,
-        entry: squeue::Entry,
-        tag: Option<LeaseTag>,
-    ) -> io::Result<usize> {
-        self.reserve(1)?;
-        Ok(self.push_reserved(entry, tag))
+    /// The ring's setup flags; `None` on the fallback driver.
+    pub(crate) fn flavor(&self) -> Option<RingFlavor> {
+        match self {
+            Driver::Uring(d) => Some(d.flavor()),
+            Driver::Fallback(_) => None,
+        }
     }
 
-    /// Queues `entries` back to back, with no submit in between, so that `IO_LINK` flags
-    /// link them; returns their slot indexes in order. At most [`Driver::max_chain`] entries.
-    pub(crate) fn push_chain(&mut self, entries: Vec<squeue::Entry>) -> io::Result<Vec<usize>> {
-        assert!(
-            entries.len() <= self.max_chain(),
-            "chain longer than the submission queue"
-        );
-        self.reserve(entries.len())?;
-        Ok(entries
-            .into_iter()
-            .map(|e| self.push_reserved(e, None))
-            .collect())
+    /// The io_uring driver, for ring-only features (buffer registration).
+    pub(crate) fn uring(&self) -> Option<&UringDriver> {
+        match self {
+            Driver::Uring(d) => Some(d),
+            Driver::Fallback(_) => None,
+        }
     }
 
-    /// The longest chain [`push_chain`](Driver::push_chain) accepts: the SQ size.
+    /// Whether `SendZc` can be used.
+    pub(crate) fn supports_send_zc(&self) -> bool {
+        match self {
+            Driver::Uring(d) => d.supports_send_zc(),
+            Driver::Fallback(_) => false,
+        }
+    }
+
+    /// Queues `op` as a new operation and returns its index. The op's pointers must stay
+    /// valid until it completes (callers keep the memory in the operation's data).
+    pub(crate) fn push(&mut self, op: IoOp, tag: Option<LeaseTag>) -> io::Result<usize> {
+        match self {
+            Driver::Uring(d) => d.push(op, tag),
+            Driver::Fallback(d) => d.push(op, tag),
+        }
+    }
+
+    /// Queues `ops` as one linked chain: each starts only when the previous one completed in
+    /// full; a failure or short result completes the rest with `ECANCELED`.
+    pub(crate) fn push_chain(&mut self, ops: &[IoOp]) -> io::Result<Vec<usize>> {
+        match self {
+            Driver::Uring(d) => d.push_chain(ops),
+            Driver::Fallback(d) => d.push_chain(ops),
+        }
+    }
+
+    /// The longest chain [`push_chain`](Driver::push_chain) accepts.
     pub(crate) fn max_chain(&mut self) -> usize {
-        self.ring.submission().capacity()
-    }
-
-    fn push_reserved(&mut self, entry: squeue::Entry, tag: Option<LeaseTag>) -> usize {
-        let idx = self.alloc_slot(tag);
-        let entry = entry.user_data(idx as u64);
-        // SAFETY: `reserve` made room, so the push cannot fail; the entry's buffers are owned
-        // by the operation's data, which lives in the future or, once the future is dropped,
-        // in this slot until the CQE arrives.
-        let pushed = unsafe { self.ring.submission().push(&entry) };
-        assert!(pushed.is_ok(), "submission queue full right after reserve");
-        bump(&self.stats().submitted, 1);
-        idx
+        match self {
+            Driver::Uring(d) => d.max_chain(),
+            Driver::Fallback(d) => d.max_chain(),
+        }
     }
 
     /// Marks operation `idx` as returning a new fd, to be closed if its future is dropped.
     pub(crate) fn mark_fd_result(&mut self, idx: usize) {
-        if let Some(slot) = self.slots[idx].as_mut() {
-            slot.fd_result = true;
+        match self {
+            Driver::Uring(d) => d.table().mark_fd_result(idx),
+            Driver::Fallback(d) => d.table().mark_fd_result(idx),
         }
     }
 
     /// Polls operation `idx`: its completion, or registers the waker.
     pub(crate) fn poll_op(&mut self, idx: usize, cx: &mut Context<'_>) -> Poll<Completion> {
-        let slot = self.slots[idx]
-            .as_mut()
-            .expect("polled an operation that no longer exists");
-        match &mut slot.life {
-            Lifecycle::Completed(c) => {
-                let c = *c;
-                self.free_slot(idx);
-                Poll::Ready(c)
-            }
-            Lifecycle::Waiting(w) if w.will_wake(cx.waker()) => Poll::Pending,
-            life => {
-                *life = Lifecycle::Waiting(cx.waker().clone());
-                Poll::Pending
-            }
+        match self {
+            Driver::Uring(d) => d.poll_op(idx, cx),
+            Driver::Fallback(d) => d.table().poll(idx, cx),
         }
     }
 
-    /// The future of operation `idx` was dropped before completion: park `data` (its buffers)
-    /// in the slot and ask the kernel to cancel. If it already completed, `data` is returned
-    /// so the caller can drop it outside the driver.
+    /// The future of operation `idx` was dropped: cancel what can be cancelled, park `data`
+    /// until the operation is over. Returns `data` when it may be dropped at once.
     pub(crate) fn abandon(&mut self, idx: usize, data: Box<dyn Any>) -> Option<Box<dyn Any>> {
-        let slot = self.slots[idx]
-            .as_mut()
-            .expect("abandoned an operation that no longer exists");
-        if let Lifecycle::Completed(c) = slot.life {
-            slot.close_orphan_fd(c.res);
-            self.free_slot(idx);
-            return Some(data);
-        }
-        slot.life = Lifecycle::Abandoned(data);
-        bump(&self.stats().cancellations, 1);
-        self.push_cancel(idx as u64);
-        None
-    }
-
-    fn push_cancel(&mut self, target: u64) {
-        let entry = opcode::AsyncCancel::new(target)
-            .build()
-            .user_data(CANCEL_UD);
-        if self.reserve(1).is_err() {
-            // The ring is broken; the operation will still complete (or the ring be torn
-            // down with its buffers leaked, never freed early).
-            return;
-        }
-        // SAFETY: AsyncCancel carries no pointers; room was reserved.
-        let _ = unsafe { self.ring.submission().push(&entry) };
-    }
-
-    /// Keeps one 8-byte read pending on the doorbell eventfd, so that a wake from another
-    /// thread ends a blocking wait.
-    fn arm_doorbell(&mut self) {
-        if self.doorbell_armed || self.reserve(1).is_err() {
-            return;
-        }
-        let ptr: *mut u64 = &mut *self.doorbell_buf;
-        let entry = opcode::Read::new(types::Fd(self.doorbell.as_raw_fd()), ptr.cast(), 8)
-            .build()
-            .user_data(DOORBELL_UD);
-        // SAFETY: `doorbell_buf` is boxed and owned by the driver, which does not free it
-        // while the read is armed (see `shutdown_drain`).
-        if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-            self.doorbell_armed = true;
+        match self {
+            Driver::Uring(d) => d.abandon(idx, data),
+            Driver::Fallback(d) => d.abandon(idx, data),
         }
     }
 
-    /// Submits queued SQEs; waits for at least one completion when `wait`, then harvests.
+    /// Starts queued work; waits for at least one completion (or a doorbell) when `wait`;
+    /// collects completions.
     pub(crate) fn park(&mut self, wait: bool) -> io::Result<()> {
-        self.arm_doorbell();
-        let res = if wait {
-            self.ring.submitter().submit_and_wait(1)
-        } else {
-            let to_submit = self.ring.submission().len() as u32;
-            // SAFETY: plain io_uring_enter with no extra argument.
-            unsafe {
-                self.ring
-                    .submitter()
-                    .enter::<libc::sigset_t>(to_submit, 0, ENTER_GETEVENTS, None)
-            }
-        };
-        match res {
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                ) => {}
-            Err(e) => return Err(e),
-        }
-        self.harvest();
-        Ok(())
-    }
-
-    fn wait_one(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        let res = match timeout {
-            Some(t) => {
-                let ts = types::Timespec::from(t);
-                let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(1, &args)
-            }
-            None => self.ring.submitter().submit_and_wait(1),
-        };
-        match res {
-            Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR | libc::ETIME | libc::EBUSY | libc::EAGAIN)
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(e),
+        match self {
+            Driver::Uring(d) => d.park(wait),
+            Driver::Fallback(d) => d.park(wait),
         }
     }
 
-    /// Moves every available CQE into its slot. Collects wakers and abandoned data for the
-    /// executor; runs no user code.
-    fn harvest(&mut self) {
-        let mut cqes = std::mem::take(&mut self.cqe_buf);
-        cqes.extend(
-            self.ring
-                .completion()
-                .map(|c| (c.user_data(), c.result(), c.flags())),
-        );
-        for &(ud, res, flags) in &cqes {
-            self.complete(ud, res, flags);
-        }
-        cqes.clear();
-        self.cqe_buf = cqes;
-    }
-
-    fn complete(&mut self, ud: u64, res: i32, flags: u32) {
-        match ud {
-            CANCEL_UD => return,
-            DOORBELL_UD => {
-                self.doorbell_armed = false;
-                return;
-            }
-            _ => {}
-        }
-        let idx = ud as usize;
-        let Some(slot) = self.slots.get_mut(idx).and_then(Option::as_mut) else {
-            tracing::error!(target: "ringmq::runtime", idx, "completion for an unknown operation");
-            return;
-        };
-        if cqueue::more(flags) {
-            // First CQE of SendZc: the buffer stays with the kernel until the notification.
-            slot.first_res = Some(res);
-            return;
-        }
-        let res = if cqueue::notif(flags) {
-            slot.first_res.take().unwrap_or(res)
-        } else {
-            res
-        };
-        if let Some(tag) = &slot.tag {
-            tag.check();
-        }
-        bump(&self.stats.stats.completed, 1);
-        let done = Lifecycle::Completed(Completion { res, flags });
-        match std::mem::replace(&mut slot.life, done) {
-            Lifecycle::Waiting(w) => self.wakes.push(w),
-            Lifecycle::Abandoned(data) => {
-                slot.close_orphan_fd(res);
-                self.free_slot(idx);
-                self.graveyard.push(data);
-            }
-            Lifecycle::Submitted | Lifecycle::Completed(_) => {}
-        }
-    }
-
-    /// Swaps out the wakers to wake and the abandoned resources to drop, for the executor to
-    /// handle outside the driver; the (empty) vectors passed in are kept for reuse.
+    /// Swaps out the wakers to wake and the abandoned resources to drop.
     pub(crate) fn swap_deferred(
         &mut self,
         wakes: &mut Vec<Waker>,
         graveyard: &mut Vec<Box<dyn Any>>,
     ) {
-        std::mem::swap(&mut self.wakes, wakes);
-        std::mem::swap(&mut self.graveyard, graveyard);
+        match self {
+            Driver::Uring(d) => d.swap_deferred(wakes, graveyard),
+            Driver::Fallback(d) => d.table().swap_deferred(wakes, graveyard),
+        }
     }
 
     pub(crate) fn has_deferred(&self) -> bool {
-        !self.wakes.is_empty() || !self.graveyard.is_empty()
+        match self {
+            Driver::Uring(d) => d.has_deferred(),
+            Driver::Fallback(d) => d.has_deferred(),
+        }
     }
 
-    /// At shutdown, after every task was dropped: cancels whatever is still in flight (and the
-    /// doorbell) and waits for every CQE, up to `limit`. Returns how many operations were
-    /// still in flight at the deadline (their buffers are then leaked, never freed).
+    /// At shutdown: cancels what is in flight and waits for it, up to `limit`; returns how
+    /// many operations were still out at the deadline (their buffers are leaked).
     pub(crate) fn shutdown_drain(&mut self, limit: Duration) -> usize {
-        let deadline = Instant::now() + limit;
-        let pending: Vec<usize> = (0..self.slots.len())
-            .filter(|&i| {
-                self.slots[i]
-                    .as_ref()
-                    .is_some_and(|s| !matches!(s.life, Lifecycle::Abandoned(_)))
-            })
-            .collect();
-        for idx in pending {
-            self.push_cancel(idx as u64);
+        match self {
+            Driver::Uring(d) => d.shutdown_drain(limit),
+            Driver::Fallback(d) => d.shutdown_drain(limit),
         }
-        if self.doorbell_armed {
-            self.push_cancel(DOORBELL_UD);
+    }
+
+    /// Makes a new socket known to the driver (the fallback registers it with its epoll
+    /// instance; io_uring needs nothing).
+    pub(crate) fn register_socket(&mut self, fd: std::os::fd::RawFd) -> io::Result<()> {
+        match self {
+            Driver::Uring(_) => Ok(()),
+            Driver::Fallback(d) => d.register_socket(fd),
         }
-        loop {
-            // Completed-but-unclaimed slots belong to futures that no longer exist.
-            for i in 0..self.slots.len() {
-                if let Some(slot) = &self.slots[i]
-                    && let Lifecycle::Completed(c) = slot.life
-                {
-                    slot.close_orphan_fd(c.res);
-                    self.free_slot(i);
-                }
-            }
-            if self.in_flight == 0 && !self.doorbell_armed {
-                return 0;
-            }
-            let now = Instant::now();
-            if now >= deadline
-                || self
-                    .wait_one(Some((deadline - now).min(Duration::from_millis(100))))
-                    .is_err()
-            {
-                break;
-            }
-            self.harvest();
-        }
-        let left = self.in_flight;
-        tracing::error!(
-            target: "ringmq::runtime",
-            left,
-            "shutdown: operations still in flight at the deadline; leaking their buffers"
-        );
-        for slot in self.slots.iter_mut().filter_map(Option::take) {
-            std::mem::forget(slot);
-        }
-        if self.doorbell_armed {
-            std::mem::forget(std::mem::replace(&mut self.doorbell_buf, Box::new(0)));
-        }
-        left
     }
 }

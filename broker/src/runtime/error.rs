@@ -72,7 +72,8 @@ pub enum RuntimeError {
 
 impl RuntimeError {
     /// Whether io_uring itself is unusable here (sysctl, seccomp, no kernel support, missing
-    /// opcodes), the cases where a non-io_uring fallback driver would take over.
+    /// opcodes): the cases where `runtime.driver = "auto"` takes the fallback driver and
+    /// `"io_uring"` refuses to start.
     pub fn io_uring_unavailable(&self) -> bool {
         matches!(
             self,
@@ -81,6 +82,13 @@ impl RuntimeError {
                 | RuntimeError::NotSupported
                 | RuntimeError::MissingOpcodes { .. }
         )
+    }
+
+    /// Whether `runtime.driver = "auto"` runs on the fallback driver after this error: io_uring
+    /// is unavailable ([`io_uring_unavailable`](RuntimeError::io_uring_unavailable)), or the
+    /// ring itself cannot be allocated (`ENOMEM`).
+    pub fn fallback_applies(&self) -> bool {
+        self.io_uring_unavailable() || matches!(self, RuntimeError::RingMemory { .. })
     }
 
     /// Wraps an I/O error with the startup step it came from.

@@ -2,7 +2,8 @@
 //!
 //! Everything here runs on the shard's thread, except [`Shared`] and the wakers, which other
 //! threads may use to wake a task: that pushes the task id onto a mutex-protected queue and
-//! rings the shard's eventfd doorbell, which ends the shard's wait in `io_uring_enter`.
+//! rings the shard's eventfd doorbell, which ends the shard's wait in `io_uring_enter` (or,
+//! on the fallback driver, in `epoll_wait`).
 //!
 //! Loop: poll the root future if woken, run up to [`POLL_BUDGET`] ready tasks, take remote
 //! wakes, then submit and (when idle) wait on the ring, harvest completions, and only after
@@ -327,10 +328,12 @@ impl Core {
                 || self.shared.notified.load(Ordering::Acquire);
             let parked = self.driver.borrow_mut().park(!busy);
             if let Err(e) = parked {
-                // A failing io_uring_enter (EBADF, EFAULT) means the ring itself is broken;
-                // nothing can make progress, and unwinding keeps buffers parked (leaked).
+                // A failing io_uring_enter or epoll_wait (EBADF, EFAULT) means the driver
+                // itself is broken; nothing can make progress, and unwinding keeps buffers
+                // parked (leaked).
                 panic!(
-                    "ringmq runtime: io_uring_enter failed on shard {}: {e}",
+                    "ringmq runtime: the driver's wait (io_uring_enter / epoll_wait) failed on \
+                     shard {}: {e}",
                     self.shared.shard
                 );
             }

@@ -1,6 +1,8 @@
-//! Files on the shard's ring. Operations take owned buffers and return them with the result
-//! (`(io::Result<usize>, B)`); the fd is shared with in-flight operations so it is never
-//! closed (and its number reused) while the kernel may still use it. Shard-local (`!Send`).
+//! Files on the shard's driver: the io_uring ring, or the fallback driver's helper threads
+//! (blocking `pread`/`pwrite`/`fdatasync` off the shard thread). Operations take owned
+//! buffers and return them with the result (`(io::Result<usize>, B)`); the fd is shared with
+//! in-flight operations so it is never closed (and its number reused) while the kernel may
+//! still use it. Shard-local (`!Send`).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -8,18 +10,17 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::atomic::AtomicBool;
 
-use io_uring::{opcode, types};
-
 use super::buf::{IoBuf, IoBufMut};
-use super::driver::bump;
+use super::driver::{DriverKind, bump};
 use super::executor::core;
+use super::io_op::IoOp;
 use super::op::Op;
 
 /// Logged once per process: pool buffers are being written with plain Read/Write.
 static FIXED_FALLBACK_LOGGED: AtomicBool = AtomicBool::new(false);
 
-/// A file driven by the shard's ring. Opening is a plain (blocking) `open`; every read,
-/// write and sync goes through io_uring.
+/// A file driven by the shard's driver. Opening is a plain (blocking) `open`; every read,
+/// write and sync goes through io_uring (or, on the fallback driver, a helper thread).
 #[derive(Debug)]
 pub struct File {
     fd: Rc<OwnedFd>,
@@ -50,18 +51,19 @@ impl File {
     /// Reads into `buf` (filling up to its capacity) at `pos`; `buf` comes back with its length
     /// set to the bytes read. Uses `ReadFixed` for registered pool buffers.
     pub async fn read_at<B: IoBufMut>(&self, mut buf: B, pos: u64) -> (io::Result<usize>, B) {
-        let fd = types::Fd(self.fd.as_raw_fd());
-        let ptr = buf.stable_mut_ptr();
-        let len = clamp_len(buf.bytes_total());
-        let entry = match buf.fixed_index() {
-            Some(i) => opcode::ReadFixed::new(fd, ptr, len, i).offset(pos).build(),
-            None => {
-                note_fixed_fallback(&buf);
-                opcode::Read::new(fd, ptr, len).offset(pos).build()
-            }
+        let fixed = buf.fixed_index();
+        if fixed.is_none() {
+            note_fixed_fallback(&buf);
+        }
+        let op = IoOp::Read {
+            fd: self.fd.as_raw_fd(),
+            buf: buf.stable_mut_ptr(),
+            len: clamp_len(buf.bytes_total()),
+            offset: pos,
+            fixed,
         };
         let tag = buf.lease_tag();
-        let (c, (mut buf, _fd)) = match Op::submit(entry, (buf, self.fd.clone()), tag) {
+        let (c, (mut buf, _fd)) = match Op::submit(op, (buf, self.fd.clone()), tag) {
             Ok(op) => op.await,
             Err((e, (buf, _))) => return (Err(e), buf),
         };
@@ -118,19 +120,20 @@ impl File {
         len: usize,
         pos: u64,
     ) -> (io::Result<usize>, B) {
-        let fd = types::Fd(self.fd.as_raw_fd());
-        // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
-        let ptr = unsafe { buf.stable_ptr().add(start) };
-        let len = clamp_len(len);
-        let entry = match buf.fixed_index() {
-            Some(i) => opcode::WriteFixed::new(fd, ptr, len, i).offset(pos).build(),
-            None => {
-                note_fixed_fallback(&buf);
-                opcode::Write::new(fd, ptr, len).offset(pos).build()
-            }
+        let fixed = buf.fixed_index();
+        if fixed.is_none() {
+            note_fixed_fallback(&buf);
+        }
+        let op = IoOp::Write {
+            fd: self.fd.as_raw_fd(),
+            // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
+            buf: unsafe { buf.stable_ptr().add(start) },
+            len: clamp_len(len),
+            offset: pos,
+            fixed,
         };
         let tag = buf.lease_tag();
-        match Op::submit(entry, (buf, self.fd.clone()), tag) {
+        match Op::submit(op, (buf, self.fd.clone()), tag) {
             Ok(op) => {
                 let (c, (buf, _fd)) = op.await;
                 (c.result().map(|n| n as usize), buf)
@@ -141,19 +144,20 @@ impl File {
 
     /// `fsync`: data and metadata.
     pub async fn sync_all(&self) -> io::Result<()> {
-        self.fsync(types::FsyncFlags::empty()).await
+        self.fsync(false).await
     }
 
     /// `fdatasync`: data and the metadata needed to read it back.
     pub async fn sync_data(&self) -> io::Result<()> {
-        self.fsync(types::FsyncFlags::DATASYNC).await
+        self.fsync(true).await
     }
 
-    async fn fsync(&self, flags: types::FsyncFlags) -> io::Result<()> {
-        let entry = opcode::Fsync::new(types::Fd(self.fd.as_raw_fd()))
-            .flags(flags)
-            .build();
-        simple(entry, self.fd.clone()).await.map(drop)
+    async fn fsync(&self, datasync: bool) -> io::Result<()> {
+        let op = IoOp::Fsync {
+            fd: self.fd.as_raw_fd(),
+            datasync,
+        };
+        simple(op, self.fd.clone()).await.map(drop)
     }
 
     /// Writes all of `buf` at `pos`, then `fdatasync`s, submitted together as one linked
@@ -175,20 +179,15 @@ impl File {
                 Err(e) => (Err(e), buf),
             };
         }
-        let fd = types::Fd(self.fd.as_raw_fd());
-        let len = clamp_len(total);
-        let write = match buf.fixed_index() {
-            Some(i) => opcode::WriteFixed::new(fd, buf.stable_ptr(), len, i)
-                .offset(pos)
-                .build(),
-            None => opcode::Write::new(fd, buf.stable_ptr(), len)
-                .offset(pos)
-                .build(),
-        }
-        .flags(io_uring::squeue::Flags::IO_LINK);
-        let sync = opcode::Fsync::new(fd)
-            .flags(types::FsyncFlags::DATASYNC)
-            .build();
+        let fd = self.fd.as_raw_fd();
+        let write = IoOp::Write {
+            fd,
+            buf: buf.stable_ptr(),
+            len: clamp_len(total),
+            offset: pos,
+            fixed: buf.fixed_index(),
+        };
+        let sync = IoOp::Fsync { fd, datasync: true };
         // The buffer is shared with the chain's data, so that it comes back even when the
         // chain cannot be queued, and stays alive in the driver if this future is dropped.
         let holder = Rc::new(std::cell::RefCell::new(Some(buf)));
@@ -230,11 +229,13 @@ impl File {
     /// `fallocate(mode, offset, len)`; mode 0 allocates and extends the size, e.g.
     /// `libc::FALLOC_FL_KEEP_SIZE` does not extend it.
     pub async fn fallocate(&self, offset: u64, len: u64, mode: i32) -> io::Result<()> {
-        let entry = opcode::Fallocate::new(types::Fd(self.fd.as_raw_fd()), len)
-            .offset(offset)
-            .mode(mode)
-            .build();
-        simple(entry, self.fd.clone()).await.map(drop)
+        let op = IoOp::Fallocate {
+            fd: self.fd.as_raw_fd(),
+            offset,
+            len,
+            mode,
+        };
+        simple(op, self.fd.clone()).await.map(drop)
     }
 }
 
@@ -250,7 +251,8 @@ impl AsRawFd for File {
 /// the same memlock budget as the pool (unlimited with `CAP_IPC_LOCK`, else the soft
 /// `RLIMIT_MEMLOCK` minus a margin, per shard). Fails, and the caller then writes those
 /// buffers with plain `Write`, when that budget is exceeded (`ENOMEM`), when pool buffers are
-/// lent (their indexes must not move under an operation) or when the kernel refuses; the
+/// lent (their indexes must not move under an operation), when the kernel refuses, or on the
+/// fallback driver (`Unsupported`: it registers nothing); the
 /// pool's own registration is restored in that case. Call it at startup, before the shard
 /// serves. Panics off a shard thread.
 ///
@@ -289,7 +291,13 @@ pub unsafe fn register_extra_buffers(extra: &[(*const u8, usize)]) -> io::Result
         iov_len: *len,
     }));
     let driver = core.driver.borrow();
-    let submitter = driver.ring().submitter();
+    let Some(uring) = driver.uring() else {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the fallback driver has no registered buffers",
+        ));
+    };
+    let submitter = uring.ring().submitter();
     if registered > 0 {
         submitter.unregister_buffers()?;
     }
@@ -308,8 +316,8 @@ pub unsafe fn register_extra_buffers(extra: &[(*const u8, usize)]) -> io::Result
 }
 
 /// Runs an operation whose only resource is an fd; returns `res`.
-pub(crate) async fn simple(entry: io_uring::squeue::Entry, fd: Rc<OwnedFd>) -> io::Result<u32> {
-    match Op::submit(entry, fd, None) {
+pub(crate) async fn simple(op: IoOp, fd: Rc<OwnedFd>) -> io::Result<u32> {
+    match Op::submit(op, fd, None) {
         Ok(op) => op.await.0.result(),
         Err((e, _)) => Err(e),
     }
@@ -324,7 +332,12 @@ fn note_fixed_fallback<B: IoBuf>(buf: &B) {
     if buf.lease_tag().is_none() {
         return;
     }
-    bump(&core().shared.stats.fixed_fallback_ops, 1);
+    let core = core();
+    if core.driver.borrow().kind() == DriverKind::Fallback {
+        // Nothing is registered on the fallback driver: not a degradation worth counting.
+        return;
+    }
+    bump(&core.shared.stats.fixed_fallback_ops, 1);
     if !FIXED_FALLBACK_LOGGED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         tracing::warn!(
             target: "ringmq::runtime",
@@ -337,18 +350,19 @@ fn note_fixed_fallback<B: IoBuf>(buf: &B) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{AlignedBuf, RuntimeConfig, Shard};
+    use crate::runtime::tests::{config_on, on_both_drivers};
+    use crate::runtime::{AlignedBuf, DriverChoice, Shard};
     use std::os::unix::fs::OpenOptionsExt;
 
     fn shard() -> Shard {
-        Shard::new(&RuntimeConfig::for_tests()).expect("shard")
+        Shard::new(&config_on(DriverChoice::IoUring)).expect("shard")
     }
 
-    #[test]
-    fn write_read_sync_fallocate() {
+    on_both_drivers! {
+    fn write_read_sync_fallocate(cfg) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("f");
-        shard().block_on(async {
+        Shard::new(&cfg).expect("shard").block_on(async {
             let mut o = std::fs::OpenOptions::new();
             o.read(true).write(true).create(true).truncate(true);
             let f = File::open_with(&path, &o).expect("open");
@@ -364,7 +378,52 @@ mod tests {
             // Reading past the end gives 0.
             let (r, _) = f.read_at(Vec::with_capacity(16), 2 << 20).await;
             assert_eq!(r.expect("read eof"), 0);
+            // The linked write + fdatasync, and a plain write + sync of a pool buffer.
+            let (r, _) = f.write_all_and_sync_data_at(b"linked".to_vec(), 100).await;
+            r.expect("write + fdatasync chain");
+            let mut b = crate::runtime::buf_pool().take().await;
+            b.extend_from_slice(b"pooled");
+            let (r, _) = f.write_all_and_sync_data_at(b, 200).await;
+            r.expect("pool buffer write + fdatasync");
+            let (r, buf) = f.read_at(Vec::with_capacity(106), 100).await;
+            assert_eq!(r.expect("read"), 106);
+            assert_eq!(&buf[..6], b"linked");
+            assert_eq!(&buf[100..], b"pooled");
+            // Writing to a read-only fd fails with the OS error, on both drivers.
+            let ro = File::open(&path).expect("open read-only");
+            let (r, _) = ro.write_at(b"x".to_vec(), 0).await;
+            assert_eq!(r.expect_err("read-only").raw_os_error(), Some(libc::EBADF));
         });
+    }
+    }
+
+    on_both_drivers! {
+    /// `O_DIRECT` with pool buffers and plain aligned buffers (registered or not).
+    fn direct_io_round_trip(cfg) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("direct");
+        Shard::new(&cfg).expect("shard").block_on(async {
+            let mut o = std::fs::OpenOptions::new();
+            o.read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .custom_flags(libc::O_DIRECT);
+            let f = File::open_with(&path, &o).expect("open O_DIRECT");
+            let pool = crate::runtime::buf_pool();
+            let mut b = pool.take().await;
+            b.extend_from_slice(&[5u8; 8192]);
+            let (r, b) = f.write_all_at(b, 4096).await;
+            r.expect("O_DIRECT write");
+            drop(b);
+            let a = AlignedBuf::with_capacity(8192);
+            let (r, a) = f.read_at(a, 4096).await;
+            assert_eq!(r.expect("O_DIRECT read"), 8192);
+            assert!(a.iter().all(|&x| x == 5));
+            f.sync_data().await.expect("fdatasync");
+            assert_eq!(pool.stats().violations, 0);
+        });
+    }
     }
 
     #[test]
@@ -408,7 +467,7 @@ mod tests {
     fn unregistered_pool_falls_back_to_plain_write() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("u");
-        let mut cfg = RuntimeConfig::for_tests();
+        let mut cfg = config_on(DriverChoice::IoUring);
         cfg.register_buffers = false;
         let shard = Shard::new(&cfg).expect("shard");
         shard.block_on(async {

@@ -1,7 +1,7 @@
 //! Path operations on the shard's ring: opening (and creating) a file with `OpenAt` and
 //! renaming one with `RenameAt`. `open(2)` with `O_CREAT` and `rename(2)` can wait on the
 //! filesystem's journal; through the ring the shard goes on serving meanwhile (the kernel
-//! runs them in its io-wq workers). The store creates its ConsumeQueue files and new
+//! runs them in its io-wq workers; on the fallback driver, a file helper thread runs them). The store creates its ConsumeQueue files and new
 //! CommitLog segments and publishes its metadata snapshots with these.
 //!
 //! Shard-local (`!Send`). The path strings are owned by the operation until its completion:
@@ -14,9 +14,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use io_uring::{opcode, types};
-
 use super::fs::File;
+use super::io_op::IoOp;
 use super::op::Op;
 
 /// The NUL-terminated form of a path (a path with a NUL byte cannot name a file).
@@ -35,10 +34,11 @@ impl File {
     /// file, `mode` (before the umask). E.g. `libc::O_RDWR | libc::O_CREAT`, `0o666`.
     pub async fn open_at(path: impl AsRef<Path>, flags: i32, mode: u32) -> io::Result<File> {
         let path = c_path(path.as_ref())?;
-        let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-            .flags(flags | libc::O_CLOEXEC)
-            .mode(mode)
-            .build();
+        let entry = IoOp::OpenAt {
+            path: path.as_ptr(),
+            flags: flags | libc::O_CLOEXEC,
+            mode,
+        };
         let op = match Op::submit(entry, path, None) {
             Ok(op) => op.returns_fd(),
             Err((e, _)) => return Err(e),
@@ -58,13 +58,10 @@ impl File {
 /// (open it with [`File::open_at`] and `O_RDONLY | O_DIRECTORY`, then [`File::sync_all`]).
 pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<()> {
     let paths = (c_path(from.as_ref())?, c_path(to.as_ref())?);
-    let entry = opcode::RenameAt::new(
-        types::Fd(libc::AT_FDCWD),
-        paths.0.as_ptr(),
-        types::Fd(libc::AT_FDCWD),
-        paths.1.as_ptr(),
-    )
-    .build();
+    let entry = IoOp::RenameAt {
+        from: paths.0.as_ptr(),
+        to: paths.1.as_ptr(),
+    };
     match Op::submit(entry, paths, None) {
         Ok(op) => op.await.0.result().map(drop),
         Err((e, _)) => Err(e),
@@ -74,15 +71,16 @@ pub async fn rename(from: impl AsRef<Path>, to: impl AsRef<Path>) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{RuntimeConfig, Shard};
+    use crate::runtime::Shard;
+    use crate::runtime::tests::on_both_drivers;
 
-    #[test]
-    fn open_at_creates_and_rename_replaces_atomically() {
+    on_both_drivers! {
+    fn open_at_creates_and_rename_replaces_atomically(cfg) {
         let dir = tempfile::tempdir().expect("tempdir");
         let tmp = dir.path().join("snap.tmp");
         let target = dir.path().join("snap");
         std::fs::write(&target, b"old").expect("old snapshot");
-        let shard = Shard::new(&RuntimeConfig::for_tests()).expect("shard");
+        let shard = Shard::new(&cfg).expect("shard");
         shard.block_on(async {
             let f = File::open_at(&tmp, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC, 0o644)
                 .await
@@ -114,11 +112,12 @@ mod tests {
         assert_eq!(std::fs::read(&target).expect("read"), b"new");
         assert!(!tmp.exists());
     }
+    }
 
-    #[test]
-    fn dropped_open_at_never_leaks_or_misuses_its_descriptor() {
+    on_both_drivers! {
+    fn dropped_open_at_never_leaks_or_misuses_its_descriptor(cfg) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let shard = Shard::new(&RuntimeConfig::for_tests()).expect("shard");
+        let shard = Shard::new(&cfg).expect("shard");
         shard.block_on(async {
             for i in 0..50 {
                 let path = dir.path().join(format!("f{i}"));
@@ -132,5 +131,6 @@ mod tests {
                 .expect("open after the storm");
             f.sync_all().await.expect("fsync");
         });
+    }
     }
 }

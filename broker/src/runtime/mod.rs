@@ -1,5 +1,7 @@
-//! The shard runtime: a per-core, single-threaded async executor driving one io_uring ring.
-//! This is the only module that touches the ring.
+//! The shard runtime: a per-core, single-threaded async executor driving one io_uring ring,
+//! or, where io_uring is unavailable, the fallback driver (epoll for sockets, blocking file
+//! I/O on helper threads; see [`DriverChoice`]). This is the only module that touches the
+//! ring.
 //!
 //! # Threads
 //! - [`Runtime::start`] spawns one thread per shard (default: every CPU in the affinity mask),
@@ -14,8 +16,9 @@
 //! # Operations
 //! Every I/O operation is a future that owns its buffers until the kernel returns them, and
 //! hands them back with the result: `(io::Result<usize>, B)`. Dropping the future cancels the
-//! operation (`AsyncCancel`) and parks the buffers in the driver until the completion arrives;
-//! no buffer is freed or reused while the kernel may still write into it.
+//! operation (`AsyncCancel`; on the fallback driver, whatever is only waiting) and parks the
+//! buffers in the driver until the completion arrives; no buffer is freed or reused while the
+//! kernel (or a helper thread) may still write into it.
 //!
 //! See `docs/runtime.md` for the design and the startup checks.
 //!
@@ -40,22 +43,27 @@ mod channel;
 mod driver;
 mod error;
 mod executor;
+mod fallback;
 mod fs;
 mod fs_dsync;
 mod fs_path;
+mod io_op;
 mod net;
 mod op;
 mod pool;
 mod setup;
 mod shard;
 mod sys;
+mod table;
 mod time;
+mod uring;
 
 #[cfg(test)]
 mod tests;
 
 pub use buf::{AlignedBuf, BUF_ALIGN, IoBuf, IoBufMut};
 pub use channel::{Receiver, SendError, Sender, TrySendError, channel};
+pub use driver::{DriverChoice, DriverKind};
 pub use error::RuntimeError;
 pub use executor::{JoinHandle, spawn_local, yield_now};
 pub use fs::{File, register_extra_buffers};
@@ -65,6 +73,7 @@ pub use pool::{BufPool, FixedBuf, POISON, PoolStats};
 pub use setup::RingFlavor;
 pub use shard::{
     RemoteResult, RunError, Runtime, RuntimeConfig, Shard, ShardContext, ShardGone, ShardHandle,
-    ShardStats, buf_pool, current_shard, current_stats, shard_count,
+    ShardStats, TEST_DRIVER_ENV, buf_pool, current_driver, current_shard, current_stats,
+    shard_count,
 };
 pub use time::{Elapsed, sleep, timeout};

@@ -1,6 +1,8 @@
-//! TCP on the shard's ring: [`TcpListener`], [`TcpStream`] (accept, connect, recv, send,
+//! TCP on the shard's driver: [`TcpListener`], [`TcpStream`] (accept, connect, recv, send,
 //! optional `SendZc`) and zero-copy file → pipe → socket [`TcpStream::splice_from`].
-//! Shard-local (`!Send`); sockets are blocking-mode fds driven by io_uring's internal poll.
+//! Shard-local (`!Send`). On io_uring, sockets are blocking-mode fds driven by io_uring's
+//! internal poll; on the fallback driver they are non-blocking fds registered with the
+//! shard's epoll instance when created (so create or wrap them on the shard that uses them).
 
 use std::cell::RefCell;
 use std::io;
@@ -9,11 +11,10 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use io_uring::{opcode, squeue, types};
-
 use super::buf::{IoBuf, IoBufMut};
-use super::executor::core;
+use super::executor::{core, try_core};
 use super::fs::{File, clamp_len};
+use super::io_op::IoOp;
 use super::op::Op;
 
 /// Pipe size asked for splices: 1 MiB (the default `/proc/sys/fs/pipe-max-size`), so one
@@ -126,9 +127,11 @@ impl TcpListener {
         Self::from_std(l)
     }
 
-    /// Wraps a listening std socket (in blocking mode).
+    /// Wraps a listening std socket (blocking mode on io_uring, non-blocking and registered
+    /// with epoll on the fallback driver). Call it on the shard that will use it.
     pub fn from_std(l: std::net::TcpListener) -> io::Result<Self> {
         l.set_nonblocking(false)?;
+        register_socket(l.as_raw_fd())?;
         let local = l.local_addr()?;
         Ok(TcpListener {
             fd: Rc::new(OwnedFd::from(l)),
@@ -144,20 +147,18 @@ impl TcpListener {
     /// Accepts one connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let mut addr = SockAddr::empty();
-        let entry = opcode::Accept::new(
-            types::Fd(self.fd.as_raw_fd()),
-            &mut addr.storage as *mut _ as *mut libc::sockaddr,
-            &mut addr.len,
-        )
-        .flags(libc::SOCK_CLOEXEC)
-        .build();
-        let (c, (addr, _fd)) = match Op::submit(entry, (addr, self.fd.clone()), None) {
+        let op = IoOp::Accept {
+            fd: self.fd.as_raw_fd(),
+            addr: &mut addr.storage as *mut _ as *mut libc::sockaddr,
+            addrlen: &mut addr.len,
+        };
+        let (c, (addr, _fd)) = match Op::submit(op, (addr, self.fd.clone()), None) {
             Ok(op) => op.returns_fd().await,
             Err((e, _)) => return Err(e),
         };
         let fd = c.result()? as RawFd;
         // SAFETY: accept returned a fresh descriptor that we now own.
-        let stream = TcpStream::from_owned(unsafe { OwnedFd::from_raw_fd(fd) });
+        let stream = TcpStream::from_owned(unsafe { OwnedFd::from_raw_fd(fd) })?;
         Ok((stream, addr.to_std()?))
     }
 }
@@ -177,18 +178,29 @@ struct Pipe {
     capacity: usize,
 }
 
+/// Makes a new socket known to the current shard's driver (epoll registration on the
+/// fallback driver; nothing on io_uring). Off a shard there is no driver yet: nothing to do.
+fn register_socket(fd: RawFd) -> io::Result<()> {
+    match try_core() {
+        Some(core) => core.driver.borrow_mut().register_socket(fd),
+        None => Ok(()),
+    }
+}
+
 impl TcpStream {
-    fn from_owned(fd: OwnedFd) -> Self {
-        TcpStream {
+    fn from_owned(fd: OwnedFd) -> io::Result<Self> {
+        register_socket(fd.as_raw_fd())?;
+        Ok(TcpStream {
             fd: Rc::new(fd),
             pipe: RefCell::new(None),
-        }
+        })
     }
 
-    /// Wraps a connected std stream (in blocking mode).
+    /// Wraps a connected std stream (blocking mode on io_uring, non-blocking and registered
+    /// with epoll on the fallback driver). Call it on the shard that will use it.
     pub fn from_std(s: std::net::TcpStream) -> io::Result<Self> {
         s.set_nonblocking(false)?;
-        Ok(Self::from_owned(OwnedFd::from(s)))
+        Self::from_owned(OwnedFd::from(s))
     }
 
     /// Connects to `addr`.
@@ -204,22 +216,18 @@ impl TcpStream {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: fresh descriptor owned by nobody else.
-        let fd = Rc::new(unsafe { OwnedFd::from_raw_fd(raw) });
+        let stream = TcpStream::from_owned(unsafe { OwnedFd::from_raw_fd(raw) })?;
         let sa = SockAddr::from_std(addr);
-        let entry = opcode::Connect::new(
-            types::Fd(raw),
-            &sa.storage as *const _ as *const libc::sockaddr,
-            sa.len,
-        )
-        .build();
-        match Op::submit(entry, (sa, fd.clone()), None) {
+        let op = IoOp::Connect {
+            fd: raw,
+            addr: &sa.storage as *const _ as *const libc::sockaddr,
+            addrlen: sa.len,
+        };
+        match Op::submit(op, (sa, stream.fd.clone()), None) {
             Ok(op) => op.await.0.result()?,
             Err((e, _)) => return Err(e),
         };
-        Ok(TcpStream {
-            fd,
-            pipe: RefCell::new(None),
-        })
+        Ok(stream)
     }
 
     fn std_ref(&self) -> std::mem::ManuallyDrop<std::net::TcpStream> {
@@ -252,14 +260,13 @@ impl TcpStream {
     /// Receives into `buf` (up to its capacity); `buf` comes back with its length set to the
     /// bytes received. 0 means the peer closed.
     pub async fn recv<B: IoBufMut>(&self, mut buf: B) -> (io::Result<usize>, B) {
-        let entry = opcode::Recv::new(
-            types::Fd(self.fd.as_raw_fd()),
-            buf.stable_mut_ptr(),
-            clamp_len(buf.bytes_total()),
-        )
-        .build();
+        let op = IoOp::Recv {
+            fd: self.fd.as_raw_fd(),
+            buf: buf.stable_mut_ptr(),
+            len: clamp_len(buf.bytes_total()),
+        };
         let tag = buf.lease_tag();
-        let (c, (mut buf, _fd)) = match Op::submit(entry, (buf, self.fd.clone()), tag) {
+        let (c, (mut buf, _fd)) = match Op::submit(op, (buf, self.fd.clone()), tag) {
             Ok(op) => op.await,
             Err((e, (buf, _))) => return (Err(e), buf),
         };
@@ -328,21 +335,16 @@ impl TcpStream {
         zc: bool,
         extra_flags: i32,
     ) -> (io::Result<usize>, B) {
-        let fd = types::Fd(self.fd.as_raw_fd());
-        // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
-        let ptr = unsafe { buf.stable_ptr().add(start) };
-        let len = clamp_len(len);
-        let entry = if zc {
-            opcode::SendZc::new(fd, ptr, len)
-                .flags(libc::MSG_NOSIGNAL | extra_flags)
-                .build()
-        } else {
-            opcode::Send::new(fd, ptr, len)
-                .flags(libc::MSG_NOSIGNAL | extra_flags)
-                .build()
+        let op = IoOp::Send {
+            fd: self.fd.as_raw_fd(),
+            // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
+            buf: unsafe { buf.stable_ptr().add(start) },
+            len: clamp_len(len),
+            flags: libc::MSG_NOSIGNAL | extra_flags,
+            zc,
         };
         let tag = buf.lease_tag();
-        match Op::submit(entry, (buf, self.fd.clone()), tag) {
+        match Op::submit(op, (buf, self.fd.clone()), tag) {
             Ok(op) => {
                 let (c, (buf, _fd)) = op.await;
                 (c.result().map(|n| n as usize), buf)
@@ -351,13 +353,15 @@ impl TcpStream {
         }
     }
 
-    /// Waits until the socket can take more bytes (`PollAdd` for `POLLOUT`), or has failed
-    /// (`POLLERR`/`POLLHUP` also end the wait: the next write reports the error). For
-    /// callers that write with non-blocking syscalls and got `EAGAIN`.
+    /// Waits until the socket can take more bytes (`PollAdd` for `POLLOUT`; epoll readiness
+    /// on the fallback driver), or has failed (`POLLERR`/`POLLHUP` also end the wait: the next
+    /// write reports the error). For callers that write with non-blocking syscalls and got
+    /// `EAGAIN`.
     pub async fn writable(&self) -> io::Result<()> {
-        let entry =
-            opcode::PollAdd::new(types::Fd(self.fd.as_raw_fd()), libc::POLLOUT as u32).build();
-        match Op::submit(entry, self.fd.clone(), None) {
+        let op = IoOp::PollWritable {
+            fd: self.fd.as_raw_fd(),
+        };
+        match Op::submit(op, self.fd.clone(), None) {
             Ok(op) => op.await.0.result().map(|_| ()),
             Err((e, _)) => Err(e),
         }
@@ -385,6 +389,10 @@ impl TcpStream {
     /// splices and a new chain starts where the data stopped. Returns the bytes sent: less
     /// than `len` only at end of file.
     ///
+    /// On the fallback driver the same chain runs link by link: file → pipe on a helper thread
+    /// (it may wait for the disk), pipe → socket on the shard with `SPLICE_F_NONBLOCK`,
+    /// waiting for writability on `EAGAIN`; still no copy through user space.
+    ///
     /// For an `O_DIRECT` file, `offset` must be 512-aligned on our disks; prefer a buffered fd.
     /// If the future is dropped midway, the pipe (which may hold data) is discarded.
     pub async fn splice_from(&self, file: &File, offset: u64, len: usize) -> io::Result<usize> {
@@ -402,20 +410,14 @@ impl TcpStream {
                 planned += chunk;
             }
             let mut chain = Vec::with_capacity(chunks.len() * 2);
-            for (i, &(at, chunk)) in chunks.iter().enumerate() {
-                let into_pipe = opcode::Splice::new(
-                    types::Fd(file_fd.as_raw_fd()),
-                    (offset + at as u64) as i64,
-                    types::Fd(pipe.write.as_raw_fd()),
-                    -1,
-                    chunk as u32,
-                )
-                .build()
-                .flags(squeue::Flags::IO_LINK);
-                let mut out_of_pipe = self.pipe_to_socket_entry(&pipe, chunk as u32);
-                if i + 1 < chunks.len() {
-                    out_of_pipe = out_of_pipe.flags(squeue::Flags::IO_LINK);
-                }
+            for &(at, chunk) in &chunks {
+                let into_pipe = IoOp::Splice {
+                    fd_in: file_fd.as_raw_fd(),
+                    off_in: (offset + at as u64) as i64,
+                    fd_out: pipe.write.as_raw_fd(),
+                    len: chunk as u32,
+                };
+                let out_of_pipe = self.pipe_to_socket(&pipe, chunk as u32);
                 chain.push((into_pipe, (pipe.clone(), file_fd.clone(), self.fd.clone())));
                 chain.push((
                     out_of_pipe,
@@ -465,8 +467,8 @@ impl TcpStream {
     /// Sends `left` bytes sitting in `pipe` to the socket.
     async fn drain_pipe(&self, pipe: &Rc<Pipe>, mut left: usize) -> io::Result<()> {
         while left > 0 {
-            let entry = self.pipe_to_socket_entry(pipe, left as u32);
-            let sent = match Op::submit(entry, (pipe.clone(), self.fd.clone()), None) {
+            let op = self.pipe_to_socket(pipe, left as u32);
+            let sent = match Op::submit(op, (pipe.clone(), self.fd.clone()), None) {
                 Ok(op) => op.await.0.result()?,
                 Err((e, _)) => return Err(e),
             };
@@ -478,15 +480,13 @@ impl TcpStream {
         Ok(())
     }
 
-    fn pipe_to_socket_entry(&self, pipe: &Pipe, len: u32) -> squeue::Entry {
-        opcode::Splice::new(
-            types::Fd(pipe.read.as_raw_fd()),
-            -1,
-            types::Fd(self.fd.as_raw_fd()),
-            -1,
+    fn pipe_to_socket(&self, pipe: &Pipe, len: u32) -> IoOp {
+        IoOp::Splice {
+            fd_in: pipe.read.as_raw_fd(),
+            off_in: -1,
+            fd_out: self.fd.as_raw_fd(),
             len,
-        )
-        .build()
+        }
     }
 }
 
@@ -505,16 +505,17 @@ impl AsRawFd for TcpListener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{RuntimeConfig, Shard, spawn_local};
+    use crate::runtime::tests::{config_on, on_both_drivers};
+    use crate::runtime::{DriverChoice, Shard, spawn_local};
     use std::io::Write;
 
     fn localhost() -> SocketAddr {
         "127.0.0.1:0".parse().expect("addr")
     }
 
-    #[test]
-    fn accept_connect_send_recv() {
-        let shard = Shard::new(&RuntimeConfig::for_tests()).expect("shard");
+    on_both_drivers! {
+    fn accept_connect_send_recv(cfg) {
+        let shard = Shard::new(&cfg).expect("shard");
         shard.block_on(async {
             let l = TcpListener::bind(localhost()).expect("bind");
             let addr = l.local_addr();
@@ -539,10 +540,11 @@ mod tests {
             c.shutdown(std::net::Shutdown::Both).expect("shutdown");
         });
     }
+    }
 
     #[test]
     fn send_zc_round_trip() {
-        let mut cfg = RuntimeConfig::for_tests();
+        let mut cfg = config_on(DriverChoice::IoUring);
         cfg.send_zc = true;
         let shard = Shard::new(&cfg).expect("shard");
         shard.block_on(async {
@@ -573,8 +575,29 @@ mod tests {
         });
     }
 
+    /// The fallback driver has no `SendZc`: `send_zc` says so, and `send` with
+    /// `config.send_zc` quietly uses a plain send.
     #[test]
-    fn splice_file_to_socket_with_short_tail() {
+    fn fallback_send_zc_is_unsupported_and_send_still_works() {
+        let mut cfg = config_on(DriverChoice::Fallback);
+        cfg.send_zc = true;
+        let shard = Shard::new(&cfg).expect("shard");
+        shard.block_on(async {
+            let l = TcpListener::bind(localhost()).expect("bind");
+            let c = TcpStream::connect(l.local_addr()).await.expect("connect");
+            let (s, _) = l.accept().await.expect("accept");
+            let (r, _) = c.send_zc(b"x".to_vec()).await;
+            assert_eq!(r.expect_err("no SendZc").kind(), io::ErrorKind::Unsupported);
+            let (r, _) = c.send(b"y".to_vec()).await;
+            assert_eq!(r.expect("plain send"), 1);
+            let (n, b) = s.recv(Vec::with_capacity(4)).await;
+            assert_eq!(n.expect("recv"), 1);
+            assert_eq!(&b[..], b"y");
+        });
+    }
+
+    on_both_drivers! {
+    fn splice_file_to_socket_with_short_tail(cfg) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s");
         // 2.5 pipes' worth plus an odd tail, so chunks are full, then short at EOF.
@@ -585,7 +608,7 @@ mod tests {
             .expect("create")
             .write_all(&data)
             .expect("write");
-        let shard = Shard::new(&RuntimeConfig::for_tests()).expect("shard");
+        let shard = Shard::new(&cfg).expect("shard");
         let expect = data.clone();
         shard.block_on(async move {
             let l = TcpListener::bind(localhost()).expect("bind");
@@ -614,5 +637,6 @@ mod tests {
             assert_eq!(&got[..sent], &expect[100..]);
             assert_eq!(&got[sent..], &expect[..10]);
         });
+    }
     }
 }

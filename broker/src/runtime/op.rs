@@ -1,8 +1,10 @@
-//! [`Op`]: one io_uring operation as a future that owns the operation's resources (buffers,
-//! fds, sockaddrs) until the kernel is done with them. Shard-local.
+//! [`Op`]: one operation ([`IoOp`]) as a future that owns the operation's resources (buffers,
+//! fds, sockaddrs) until the kernel is done with them, whichever driver runs it. Shard-local.
 //!
 //! The cancellation rule: dropping an `Op` before its completion moves its resources into the
-//! driver's slot and submits `AsyncCancel`; they are dropped only when the final CQE arrives.
+//! driver's slot and cancels what can be cancelled (`AsyncCancel` on io_uring; a waiting
+//! socket operation, a timer or a queued file job on the fallback driver); they are dropped
+//! only when the operation is over.
 
 use std::future::Future;
 use std::io;
@@ -10,10 +12,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use io_uring::squeue;
-
 use super::driver::Completion;
 use super::executor::{Core, core};
+use super::io_op::IoOp;
 use super::pool::LeaseTag;
 
 /// An in-flight operation whose resources are `T`.
@@ -27,14 +28,14 @@ pub(crate) struct Op<T: 'static> {
 impl<T> Unpin for Op<T> {}
 
 impl<T: 'static> Op<T> {
-    /// Queues `entry`, whose pointers must point into `data` (heap memory) or be 'static.
+    /// Queues `op`, whose pointers must point into `data` (heap memory) or be 'static.
     pub(crate) fn submit(
-        entry: squeue::Entry,
+        op: IoOp,
         data: T,
         tag: Option<LeaseTag>,
     ) -> Result<Op<T>, (io::Error, T)> {
         let core = core();
-        let pushed = core.driver.borrow_mut().push(entry, tag);
+        let pushed = core.driver.borrow_mut().push(op, tag);
         match pushed {
             Ok(idx) => Ok(Op {
                 core,
@@ -45,12 +46,13 @@ impl<T: 'static> Op<T> {
         }
     }
 
-    /// Queues entries as one chain (all but the last should carry `IO_LINK`), pushed with no
-    /// submit in between. Returns the operations in order.
-    pub(crate) fn submit_chain(ops: Vec<(squeue::Entry, T)>) -> io::Result<Vec<Op<T>>> {
+    /// Queues operations as one linked chain: each starts only once the previous one completed
+    /// in full; a failure or a short result completes the rest with `ECANCELED`. Returns the
+    /// operations in order.
+    pub(crate) fn submit_chain(ops: Vec<(IoOp, T)>) -> io::Result<Vec<Op<T>>> {
         let core = core();
-        let (entries, data): (Vec<_>, Vec<_>) = ops.into_iter().unzip();
-        let idxs = core.driver.borrow_mut().push_chain(entries)?;
+        let (ops, data): (Vec<_>, Vec<_>) = ops.into_iter().unzip();
+        let idxs = core.driver.borrow_mut().push_chain(&ops)?;
         Ok(idxs
             .into_iter()
             .zip(data)

@@ -49,7 +49,8 @@ impl RingFlavor {
     }
 }
 
-fn map_setup_error(e: io::Error, entries: u32) -> RuntimeError {
+/// Maps an `io_uring_setup` failure to the startup error that names its cause and fix.
+pub(crate) fn map_setup_error(e: io::Error, entries: u32) -> RuntimeError {
     match e.raw_os_error() {
         Some(libc::EPERM) => match sys::io_uring_disabled() {
             0 => RuntimeError::BlockedBySeccomp,

@@ -1,4 +1,4 @@
-//! Shards: [`Shard`] (one executor + ring on the current thread) and [`Runtime`] (N pinned
+//! Shards: [`Shard`] (one executor + driver on the current thread) and [`Runtime`] (N pinned
 //! shard threads, a bounded mailbox each, clean shutdown). [`ShardHandle`] is the `Send`
 //! handle other threads use to run work on a shard and read its [`ShardStats`].
 
@@ -10,7 +10,7 @@ use std::sync::{Arc, mpsc};
 use std::task::Poll;
 
 use super::channel::{Receiver, Sender, TrySendError, channel};
-use super::driver::Driver;
+use super::driver::{Driver, DriverChoice, DriverKind};
 use super::error::RuntimeError;
 use super::executor::{Core, Shared, core, spawn_local, stop_requested};
 use super::pool::{BufPool, registration_budget_bytes};
@@ -42,6 +42,13 @@ pub struct RuntimeConfig {
     pub mailbox_capacity: usize,
     /// Pin shard i to the i-th CPU of the affinity mask.
     pub pin_threads: bool,
+    /// Which driver the shards run on: io_uring, the fallback (epoll + file helper
+    /// threads), or `Auto` (io_uring when available, else the fallback with one warning).
+    pub driver: DriverChoice,
+    /// Test seam: make the io_uring setup fail with this errno (e.g. `libc::EPERM`, as
+    /// Docker's seccomp profile does), to exercise `Auto` and the startup errors.
+    #[doc(hidden)]
+    pub simulate_ring_setup_errno: Option<i32>,
 }
 
 impl Default for RuntimeConfig {
@@ -56,13 +63,22 @@ impl Default for RuntimeConfig {
             send_zc: false,
             mailbox_capacity: 1024,
             pin_threads: true,
+            driver: DriverChoice::Auto,
+            simulate_ring_setup_errno: None,
         }
     }
 }
 
 impl RuntimeConfig {
-    /// A small configuration for tests: 1 shard, 256 entries, 8 × 64 KiB buffers, poisoned.
+    /// A small configuration for tests: 1 shard, 256 entries, 8 × 64 KiB buffers, poisoned,
+    /// on io_uring, or on the driver named by the environment variable
+    /// [`TEST_DRIVER_ENV`] (`auto`, `io_uring` or `fallback`), so that a whole test suite can
+    /// be run on the fallback driver: `RINGMQ_TEST_DRIVER=fallback cargo nextest run`.
     pub fn for_tests() -> Self {
+        let driver = std::env::var(TEST_DRIVER_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DriverChoice::IoUring);
         RuntimeConfig {
             shards: Some(1),
             ring_entries: 256,
@@ -70,10 +86,16 @@ impl RuntimeConfig {
             pool_buf_bytes: 64 << 10,
             poison_buffers: true,
             pin_threads: false,
+            driver,
             ..RuntimeConfig::default()
         }
     }
 }
+
+/// Environment variable read by [`RuntimeConfig::for_tests`]: the driver test shards use.
+pub const TEST_DRIVER_ENV: &str = "RINGMQ_TEST_DRIVER";
+
+impl RuntimeConfig {}
 
 /// A snapshot of one shard's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -96,8 +118,11 @@ pub struct ShardStats {
     pub tasks_live: u64,
     /// Pool buffers registered with the ring (0 = the plain Read/Write fallback).
     pub fixed_buffers_registered: u64,
-    /// Operations on pool buffers that used plain Read/Write because they are unregistered.
+    /// Operations on pool buffers that used plain Read/Write because they are unregistered
+    /// (io_uring only: the fallback driver registers nothing and does not count them).
     pub fixed_fallback_ops: u64,
+    /// The driver the shard runs on.
+    pub driver: DriverKind,
 }
 
 fn snapshot(shared: &Shared, registered: u64) -> ShardStats {
@@ -114,6 +139,7 @@ fn snapshot(shared: &Shared, registered: u64) -> ShardStats {
         tasks_live: get(&s.tasks_live),
         fixed_buffers_registered: registered,
         fixed_fallback_ops: get(&s.fixed_fallback_ops),
+        driver: DriverKind::from_code(get(&s.driver)),
     }
 }
 
@@ -132,7 +158,8 @@ impl std::fmt::Debug for Shard {
 }
 
 impl Shard {
-    /// A standalone shard (index 0 of 1) on this thread: ring, startup checks, buffer pool.
+    /// A standalone shard (index 0 of 1) on this thread: driver (ring and startup checks, or
+    /// the fallback), buffer pool.
     pub fn new(config: &RuntimeConfig) -> Result<Shard, RuntimeError> {
         Self::with_shared(config, Shared::new(0)?, 1)
     }
@@ -147,22 +174,27 @@ impl Shard {
                 "ring_entries must be > 0 and pool_buffers <= 65535".into(),
             ));
         }
-        let driver = Driver::new(config.ring_entries, shared.clone())?;
+        let driver = Driver::new(
+            config.driver,
+            config.ring_entries,
+            shared.clone(),
+            config.simulate_ring_setup_errno,
+        )?;
         let pool = BufPool::new(
             config.pool_buffers,
             config.pool_buf_bytes,
             config.poison_buffers,
         );
-        let registered = if config.register_buffers {
-            register_pool(&driver, &pool, shards)
-        } else {
-            0
+        let registered = match driver.uring() {
+            Some(uring) if config.register_buffers => register_pool(uring, &pool, shards),
+            _ => 0,
         };
         pool.set_registered(registered);
         tracing::info!(
             target: "ringmq::runtime",
             shard = shared.shard,
-            ring = driver.flavor().name(),
+            driver = driver.kind().name(),
+            ring = driver.flavor().map_or("none", |f| f.name()),
             registered_buffers = registered,
             pool_buffers = config.pool_buffers,
             "shard ready"
@@ -179,9 +211,14 @@ impl Shard {
         self.core.block_on(future)
     }
 
-    /// Which setup flags the ring got.
-    pub fn ring_flavor(&self) -> super::RingFlavor {
+    /// Which setup flags the ring got; `None` on the fallback driver.
+    pub fn ring_flavor(&self) -> Option<super::RingFlavor> {
         self.core.driver.borrow().flavor()
+    }
+
+    /// The driver this shard runs on.
+    pub fn driver(&self) -> DriverKind {
+        self.core.driver.borrow().kind()
     }
 
     /// This shard's counters.
@@ -198,7 +235,7 @@ impl Drop for Shard {
 
 /// Registers as many pool buffers as the memlock budget allows; `ENOMEM` (or any failure)
 /// means none, logged once.
-fn register_pool(driver: &Driver, pool: &BufPool, shards: usize) -> usize {
+fn register_pool(driver: &super::uring::UringDriver, pool: &BufPool, shards: usize) -> usize {
     let cap = sys::has_cap_ipc_lock();
     let limit = sys::memlock_soft_limit_bytes().unwrap_or(Some(0));
     let budget = registration_budget_bytes(cap, limit, shards);
@@ -460,6 +497,15 @@ impl Runtime {
         &self.handles
     }
 
+    /// The driver the shards run on (shard 0's; every shard makes the same choice on one
+    /// host).
+    pub fn driver(&self) -> DriverKind {
+        self.handles
+            .first()
+            .map(|h| h.stats().driver)
+            .unwrap_or_default()
+    }
+
     /// Counters of every shard.
     pub fn stats(&self) -> Vec<ShardStats> {
         self.handles.iter().map(ShardHandle::stats).collect()
@@ -576,6 +622,11 @@ pub fn current_shard() -> usize {
 /// The number of shards of the runtime the current thread belongs to.
 pub fn shard_count() -> usize {
     core().shards
+}
+
+/// The driver of the shard running on this thread; `None` off a shard thread.
+pub fn current_driver() -> Option<DriverKind> {
+    super::executor::try_core().map(|c| c.driver.borrow().kind())
 }
 
 /// The current shard's counters. Panics off a shard thread.

@@ -1,5 +1,8 @@
 //! Cross-module tests of the runtime: executor basics, cancellation safety, shutdown with
-//! operations in flight, multi-shard messaging.
+//! operations in flight, multi-shard messaging, driver selection.
+//!
+//! Tests written with [`on_both_drivers!`] run once on io_uring and once on the fallback
+//! driver (`<name>::io_uring`, `<name>::fallback`), from the same body.
 
 use std::cell::Cell;
 use std::io::Write;
@@ -18,8 +21,51 @@ fn localhost() -> SocketAddr {
     "127.0.0.1:0".parse().expect("addr")
 }
 
+/// The test configuration ([`RuntimeConfig::for_tests`]) on `driver`.
+pub(crate) fn config_on(driver: DriverChoice) -> RuntimeConfig {
+    RuntimeConfig {
+        driver,
+        ..RuntimeConfig::for_tests()
+    }
+}
+
+/// Defines a test whose body runs on each driver: `fn name(cfg) { .. }` becomes the tests
+/// `name::io_uring` and `name::fallback`, each passing its [`config_on`] as `cfg`.
+macro_rules! on_both_drivers {
+    ($(#[$meta:meta])* fn $name:ident($cfg:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($cfg: $crate::runtime::RuntimeConfig) $body
+
+            #[test]
+            fn io_uring() {
+                run($crate::runtime::tests::config_on($crate::runtime::DriverChoice::IoUring))
+            }
+
+            #[test]
+            fn fallback() {
+                run($crate::runtime::tests::config_on($crate::runtime::DriverChoice::Fallback))
+            }
+        }
+    };
+}
+pub(crate) use on_both_drivers;
+
+fn shard_on(cfg: &RuntimeConfig) -> Shard {
+    let shard = Shard::new(cfg).expect("shard");
+    let expect = match cfg.driver {
+        DriverChoice::Fallback => DriverKind::Fallback,
+        _ => DriverKind::IoUring,
+    };
+    assert_eq!(shard.driver(), expect);
+    shard
+}
+
 fn shard() -> Shard {
-    Shard::new(&RuntimeConfig::for_tests()).expect("shard")
+    shard_on(&config_on(DriverChoice::IoUring))
 }
 
 /// When the storm drops an operation's future.
@@ -69,9 +115,9 @@ impl Rng {
     }
 }
 
-#[test]
-fn spawn_join_yield_sleep_timeout() {
-    shard().block_on(async {
+on_both_drivers! {
+fn spawn_join_yield_sleep_timeout(cfg) {
+    shard_on(&cfg).block_on(async {
         let counter = Rc::new(Cell::new(0));
         let mut handles = Vec::new();
         for i in 0..50u64 {
@@ -94,10 +140,11 @@ fn spawn_join_yield_sleep_timeout() {
         assert_eq!(slow, Err(Elapsed));
     });
 }
+}
 
-#[test]
-fn nested_spawn_and_wake_from_other_thread() {
-    shard().block_on(async {
+on_both_drivers! {
+fn nested_spawn_and_wake_from_other_thread(cfg) {
+    shard_on(&cfg).block_on(async {
         let (tx, rx) = channel::<u32>(4);
         let t = std::thread::spawn(move || {
             for i in 0..100 {
@@ -123,12 +170,14 @@ fn nested_spawn_and_wake_from_other_thread() {
         t.join().expect("sender thread");
     });
 }
+}
 
+on_both_drivers! {
 /// Drops hundreds of in-flight reads, recvs and splices at random points, then proves no
 /// pool buffer was touched after release: the pool poisons returned buffers and checks the
-/// poison before reuse, and the driver checks each pool buffer's generation on every CQE.
-#[test]
-fn cancellation_storm_never_touches_released_buffers() {
+/// poison before reuse, and the driver checks each pool buffer's generation on every CQE
+/// (on the fallback driver: each helper result).
+fn cancellation_storm_never_touches_released_buffers(cfg) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("storm");
     let data: Vec<u8> = (0..(4 << 20)).map(|i: u32| (i % 253) as u8).collect();
@@ -136,10 +185,10 @@ fn cancellation_storm_never_touches_released_buffers() {
         .expect("create")
         .write_all(&data)
         .expect("fill");
-    let mut cfg = RuntimeConfig::for_tests();
+    let mut cfg = cfg;
     cfg.pool_buffers = 32;
     cfg.pool_buf_bytes = 16 << 10;
-    let shard = Shard::new(&cfg).expect("shard");
+    let shard = shard_on(&cfg);
     shard.block_on(async move {
         let pool = buf_pool();
         let file = Rc::new(File::open(&path).expect("open"));
@@ -266,11 +315,12 @@ fn cancellation_storm_never_touches_released_buffers() {
     let s = shard.stats();
     assert!(s.ops_completed > 0);
 }
+}
 
+on_both_drivers! {
 /// Dropping a shard with operations in flight cancels them and waits for every CQE.
-#[test]
-fn shard_drop_drains_in_flight_operations() {
-    let shard = shard();
+fn shard_drop_drains_in_flight_operations(cfg) {
+    let shard = shard_on(&cfg);
     let listener = shard.block_on(async {
         let l = TcpListener::bind(localhost()).expect("bind");
         let c = TcpStream::connect(l.local_addr()).await.expect("connect");
@@ -305,13 +355,15 @@ fn shard_drop_drains_in_flight_operations() {
     drop(shard);
     drop(listener);
 }
+}
 
-#[test]
-fn runtime_runs_shards_messages_and_shuts_down_with_ops_in_flight() {
+on_both_drivers! {
+fn runtime_runs_shards_messages_and_shuts_down_with_ops_in_flight(cfg) {
     let cpus = super::sys::affinity_cpus().expect("affinity").len();
     let n = cpus.min(2);
-    let mut cfg = RuntimeConfig::for_tests();
+    let mut cfg = cfg;
     cfg.shards = Some(n);
+    let driver = cfg.driver;
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, usize)>();
     let done_tx = std::sync::Mutex::new(done_tx);
     let rt = Runtime::start(&cfg, move |ctx: ShardContext| {
@@ -348,6 +400,11 @@ fn runtime_runs_shards_messages_and_shuts_down_with_ops_in_flight() {
     }
     let handles: Vec<ShardHandle> = rt.shards().to_vec();
     assert!(rt.stats().iter().all(|s| s.ops_in_flight >= 2));
+    let expect = match driver {
+        DriverChoice::Fallback => DriverKind::Fallback,
+        _ => DriverKind::IoUring,
+    };
+    assert!(rt.stats().iter().all(|s| s.driver == expect));
     rt.shutdown().expect("clean shutdown");
     for h in handles {
         let s = h.stats();
@@ -358,6 +415,7 @@ fn runtime_runs_shards_messages_and_shuts_down_with_ops_in_flight() {
             Err(RunError::Gone(h.id()))
         );
     }
+}
 }
 
 #[test]
@@ -375,7 +433,7 @@ fn tiny_ring_absorbs_sq_full_and_cq_overflow() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tiny");
     std::fs::write(&path, vec![3u8; 1 << 16]).expect("fill");
-    let mut cfg = RuntimeConfig::for_tests();
+    let mut cfg = config_on(DriverChoice::IoUring);
     cfg.ring_entries = 4;
     let shard = Shard::new(&cfg).expect("shard");
     shard.block_on(async move {
@@ -435,11 +493,11 @@ fn open_fds() -> usize {
         .count()
 }
 
+on_both_drivers! {
 /// An accept whose future is dropped right after submission, with a connection already
 /// waiting: the kernel may still complete it, and the new fd must be closed, not leaked.
-#[test]
-fn dropped_accept_does_not_leak_the_accepted_fd() {
-    shard().block_on(async {
+fn dropped_accept_does_not_leak_the_accepted_fd(cfg) {
+    shard_on(&cfg).block_on(async {
         let l = TcpListener::bind(localhost()).expect("bind");
         let mut clients = Vec::new();
         for _ in 0..50 {
@@ -464,17 +522,18 @@ fn dropped_accept_does_not_leak_the_accepted_fd() {
         drop(clients);
     });
 }
+}
 
 #[test]
 fn ring_flavor_is_reported_and_oversized_rings_are_refused() {
     let shard = shard();
     // 6.1+ kernels accept SINGLE_ISSUER | DEFER_TASKRUN; older ones fall back.
-    let flavor = shard.ring_flavor();
+    let flavor = shard.ring_flavor().expect("an io_uring shard has a ring");
     assert!(!flavor.name().is_empty());
     drop(shard);
     // Every flavor fails with EINVAL for an impossible size: the fallback chain ends in a
     // typed error, not a panic.
-    let mut cfg = RuntimeConfig::for_tests();
+    let mut cfg = config_on(DriverChoice::IoUring);
     cfg.ring_entries = 1 << 30;
     let err = Shard::new(&cfg).expect_err("no kernel takes 2^30 entries");
     assert!(matches!(err, RuntimeError::Io { .. }), "{err}");
@@ -496,7 +555,7 @@ fn memlock_budget_without_cap_ipc_lock() {
     let t = std::thread::spawn(move || {
         super::sys::drop_cap_ipc_lock_for_this_thread().expect("capset");
         assert!(!super::sys::has_cap_ipc_lock());
-        let mut cfg = RuntimeConfig::for_tests();
+        let mut cfg = config_on(DriverChoice::IoUring);
         cfg.pool_buffers = 16;
         cfg.pool_buf_bytes = 1 << 20;
         cfg.poison_buffers = false;
@@ -535,4 +594,135 @@ fn memlock_budget_without_cap_ipc_lock() {
         assert!(shard.stats().fixed_fallback_ops >= 16 - registered);
     });
     t.join().expect("budget thread");
+}
+
+/// `Auto` with io_uring refused (the test seam makes ring setup fail with `EPERM`, as
+/// Docker's default seccomp profile does): the shard runs on the fallback driver, and files,
+/// sockets and timers work there. `IoUring` with the same refusal fails with the error that
+/// names the cause and the fix.
+#[test]
+fn auto_runs_on_the_fallback_when_ring_setup_is_refused() {
+    let mut cfg = config_on(DriverChoice::Auto);
+    cfg.simulate_ring_setup_errno = Some(libc::EPERM);
+    let shard = Shard::new(&cfg).expect("auto starts without io_uring");
+    assert_eq!(shard.driver(), DriverKind::Fallback);
+    assert_eq!(shard.stats().driver, DriverKind::Fallback);
+    assert!(shard.ring_flavor().is_none());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("auto");
+    shard.block_on(async move {
+        assert_eq!(current_driver(), Some(DriverKind::Fallback));
+        let mut o = std::fs::OpenOptions::new();
+        o.read(true).write(true).create(true).truncate(true);
+        let f = File::open_with(&path, &o).expect("open");
+        let (r, _) = f.write_all_and_sync_data_at(b"fallback".to_vec(), 0).await;
+        r.expect("write + fdatasync");
+        let (r, b) = f.read_at(Vec::with_capacity(16), 0).await;
+        assert_eq!(r.expect("read"), 8);
+        assert_eq!(&b[..], b"fallback");
+        let l = TcpListener::bind(localhost()).expect("bind");
+        let c = TcpStream::connect(l.local_addr()).await.expect("connect");
+        let (s, _) = l.accept().await.expect("accept");
+        let (r, _) = c.send_all(b"ping".to_vec()).await;
+        r.expect("send");
+        let (n, b) = timeout(HANG, s.recv(Vec::with_capacity(8)))
+            .await
+            .expect("recv in time");
+        assert_eq!(n.expect("recv"), 4);
+        assert_eq!(&b[..], b"ping");
+        sleep(Duration::from_millis(2)).await;
+    });
+    assert_eq!(current_driver(), None, "off a shard there is no driver");
+
+    let mut strict = config_on(DriverChoice::IoUring);
+    strict.simulate_ring_setup_errno = Some(libc::EPERM);
+    let err = Shard::new(&strict).expect_err("io_uring only: must refuse");
+    assert!(err.io_uring_unavailable(), "{err}");
+    assert!(err.fallback_applies());
+    strict.simulate_ring_setup_errno = Some(libc::ENOSYS);
+    let err = Shard::new(&strict).expect_err("io_uring only: must refuse");
+    assert!(matches!(err, RuntimeError::NotSupported), "{err}");
+    // A refusal that is not about io_uring's availability is not papered over by `auto`.
+    cfg.simulate_ring_setup_errno = Some(libc::EBADF);
+    let err = Shard::new(&cfg).expect_err("not an availability problem");
+    assert!(!err.fallback_applies(), "{err}");
+}
+
+#[test]
+fn driver_choice_parses_the_config_spellings() {
+    for (text, choice) in [
+        ("auto", DriverChoice::Auto),
+        ("io_uring", DriverChoice::IoUring),
+        ("fallback", DriverChoice::Fallback),
+    ] {
+        assert_eq!(text.parse::<DriverChoice>(), Ok(choice));
+        assert_eq!(choice.name(), text);
+    }
+    let err = "kqueue".parse::<DriverChoice>().expect_err("unknown");
+    assert!(err.contains("auto, io_uring or fallback"), "{err}");
+}
+
+on_both_drivers! {
+/// A send far larger than the socket buffers, against a slow reader: the sender sees short
+/// sends and `EAGAIN` (fallback) or kernel-side retries (io_uring); every byte arrives once,
+/// in order, followed by what the same writer sends next.
+fn large_sends_survive_backpressure_in_order(cfg) {
+    shard_on(&cfg).block_on(async {
+        let l = TcpListener::bind(localhost()).expect("bind");
+        let c = Rc::new(TcpStream::connect(l.local_addr()).await.expect("connect"));
+        let (s, _) = l.accept().await.expect("accept");
+        let big: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 251) as u8).collect();
+        let expect_len = big.len() + 3;
+        let writer = {
+            let c = c.clone();
+            spawn_local(async move {
+                let (r, _) = c.send_all(big).await;
+                r.expect("send_all 4 MiB");
+                let (r, _) = c.send_all(b"END".to_vec()).await;
+                r.expect("send_all tail");
+            })
+        };
+        let mut got = Vec::with_capacity(expect_len);
+        let mut reads = 0u32;
+        while got.len() < expect_len {
+            let (n, b) = timeout(HANG, s.recv(Vec::with_capacity(8 << 10)))
+                .await
+                .expect("recv in time");
+            assert!(n.expect("recv") > 0, "peer closed early");
+            got.extend_from_slice(&b);
+            reads += 1;
+            if reads.is_multiple_of(64) {
+                // A slow reader: let the sender's socket buffer fill.
+                sleep(Duration::from_millis(1)).await;
+            }
+        }
+        timeout(HANG, writer).await.expect("writer done");
+        assert_eq!(got.len(), expect_len);
+        assert!(
+            got[..4 << 20]
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (i % 251) as u8),
+            "bytes reordered or corrupted"
+        );
+        assert_eq!(&got[4 << 20..], b"END");
+    });
+}
+}
+
+on_both_drivers! {
+/// A connect to a port nobody listens on fails with `ECONNREFUSED`, not a hang or a success.
+fn connect_to_a_closed_port_is_refused(cfg) {
+    let closed = {
+        let l = std::net::TcpListener::bind(localhost()).expect("bind");
+        l.local_addr().expect("addr")
+    };
+    shard_on(&cfg).block_on(async move {
+        let err = timeout(HANG, TcpStream::connect(closed))
+            .await
+            .expect("connect finishes")
+            .expect_err("nobody listens");
+        assert_eq!(err.raw_os_error(), Some(libc::ECONNREFUSED), "{err}");
+    });
+}
 }

@@ -1,4 +1,5 @@
-//! Timers on the shard's ring: [`sleep`] (an io_uring `Timeout`) and [`timeout`]. Shard-local.
+//! Timers on the shard's driver: [`sleep`] (an io_uring `Timeout`, or a deadline in the
+//! fallback driver's timer heap) and [`timeout`]. Shard-local.
 
 use std::fmt;
 use std::future::Future;
@@ -6,14 +7,19 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
-use io_uring::{opcode, types};
+use io_uring::types;
 
+use super::io_op::IoOp;
 use super::op::Op;
 
-/// Waits for `duration` (a `Timeout` operation on the ring; cancelled if dropped).
+/// Waits for `duration` (a `Timeout` operation on the ring, or the fallback driver's timer
+/// heap; cancelled if dropped).
 pub async fn sleep(duration: Duration) {
     let ts = Box::new(types::Timespec::from(duration));
-    let entry = opcode::Timeout::new(&*ts as *const types::Timespec).build();
+    let entry = IoOp::Timeout {
+        ts: &*ts as *const types::Timespec,
+        duration,
+    };
     // The timespec is read when the kernel takes the SQE; it lives in the op's data until the
     // CQE anyway. A failed submit (broken ring) returns at once rather than hang.
     if let Ok(op) = Op::submit(entry, ts, None) {

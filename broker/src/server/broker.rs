@@ -104,6 +104,7 @@ impl Broker {
         let shards = config.resolved_shards()?;
         let runtime_config = RuntimeConfig {
             shards: Some(shards),
+            driver: config.runtime.driver,
             ..RuntimeConfig::default()
         };
         let config = Arc::new(config);
@@ -156,6 +157,12 @@ impl Broker {
             return Err(BrokerError::Shard { shard, reason });
         };
         Ok(Broker { addrs, ..broker })
+    }
+
+    /// The I/O driver the shards run on (io_uring, or the fallback where io_uring is
+    /// unavailable and `runtime.driver` allows it).
+    pub fn runtime_driver(&self) -> crate::runtime::DriverKind {
+        self.runtime.driver()
     }
 
     /// The address each shard serves clients on (as published), indexed by shard; with

@@ -67,6 +67,9 @@ pub fn runtime_info<S: ShardStore>(
         "flushMode",
         format!("{:?}", state.config.store.flush_mode).to_lowercase(),
     );
+    if let Some(driver) = crate::runtime::current_driver() {
+        put("runtimeDriver", driver.name().to_owned());
+    }
     for (key, value) in crate::features::schedule::runtime_info(state) {
         put(&key, value);
     }
