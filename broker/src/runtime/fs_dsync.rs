@@ -8,10 +8,9 @@
 use std::io;
 use std::os::fd::AsRawFd;
 
-use io_uring::{opcode, types};
-
 use super::buf::IoBuf;
 use super::fs::{File, clamp_len};
+use super::io_op::IoOp;
 use super::op::Op;
 
 impl File {
@@ -43,22 +42,16 @@ impl File {
         len: usize,
         pos: u64,
     ) -> (io::Result<usize>, B) {
-        let fd = types::Fd(self.as_raw_fd());
-        // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
-        let ptr = unsafe { buf.stable_ptr().add(start) };
-        let len = clamp_len(len);
-        let entry = match buf.fixed_index() {
-            Some(i) => opcode::WriteFixed::new(fd, ptr, len, i)
-                .offset(pos)
-                .rw_flags(libc::RWF_DSYNC)
-                .build(),
-            None => opcode::Write::new(fd, ptr, len)
-                .offset(pos)
-                .rw_flags(libc::RWF_DSYNC)
-                .build(),
+        let op = IoOp::WriteDsync {
+            fd: self.as_raw_fd(),
+            // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
+            buf: unsafe { buf.stable_ptr().add(start) },
+            len: clamp_len(len),
+            offset: pos,
+            fixed: buf.fixed_index(),
         };
         let tag = buf.lease_tag();
-        match Op::submit(entry, (buf, self.shared_fd().clone()), tag) {
+        match Op::submit(op, (buf, self.shared_fd().clone()), tag) {
             Ok(op) => {
                 let (c, (buf, _fd)) = op.await;
                 (c.result().map(|n| n as usize), buf)

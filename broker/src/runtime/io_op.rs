@@ -34,6 +34,15 @@ pub(crate) enum IoOp {
     },
     /// `fsync` (or `fdatasync` when `datasync`).
     Fsync { fd: RawFd, datasync: bool },
+    /// `pwritev2(RWF_DSYNC)`: `len` bytes of `buf` at `offset`, durable on completion;
+    /// `fixed` = registered buffer index.
+    WriteDsync {
+        fd: RawFd,
+        buf: *const u8,
+        len: u32,
+        offset: u64,
+        fixed: Option<u16>,
+    },
     /// `openat(AT_FDCWD, path, flags, mode)`; the result is the new fd.
     OpenAt {
         path: *const libc::c_char,
@@ -125,6 +134,22 @@ impl IoOp {
                     .offset(offset)
                     .build(),
             },
+            IoOp::WriteDsync {
+                fd,
+                buf,
+                len,
+                offset,
+                fixed,
+            } => match fixed {
+                Some(i) => opcode::WriteFixed::new(types::Fd(fd), buf, len, i)
+                    .offset(offset)
+                    .rw_flags(libc::RWF_DSYNC)
+                    .build(),
+                None => opcode::Write::new(types::Fd(fd), buf, len)
+                    .offset(offset)
+                    .rw_flags(libc::RWF_DSYNC)
+                    .build(),
+            },
             IoOp::Fsync { fd, datasync } => opcode::Fsync::new(types::Fd(fd))
                 .flags(if datasync {
                     types::FsyncFlags::DATASYNC
@@ -203,6 +228,7 @@ impl IoOp {
         match *self {
             IoOp::Read { len, .. }
             | IoOp::Write { len, .. }
+            | IoOp::WriteDsync { len, .. }
             | IoOp::Recv { len, .. }
             | IoOp::Send { len, .. }
             | IoOp::Splice { len, .. } => Some(len),
@@ -217,6 +243,7 @@ impl IoOp {
             *self,
             IoOp::Read { .. }
                 | IoOp::Write { .. }
+                | IoOp::WriteDsync { .. }
                 | IoOp::Fsync { .. }
                 | IoOp::Fallocate { .. }
                 | IoOp::OpenAt { .. }

@@ -546,6 +546,7 @@ fn wait_fd(op: &IoOp) -> RawFd {
         IoOp::Splice { fd_out, .. } => fd_out,
         IoOp::Read { fd, .. }
         | IoOp::Write { fd, .. }
+        | IoOp::WriteDsync { fd, .. }
         | IoOp::Fsync { fd, .. }
         | IoOp::Fallocate { fd, .. } => fd,
         IoOp::OpenAt { .. } | IoOp::RenameAt { .. } | IoOp::Timeout { .. } => -1,

@@ -144,6 +144,7 @@ pub(crate) unsafe fn attempt(op: &IoOp) -> Attempt {
         }
         IoOp::Read { .. }
         | IoOp::Write { .. }
+        | IoOp::WriteDsync { .. }
         | IoOp::Fsync { .. }
         | IoOp::Fallocate { .. }
         | IoOp::OpenAt { .. }
@@ -180,6 +181,21 @@ pub(crate) unsafe fn run_blocking(op: &IoOp) -> i32 {
         } => {
             // SAFETY: `buf` points to `len` readable bytes owned by the operation.
             retry_eintr(|| unsafe { libc::pwrite(fd, buf.cast(), len as usize, offset as i64) })
+        }
+        IoOp::WriteDsync {
+            fd,
+            buf,
+            len,
+            offset,
+            ..
+        } => {
+            let iov = libc::iovec {
+                iov_base: buf as *mut libc::c_void,
+                iov_len: len as usize,
+            };
+            // SAFETY: `buf` points to `len` readable bytes owned by the operation; `iov`
+            // lives across the call.
+            retry_eintr(|| unsafe { libc::pwritev2(fd, &iov, 1, offset as i64, libc::RWF_DSYNC) })
         }
         IoOp::Fsync { fd, datasync } => retry_eintr(|| {
             // SAFETY: plain syscall on a descriptor the operation holds open.
