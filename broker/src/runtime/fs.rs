@@ -81,26 +81,27 @@ impl File {
     /// pool buffers, plain `Write` otherwise.
     pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> (io::Result<usize>, B) {
         let len = buf.bytes_init();
-        self.write_range(buf, 0, len, pos).await
+        self.write_range(buf, 0, len, pos, false).await
     }
 
     /// Writes all of `buf` at `pos`, continuing short writes.
     pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> (io::Result<()>, B) {
         let total = buf.bytes_init();
-        self.write_rest(buf, 0, total, pos).await
+        self.write_rest(buf, 0, total, pos, false).await
     }
 
     /// Writes `buf[done..total]` at `pos + done`, continuing short writes.
-    async fn write_rest<B: IoBuf>(
+    pub(super) async fn write_rest<B: IoBuf>(
         &self,
         mut buf: B,
         mut done: usize,
         total: usize,
         pos: u64,
+        dsync: bool,
     ) -> (io::Result<()>, B) {
         while done < total {
             let (res, b) = self
-                .write_range(buf, done, total - done, pos + done as u64)
+                .write_range(buf, done, total - done, pos + done as u64, dsync)
                 .await;
             buf = b;
             match res {
@@ -113,24 +114,40 @@ impl File {
         (Ok(()), buf)
     }
 
+    /// One write of `buf[start..start + len]` at `pos`; with `dsync`, `RWF_DSYNC` (durable on
+    /// completion).
     async fn write_range<B: IoBuf>(
         &self,
         buf: B,
         start: usize,
         len: usize,
         pos: u64,
+        dsync: bool,
     ) -> (io::Result<usize>, B) {
         let fixed = buf.fixed_index();
-        if fixed.is_none() {
-            note_fixed_fallback(&buf);
-        }
-        let op = IoOp::Write {
-            fd: self.fd.as_raw_fd(),
-            // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
-            buf: unsafe { buf.stable_ptr().add(start) },
-            len: clamp_len(len),
-            offset: pos,
-            fixed,
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
+        let ptr = unsafe { buf.stable_ptr().add(start) };
+        let len = clamp_len(len);
+        let op = if dsync {
+            IoOp::WriteDsync {
+                fd,
+                buf: ptr,
+                len,
+                offset: pos,
+                fixed,
+            }
+        } else {
+            if fixed.is_none() {
+                note_fixed_fallback(&buf);
+            }
+            IoOp::Write {
+                fd,
+                buf: ptr,
+                len,
+                offset: pos,
+                fixed,
+            }
         };
         let tag = buf.lease_tag();
         match Op::submit(op, (buf, self.fd.clone()), tag) {
@@ -216,7 +233,7 @@ impl File {
             Ok(0) => (Err(io::ErrorKind::WriteZero.into()), buf),
             Ok(n) => {
                 // Short write: the sync was cancelled with the chain.
-                let (res, buf) = self.write_rest(buf, n as usize, total, pos).await;
+                let (res, buf) = self.write_rest(buf, n as usize, total, pos, false).await;
                 if let Err(e) = res {
                     return (Err(e), buf);
                 }

@@ -6,58 +6,17 @@
 //! to an io-wq worker. Shard-local (`!Send`).
 
 use std::io;
-use std::os::fd::AsRawFd;
 
 use super::buf::IoBuf;
-use super::fs::{File, clamp_len};
-use super::io_op::IoOp;
-use super::op::Op;
+use super::fs::File;
 
 impl File {
     /// Writes all of `buf` at `pos` with `RWF_DSYNC`: when it completes, the bytes written
     /// (and the metadata needed to read them back) are durable. A short write is continued
     /// with `RWF_DSYNC` too. Uses `WriteFixed` for registered buffers.
-    pub async fn write_all_dsync_at<B: IoBuf>(&self, mut buf: B, pos: u64) -> (io::Result<()>, B) {
+    pub async fn write_all_dsync_at<B: IoBuf>(&self, buf: B, pos: u64) -> (io::Result<()>, B) {
         let total = buf.bytes_init();
-        let mut done = 0;
-        while done < total {
-            let (res, b) = self
-                .write_dsync_range(buf, done, total - done, pos + done as u64)
-                .await;
-            buf = b;
-            match res {
-                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
-    }
-
-    async fn write_dsync_range<B: IoBuf>(
-        &self,
-        buf: B,
-        start: usize,
-        len: usize,
-        pos: u64,
-    ) -> (io::Result<usize>, B) {
-        let op = IoOp::WriteDsync {
-            fd: self.as_raw_fd(),
-            // SAFETY: start + len <= bytes_init, inside the buffer's allocation.
-            buf: unsafe { buf.stable_ptr().add(start) },
-            len: clamp_len(len),
-            offset: pos,
-            fixed: buf.fixed_index(),
-        };
-        let tag = buf.lease_tag();
-        match Op::submit(op, (buf, self.shared_fd().clone()), tag) {
-            Ok(op) => {
-                let (c, (buf, _fd)) = op.await;
-                (c.result().map(|n| n as usize), buf)
-            }
-            Err((e, (buf, _))) => (Err(e), buf),
-        }
+        self.write_rest(buf, 0, total, pos, true).await
     }
 }
 
